@@ -1,0 +1,12 @@
+"""Cross-cutting tricks as Lightning callbacks; each works with any module that exposes what it needs."""
+
+from callbacks.learning_rate import LearningRateMonitorIfLogged, StopBelowLearningRate
+from callbacks.predictions import PredictionCSVWriter
+from callbacks.visualization import TensorBoardPictures
+
+__all__ = [
+    "LearningRateMonitorIfLogged",
+    "PredictionCSVWriter",
+    "StopBelowLearningRate",
+    "TensorBoardPictures",
+]

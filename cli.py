@@ -1,0 +1,158 @@
+"""Command line of robust-vision-lab: ``python cli.py {fit,validate,test,predict} --config configs/<method>.yaml``.
+
+A LightningCLI in subclass mode (any LightningModule / LightningDataModule named by ``class_path``), parsing
+YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run here needs:
+
+* runs are written to ``<runs_dir>/<run_name>/version_<n>/`` (TensorBoard events, config, checkpoints,
+  result tables, predictions); ``run_name`` defaults to the first config file's name;
+* ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
+  inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
+* default callbacks: ModelCheckpoint(save_last=True) under ``checkpoint:``, a learning-rate monitor, TensorBoard
+  pictures, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
+* errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
+  (``RVL_TRACEBACK=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from callbacks import LearningRateMonitorIfLogged, PredictionCSVWriter, TensorBoardPictures
+
+DEFAULT_SEED = 42
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, TypeError)
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """``--ckpt_path`` names no checkpoint."""
+
+
+class SaveConfigPerStage(SaveConfigCallback):
+    """Save the resolved config as ``config.yaml`` for ``fit`` and ``<stage>_config.yaml`` otherwise.
+
+    ``test --ckpt_path last`` runs in the training run's folder; it must not overwrite the training config.
+    """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        stage = str(getattr(stage, "value", stage))
+        if stage != "fit":
+            self.config_filename = f"{stage}_config.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
+class RobustVisionCLI(LightningCLI):
+    """LightningCLI with run folders, ``--ckpt_path last`` resolution, and the project's default callbacks."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="Run folder name (default: the first config's name)",
+        )
+        parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        run_name = config.get("run_name") or _default_run_name(config)
+        runs_dir = Path(config.get("runs_dir") or "runs")
+        version: str | None = None
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path == "last":
+            found = _latest_last_checkpoint(runs_dir / run_name)
+            if found is None:
+                if self.subcommand != "fit":
+                    raise CheckpointNotFoundError(
+                        f"--ckpt_path last: no last.ckpt under {runs_dir / run_name}/version_*/checkpoints "
+                        f"(train first, or pass --ckpt_path <file>)"
+                    )
+                print(
+                    f"--ckpt_path last: no checkpoint under {runs_dir / run_name} yet, starting a new run",
+                    file=sys.stderr,
+                )
+            config.ckpt_path = str(found) if found else None
+            ckpt_path = config.ckpt_path
+        if ckpt_path:
+            path = Path(ckpt_path)
+            if not path.is_file():
+                raise CheckpointNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+            if path.parent.name == "checkpoints" and path.parent.parent.name.startswith("version_"):
+                version_dir = path.parent.parent
+                runs_dir, run_name, version = (
+                    version_dir.parent.parent,
+                    version_dir.parent.name,
+                    version_dir.name,
+                )
+        if config.trainer.get("logger") in (None, True):
+            config.trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                init_args=Namespace(
+                    save_dir=str(runs_dir), name=run_name, version=version, default_hp_metric=False
+                ),
+            )
+
+    def instantiate_trainer(self, **kwargs: Any):
+        configured = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
+        defaults: list[Any] = []
+        if not any(isinstance(c, LearningRateMonitorIfLogged) for c in configured):
+            defaults.append(LearningRateMonitorIfLogged())
+        if not any(isinstance(c, TensorBoardPictures) for c in configured):
+            defaults.append(TensorBoardPictures())
+        progress = self._get(self.config_init, "trainer", default={}).get("enable_progress_bar")
+        if progress is not False and not any(isinstance(c, ProgressBar) for c in configured):
+            defaults.append(RichProgressBar())
+        if self.subcommand == "predict" and not any(isinstance(c, PredictionCSVWriter) for c in configured):
+            defaults.append(PredictionCSVWriter())
+        return super().instantiate_trainer(callbacks=configured + defaults, **kwargs)
+
+
+def _default_run_name(config: Namespace) -> str:
+    configs = config.get("config") or []
+    if configs:
+        first = configs[0]
+        return Path(str(getattr(first, "absolute", first))).stem
+    class_path = str(config.get("model", {}).get("class_path", "run"))
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
+
+
+def _latest_last_checkpoint(run_dir: Path) -> Path | None:
+    candidates = [p for p in run_dir.glob("version_*/checkpoints/last*.ckpt") if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:
+    """Build (and by default run) the CLI; ``args`` as on the command line, ``None`` reads ``sys.argv``."""
+    return RobustVisionCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=DEFAULT_SEED,
+        parser_kwargs={"parser_mode": "omegaconf"},
+        save_config_callback=SaveConfigPerStage,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except USER_ERRORS as error:
+        if os.environ.get("RVL_TRACEBACK"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(
+            f"error: {type(error).__name__}: {message}  (RVL_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""LightningDataModules, one per on-disk layout, on a shared base (base.py)."""

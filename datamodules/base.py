@@ -1,0 +1,238 @@
+"""The behaviour every DataModule shares: common arguments, loaders, the bad-file policy and stand-in building.
+
+A layout module (forensynths.py, ...) only says where its files are and how to transform them; this base turns
+that into loaders whose batches are dicts with the keys DESIGN.md fixes (``image``, ``label``, ``group``,
+``path``), skips or rejects undecodable files as configured, and builds the stand-in dataset when
+``synthetic`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from datamodules.image_io import BadImageError, read_rgb
+
+log = logging.getLogger(__name__)
+
+BadFiles = Literal["skip", "error"]
+StandinSize = Literal["tiny", "small"]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The data a DataModule needs is not on disk; the message says where to get it or how to use the stand-in."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image file with its integer label (-1 when unknown) and its group (generator, category, display...)."""
+
+    path: Path
+    label: int
+    group: str
+
+
+class ImageRecordDataset(Dataset):
+    """Reads :class:`ImageRecord` files and applies an albumentations transform, one dict per sample.
+
+    An undecodable file yields ``None`` under ``bad_files="skip"`` (the collate function drops it and counts
+    it) and raises a one-line :class:`BadImageError` naming the file under ``bad_files="error"``.
+
+    albumentations 2 keeps its own random state, independent of torch's. To make augmentation follow
+    ``seed_everything`` and differ between DataLoader workers, the transform is re-seeded from
+    ``torch.initial_seed()`` whenever that changes (a new worker or a new epoch's workers).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        transform: Callable[..., dict[str, Any]],
+        bad_files: BadFiles = "skip",
+    ) -> None:
+        self.records = list(records)
+        self.transform = transform
+        self.bad_files = bad_files
+        self._seeded_from: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        record = self.records[index]
+        try:
+            image = read_rgb(record.path)
+        except BadImageError as error:
+            if self.bad_files == "error":
+                raise BadImageError(
+                    f"{error} (set data.init_args.bad_files: skip to skip and count such files)"
+                ) from None
+            log.warning("skipping unreadable image %s", error)
+            return None
+        self._reseed_transform()
+        return {
+            "image": self.transform(image=image)["image"],
+            "label": record.label,
+            "group": record.group,
+            "path": str(record.path),
+        }
+
+    def _reseed_transform(self) -> None:
+        seed = torch.initial_seed() % 2**32
+        if seed != self._seeded_from and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)
+            self._seeded_from = seed
+
+
+def collate_skipping_bad(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """``default_collate`` over the decodable samples; ``skipped`` holds how many were dropped."""
+    good = [sample for sample in samples if sample is not None]
+    batch: dict[str, Any] = default_collate(good) if good else {}
+    batch["skipped"] = len(samples) - len(good)
+    return batch
+
+
+def batch_size_of(batch: dict[str, Any]) -> int:
+    """Number of samples in a dict batch (0 when every file in it was skipped)."""
+    for key in ("image", "label", "video", "latents"):
+        if key in batch and hasattr(batch[key], "shape"):
+            return int(batch[key].shape[0])
+    return 0
+
+
+class BaseDataModule(L.LightningDataModule):
+    """Arguments and loaders shared by every DataModule.
+
+    Args:
+        root: Folder holding the dataset in its published layout. With ``synthetic: true`` the stand-in is
+            built (once) and read under ``<root>/<layout>_standin_<standin_size>``.
+        batch_size: Samples per batch and per device.
+        num_workers: DataLoader worker processes (0 reads in the main process).
+        image_size: Side of the square crop fed to the model.
+        synthetic: Build and use the stand-in made from real sample photos instead of the published data.
+        standin_size: ``tiny`` (a few images per folder, for tests) or ``small`` (enough for a demo).
+        bad_files: ``skip`` drops undecodable files and counts them; ``error`` stops at the first one.
+        pin_memory: Page-locked host memory for faster GPU copies (default: on when CUDA is available).
+        seed: Seed of dataset-level randomness (subsets, stand-in content); augmentation follows the
+            trainer's ``seed_everything``.
+    """
+
+    layout: str = "base"
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 64,
+        num_workers: int = 4,
+        image_size: int = 224,
+        synthetic: bool = False,
+        standin_size: StandinSize = "small",
+        bad_files: BadFiles = "skip",
+        pin_memory: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if bad_files not in ("skip", "error"):
+            raise ValueError(f"data.init_args.bad_files must be 'skip' or 'error', got {bad_files!r}")
+        if batch_size < 1 or image_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"batch_size and image_size must be >= 1 and num_workers >= 0, got "
+                f"batch_size={batch_size}, image_size={image_size}, num_workers={num_workers}"
+            )
+        self.root = root
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.synthetic = synthetic
+        self.standin_size = standin_size
+        self.bad_files = bad_files
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.seed = seed
+        self.skipped_files: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------------------------------------- data
+    @property
+    def data_dir(self) -> Path:
+        """Where the data is read from: ``root``, or the stand-in folder under it when ``synthetic``."""
+        if self.synthetic:
+            return Path(self.root) / f"{self.layout}_standin_{self.standin_size}"
+        return Path(self.root)
+
+    def prepare_data(self) -> None:
+        """Build the stand-in when asked to; otherwise make sure the data is there (subclasses may download)."""
+        if self.synthetic:
+            if not (self.data_dir / "STANDIN.json").is_file():
+                self.write_standin(self.data_dir)
+            return
+        self.check_data_present()
+
+    def write_standin(self, out_dir: Path) -> None:
+        """Write this layout's stand-in dataset into ``out_dir`` (atomically, with a STANDIN.json marker)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no stand-in; set data.init_args.synthetic: false"
+        )
+
+    def check_data_present(self) -> None:
+        """Raise :class:`DatasetNotFoundError` with :meth:`missing_data_message` when ``root`` is missing."""
+        if not Path(self.root).is_dir():
+            raise DatasetNotFoundError(self.missing_data_message())
+
+    def missing_data_message(self) -> str:
+        return f"data.init_args.root={self.root!r} does not exist"
+
+    # -------------------------------------------------------------------------------------------- loaders
+    def make_loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training."""
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0 and train,
+            collate_fn=collate_skipping_bad,
+        )
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the files the collate function dropped, so the run can report them."""
+        if isinstance(batch, dict) and "skipped" in batch:
+            skipped = batch.pop("skipped")
+            if skipped:
+                stage = (
+                    self.trainer.state.stage.value if self.trainer and self.trainer.state.stage else "unknown"
+                )
+                self.skipped_files[stage] += int(skipped)
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        if self.skipped_files:
+            counts = ", ".join(f"{n} in {s}" for s, n in sorted(self.skipped_files.items()))
+            log.warning("%s skipped unreadable images: %s (bad_files: skip)", type(self).__name__, counts)
+
+    # ------------------------------------------------------------------------------------------- contracts
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the model must predict (linked to ``model.init_args.num_classes``)."""
+        raise NotImplementedError
+
+    @property
+    def groups(self) -> list[str]:
+        """Names that result tables are split by, in a fixed order (the same on every rank)."""
+        return []
+
+
+def seeded_choice(items: Sequence[Any], count: int | None, seed: int) -> list[Any]:
+    """``count`` items drawn without replacement with a seeded generator, in their original order."""
+    if count is None or count >= len(items):
+        return list(items)
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=count, replace=False))
+    return [items[i] for i in keep]

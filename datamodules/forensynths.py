@@ -1,0 +1,287 @@
+"""CNNDetection / ForenSynths (Wang et al., CVPR 2020): real-vs-generated images, grouped by generator.
+
+Layout::
+
+    <root>/train/<category>/{0_real,1_fake}/*.png
+    <root>/val/<category>/{0_real,1_fake}/*.png
+    <root>/test/<generator>/[<category>/]{0_real,1_fake}/*.png
+
+Training follows Wang et al.: resize the short side to ``load_size``, Gaussian blur and JPEG re-compression
+(each with probability 0.5), random crop, horizontal flip. Test: resize and centre crop (either can be switched
+off). Images reach the model as float tensors in [0, 1]; ImageNet normalisation is the network's first step, so
+filters and spectra can work on the image itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import albumentations as A
+from albumentations.pytorch import ToTensorV2
+
+from datamodules.base import BaseDataModule, DatasetNotFoundError, ImageRecord, ImageRecordDataset
+from datamodules.image_io import list_images
+from datamodules.standins.forensynths import write_forensynths_standin
+
+log = logging.getLogger(__name__)
+
+LABEL_DIRS = {"0_real": 0, "1_fake": 1}
+GroupBy = Literal["generator", "category", "generator/category"]
+
+CNNDETECTION_HELP = (
+    "Get CNNDetection from https://github.com/PeterWang512/CNNDetection (download_trainset.sh, "
+    "download_valset.sh, download_testset.sh), unpack it so that <root>/train, <root>/val and <root>/test "
+    "exist, and pass --data.init_args.root <folder>; or run on the built-in stand-in with "
+    "--data.init_args.synthetic true"
+)
+
+
+class ForenSynthsDataModule(BaseDataModule):
+    """Real/fake image detection data in the CNNDetection layout, with Wang et al.'s augmentation.
+
+    Args:
+        classes: Training (and validation) categories, e.g. ``[car, cat, chair, horse]`` for the 4-class
+            setting; ``null`` uses every category found. On the stand-in, names it lacks fall back to all of
+            its categories (logged).
+        test_generators: Test generator folders to evaluate (``null``: every folder under ``test/``).
+        seen_generators: Generators whose family was seen in training, for the seen/unseen means of the result
+            table (``null``: ``[progan]``, or what the stand-in's STANDIN.json records).
+        group_by: What test results are split by: the generator, the category, or both.
+        load_size: Short side images are resized to before cropping (``null`` keeps the stored size); on the
+            stand-in, its native size is used instead (the no-op that 256 is on ForenSynths' 256 px images).
+        test_resize: Resize test images to ``load_size`` as in training.
+        test_crop: Centre-crop test images to ``image_size`` (off needs equal-sized images or batch size 1).
+        blur_prob: Probability of Gaussian blur in training (Wang's Blur+JPEG(0.5): 0.5).
+        blur_sigma: Range of the blur's sigma.
+        jpeg_prob: Probability of JPEG re-compression in training.
+        jpeg_quality: Range of the JPEG quality.
+        flip: Random horizontal flip in training.
+        predict_dir: Folder of images (searched recursively) for ``predict``.
+        **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
+            num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
+    """
+
+    layout = "forensynths"
+
+    def __init__(
+        self,
+        classes: list[str] | None = None,
+        test_generators: list[str] | None = None,
+        seen_generators: list[str] | None = None,
+        group_by: GroupBy = "generator",
+        load_size: int | None = 256,
+        test_resize: bool = True,
+        test_crop: bool = True,
+        blur_prob: float = 0.5,
+        blur_sigma: tuple[float, float] = (0.0, 3.0),
+        jpeg_prob: float = 0.5,
+        jpeg_quality: tuple[int, int] = (30, 100),
+        flip: bool = True,
+        predict_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("root", "data/cnndetection")
+        super().__init__(**kwargs)
+        if group_by not in ("generator", "category", "generator/category"):
+            raise ValueError(
+                f"data.init_args.group_by must be generator, category or generator/category, got {group_by!r}"
+            )
+        self.classes = list(classes) if classes else None
+        self.test_generators = list(test_generators) if test_generators else None
+        self.seen_generators = list(seen_generators) if seen_generators else None
+        self.group_by = group_by
+        self.load_size = load_size
+        self.test_resize = test_resize
+        self.test_crop = test_crop
+        self.blur_prob = blur_prob
+        self.blur_sigma = tuple(blur_sigma)
+        self.jpeg_prob = jpeg_prob
+        self.jpeg_quality = tuple(jpeg_quality)
+        self.flip = flip
+        self.predict_dir = predict_dir
+        self.datasets: dict[str, ImageRecordDataset] = {}
+        self.stage_groups: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------------------------------ on disk
+    def write_standin(self, out_dir: Path) -> None:
+        write_forensynths_standin(out_dir, size=self.standin_size, seed=self.seed)
+
+    def missing_data_message(self) -> str:
+        return f"CNNDetection data not found at data.init_args.root={self.root!r}. {CNNDETECTION_HELP}"
+
+    def check_data_present(self) -> None:
+        for split in ("train", "val", "test"):
+            if (self.data_dir / split).is_dir():
+                return
+        raise DatasetNotFoundError(self.missing_data_message())
+
+    def _standin_info(self) -> dict[str, Any]:
+        marker = self.data_dir / "STANDIN.json"
+        return json.loads(marker.read_text()) if self.synthetic and marker.is_file() else {}
+
+    def effective_load_size(self) -> int | None:
+        """``load_size``; on the stand-in its native image size (the no-op resize that 256 is on ForenSynths)."""
+        if not self.synthetic:
+            return self.load_size
+        native = self._standin_info().get("image_size")
+        if native and self.image_size > native:
+            log.warning(
+                "image_size %d is larger than the stand-in's %d px images: crops are padded",
+                self.image_size,
+                native,
+            )
+        return native
+
+    def training_categories(self) -> list[str]:
+        """The categories train/val read: ``classes``, or all of them (see ``classes`` for the stand-in rule)."""
+        found = (
+            sorted(p.name for p in (self.data_dir / "train").iterdir() if p.is_dir())
+            if (self.data_dir / "train").is_dir()
+            else sorted(p.name for p in (self.data_dir / "val").iterdir() if p.is_dir())
+        )
+        if not self.classes:
+            return found
+        missing = [c for c in self.classes if c not in found]
+        if missing and self.synthetic:
+            log.info(
+                "stand-in has categories %s; classes %s are not among them, using all of them", found, missing
+            )
+            return found
+        if missing:
+            raise DatasetNotFoundError(
+                f"data.init_args.classes: {missing} not found under {self.data_dir / 'train'} (found: {found})"
+            )
+        return list(self.classes)
+
+    def effective_seen_generators(self) -> list[str]:
+        if self.seen_generators is not None:
+            return self.seen_generators
+        return self._standin_info().get("seen_generators", ["progan"])
+
+    # ------------------------------------------------------------------------------------------ records
+    def _split_records(self, split: str) -> list[ImageRecord]:
+        records: list[ImageRecord] = []
+        for category in self.training_categories():
+            records += _labelled_records(self.data_dir / split / category, group=category, require_both=True)
+        return records
+
+    def _test_records(self) -> list[ImageRecord]:
+        test_dir = self.data_dir / "test"
+        if not test_dir.is_dir():
+            raise DatasetNotFoundError(f"{test_dir} does not exist. {CNNDETECTION_HELP}")
+        found = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
+        generators = self.test_generators or found
+        unknown = [g for g in generators if g not in found]
+        if unknown:
+            raise DatasetNotFoundError(
+                f"data.init_args.test_generators: {unknown} not in {test_dir} (found: {found})"
+            )
+        records: list[ImageRecord] = []
+        for generator in generators:
+            for record in _labelled_records(test_dir / generator, group=generator, require_both=False):
+                category = _category_of(record.path, test_dir / generator)
+                group = {"generator": generator, "category": category}.get(
+                    self.group_by, f"{generator}/{category}"
+                )
+                records.append(ImageRecord(record.path, record.label, group))
+        return records
+
+    # ----------------------------------------------------------------------------------------- lightning
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self._add_dataset("train", self._split_records("train"), self.train_transform())
+            self._add_dataset("val", self._split_records("val"), self.eval_transform())
+        elif stage == "validate":
+            self._add_dataset("val", self._split_records("val"), self.eval_transform())
+        elif stage == "test":
+            self._add_dataset("test", self._test_records(), self.eval_transform())
+        elif stage == "predict":
+            if not self.predict_dir:
+                raise ValueError("predict needs --data.init_args.predict_dir <folder of images>")
+            images = list_images(self.predict_dir)
+            if not images:
+                raise DatasetNotFoundError(f"data.init_args.predict_dir={self.predict_dir!r} holds no images")
+            self._add_dataset(
+                "predict", [ImageRecord(p, -1, "predict") for p in images], self.eval_transform()
+            )
+
+    def _add_dataset(self, name: str, records: list[ImageRecord], transform: A.Compose) -> None:
+        if not records:
+            raise DatasetNotFoundError(f"no images found for the {name} split under {self.data_dir}")
+        self.datasets[name] = ImageRecordDataset(records, transform, self.bad_files)
+        self.stage_groups[name] = sorted({r.group for r in records})
+        counts = [sum(r.label == label for r in records) for label in (0, 1)]
+        log.info(
+            "%s: %d real + %d fake images in %d groups",
+            name,
+            counts[0],
+            counts[1],
+            len(self.stage_groups[name]),
+        )
+
+    def train_dataloader(self):
+        return self.make_loader(self.datasets["train"], train=True)
+
+    def val_dataloader(self):
+        return self.make_loader(self.datasets["val"], train=False)
+
+    def test_dataloader(self):
+        return self.make_loader(self.datasets["test"], train=False)
+
+    def predict_dataloader(self):
+        return self.make_loader(self.datasets["predict"], train=False)
+
+    @property
+    def num_classes(self) -> int:
+        return 2
+
+    def groups_for(self, split: str) -> list[str]:
+        """Group names of a split (``train``, ``val``, ``test``, ``predict``) in a fixed, sorted order."""
+        return self.stage_groups.get(split, [])
+
+    # ---------------------------------------------------------------------------------------- transforms
+    def train_transform(self) -> A.Compose:
+        steps: list[A.BasicTransform] = []
+        load_size = self.effective_load_size()
+        if load_size:
+            steps.append(A.SmallestMaxSize(max_size=load_size))
+        if self.blur_prob > 0:
+            steps.append(A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=self.blur_prob))
+        if self.jpeg_prob > 0:
+            steps.append(A.ImageCompression(quality_range=self.jpeg_quality, p=self.jpeg_prob))
+        steps.append(A.RandomCrop(self.image_size, self.image_size, pad_if_needed=True))
+        if self.flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+        return A.Compose([*steps, A.ToFloat(max_value=255.0), ToTensorV2()])
+
+    def eval_transform(self) -> A.Compose:
+        steps: list[A.BasicTransform] = []
+        load_size = self.effective_load_size()
+        if load_size and self.test_resize:
+            steps.append(A.SmallestMaxSize(max_size=load_size))
+        if self.test_crop:
+            steps.append(A.CenterCrop(self.image_size, self.image_size, pad_if_needed=True))
+        return A.Compose([*steps, A.ToFloat(max_value=255.0), ToTensorV2()])
+
+
+def _labelled_records(folder: Path, group: str, require_both: bool) -> list[ImageRecord]:
+    """Every image under ``folder`` inside a ``0_real`` or ``1_fake`` directory, labelled by that directory."""
+    label_dirs = sorted(p for p in folder.rglob("*") if p.is_dir() and p.name in LABEL_DIRS)
+    if require_both and {p.name for p in label_dirs} != set(LABEL_DIRS):
+        raise DatasetNotFoundError(
+            f"{folder} must hold both 0_real/ and 1_fake/ (found: {[p.name for p in label_dirs]})"
+        )
+    return [
+        ImageRecord(path, LABEL_DIRS[d.name], group)
+        for d in label_dirs
+        for path in list_images(d, recursive=False)
+    ]
+
+
+def _category_of(path: Path, generator_dir: Path) -> str:
+    """The category folder between the generator and the label folder (``all`` when there is none)."""
+    parts = path.relative_to(generator_dir).parts[:-2]
+    return "/".join(parts) if parts else "all"

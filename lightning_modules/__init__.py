@@ -1,0 +1,1 @@
+"""LightningModules, one folder per method, and the pieces they share (common/)."""

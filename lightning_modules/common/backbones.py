@@ -1,0 +1,80 @@
+"""The one place backbones are made: timm's ``create_model`` with local weights and a clear offline error.
+
+Our machines cannot reach the weight hubs, and neither can many clusters' compute nodes; ``pretrained_path``
+loads a local file through timm's own pretrained-weight machinery (``pretrained_cfg_overlay``), which adapts the
+first convolution to ``in_chans`` and drops a classifier whose size differs, exactly as for hub weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+
+class BackboneWeightsError(RuntimeError):
+    """Pretrained weights could not be obtained; the message says how to provide them."""
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool = False,
+    pretrained_path: str | None = None,
+    num_classes: int = 0,
+    in_chans: int = 3,
+    **kwargs: Any,
+) -> nn.Module:
+    """``timm.create_model(name, ...)``; ``pretrained_path`` (a .pth/.bin/.safetensors file) implies pretrained.
+
+    ``num_classes=0`` returns pooled features (no classifier). Extra keyword arguments go to timm
+    (``features_only``, ``out_indices``, ``drop_path_rate``...).
+    """
+    if not timm.is_model(name) and not name.startswith("hf-hub:"):
+        raise ValueError(f"unknown backbone {name!r}: not a timm model name (see timm.list_models())")
+    if pretrained_path is not None:
+        path = Path(pretrained_path)
+        if not path.is_file():
+            raise BackboneWeightsError(f"pretrained_path={str(path)!r} is not a file")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    try:
+        return timm.create_model(
+            name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
+        )
+    except (OSError, RuntimeError, ValueError) as error:
+        if not pretrained or pretrained_path is not None:
+            raise
+        raise BackboneWeightsError(
+            f"could not fetch pretrained weights for {name!r} ({type(error).__name__}: {str(error)[:200]}); "
+            f"offline, download them elsewhere and pass model.init_args.pretrained_path=<file>, "
+            f"or set model.init_args.pretrained: false"
+        ) from error
+
+
+def init_classifier_normal(model: nn.Module, std: float = 0.02) -> None:
+    """Wang et al.'s head initialisation: classifier weights ~ N(0, std), bias 0."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(head, nn.Linear):
+        nn.init.normal_(head.weight, 0.0, std)
+        nn.init.zeros_(head.bias)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """Channel-wise ``(x - mean) / std`` as a module, so normalisation travels with the network."""
+
+    def __init__(
+        self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std

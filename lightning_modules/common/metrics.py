@@ -1,0 +1,91 @@
+"""Binary detection metrics overall and per group (generator, category, display), synchronised across ranks.
+
+Detection papers report ACC and AP per test generator and their mean; AP and AUC need every score of a group
+at once, so the metric keeps (score, label, group) and computes at epoch end. It is a torchmetrics ``Metric``
+with ``cat`` reduction, so DDP gathers the states from every rank before computing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_average_precision
+
+DETECTION_METRICS = ("acc", "ap", "auc", "real_acc", "fake_acc")
+
+
+class GroupedBinaryMetrics(Metric):
+    """ACC (at ``threshold``), AP, AUC, real ACC and fake ACC, pooled and per group.
+
+    ``update(probs, labels, groups)`` takes fake probabilities in [0, 1], labels in {0, 1} and group names;
+    group names are mapped to indices through ``group_names``, which must be the same list on every rank
+    (the DataModule provides it). ``compute()`` returns ``{None: pooled, "<group>": {...}, ...}``; a metric that
+    is undefined for a group (AP with no fakes, real ACC with no reals) is NaN.
+    """
+
+    full_state_update = False
+
+    def __init__(self, group_names: Sequence[str] = (), threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.group_names = list(group_names)
+        self._index = {name: i for i, name in enumerate(self.group_names)}
+        self.add_state("probs", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+        self.add_state("group_ids", default=[], dist_reduce_fx="cat")
+
+    def set_groups(self, group_names: Sequence[str]) -> None:
+        """Replace the group list (call before the first ``update`` of an epoch)."""
+        self.group_names = list(group_names)
+        self._index = {name: i for i, name in enumerate(self.group_names)}
+
+    def update(self, probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[str] | None = None) -> None:
+        probs = probs.detach().float().flatten()
+        labels = labels.detach().long().flatten()
+        if groups is None:
+            ids = torch.full_like(labels, -1)
+        else:
+            unknown = sorted({g for g in groups if g not in self._index})
+            if unknown:
+                raise KeyError(f"groups {unknown} are not among the DataModule's groups {self.group_names}")
+            ids = torch.tensor([self._index[g] for g in groups], device=labels.device)
+        self.probs.append(probs)
+        self.labels.append(labels)
+        self.group_ids.append(ids)
+
+    def compute(self) -> dict[str | None, dict[str, float]]:
+        probs, labels, ids = (_cat(state) for state in (self.probs, self.labels, self.group_ids))
+        results: dict[str | None, dict[str, float]] = {None: binary_scores(probs, labels, self.threshold)}
+        for index, name in enumerate(self.group_names):
+            member = ids == index
+            if member.any():
+                results[name] = binary_scores(probs[member], labels[member], self.threshold)
+        return results
+
+
+def _cat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    if isinstance(state, torch.Tensor):
+        return state
+    return torch.cat(state) if state else torch.empty(0)
+
+
+def binary_scores(probs: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:
+    """ACC, AP, AUC, real ACC and fake ACC of one set of scores (NaN where a class is absent).
+
+    A score counts as "fake" when it is above ``threshold`` (sigma > 0.5 in Wang et al.), as in torchmetrics.
+    """
+    nan = math.nan
+    if probs.numel() == 0:
+        return dict.fromkeys(DETECTION_METRICS, nan)
+    has_both = bool((labels == 0).any() and (labels == 1).any())
+    reals, fakes = labels == 0, labels == 1
+    return {
+        "acc": binary_accuracy(probs, labels, threshold=threshold).item(),
+        "ap": binary_average_precision(probs, labels).item() if has_both else nan,
+        "auc": binary_auroc(probs, labels).item() if has_both else nan,
+        "real_acc": (probs[reals] <= threshold).float().mean().item() if reals.any() else nan,
+        "fake_acc": (probs[fakes] > threshold).float().mean().item() if fakes.any() else nan,
+    }

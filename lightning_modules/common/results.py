@@ -1,0 +1,143 @@
+"""Paper-style result tables: one row per group, then the means, written as CSV and markdown and printed.
+
+Detection papers average ACC and AP over generators (each generator counts once, whatever its size); the
+pooled "all images" row is added for completeness. When the seen generators are known, the table also gives the
+mean over seen and over unseen ones, the comparison the generalisation papers are about.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+MEAN, MEAN_SEEN, MEAN_UNSEEN, POOLED = "mean", "mean (seen)", "mean (unseen)", "all images"
+
+
+def summary_rows(
+    per_group: Mapping[str | None, Mapping[str, float]],
+    metrics: Sequence[str],
+    seen: Sequence[str] | None = None,
+) -> list[dict[str, object]]:
+    """Rows ``{"group", "seen", <metric>...}`` in %: each group, the means, and the pooled row (key ``None``)."""
+    groups = [g for g in per_group if g is not None]
+    seen_set = set(seen or ())
+    rows: list[dict[str, object]] = []
+    for group in groups:
+        row: dict[str, object] = {"group": group, "seen": _seen_label(group, seen, seen_set)}
+        row.update({m: 100.0 * per_group[group][m] for m in metrics})
+        rows.append(row)
+
+    def mean_row(name: str, members: list[str], seen_label: str) -> None:
+        if members:
+            row: dict[str, object] = {"group": name, "seen": seen_label}
+            row.update({m: _nanmean([100.0 * per_group[g][m] for g in members]) for m in metrics})
+            rows.append(row)
+
+    if len(groups) > 1:
+        mean_row(MEAN, groups, "")
+        if seen:
+            seen_groups = [g for g in groups if _is_seen(g, seen_set)]
+            unseen_groups = [g for g in groups if not _is_seen(g, seen_set)]
+            if seen_groups and unseen_groups:
+                mean_row(MEAN_SEEN, seen_groups, "yes")
+                mean_row(MEAN_UNSEEN, unseen_groups, "no")
+    if None in per_group:
+        row = {"group": POOLED, "seen": ""}
+        row.update({m: 100.0 * per_group[None][m] for m in metrics})
+        rows.append(row)
+    return rows
+
+
+def _is_seen(group: str, seen: set[str]) -> bool:
+    """A group is seen when it, or its generator part (``generator/category``), is among the seen names."""
+    return group in seen or group.split("/")[0] in seen
+
+
+def _seen_label(group: str, seen: Sequence[str] | None, seen_set: set[str]) -> str:
+    if not seen:
+        return ""
+    return "yes" if _is_seen(group, seen_set) else "no"
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def format_markdown(rows: Sequence[Mapping[str, object]], metrics: Sequence[str], title: str = "") -> str:
+    """A markdown table; the ``seen`` column only appears when some row has a seen label."""
+    with_seen = any(row.get("seen") for row in rows)
+    header = ["group"] + (["seen"] if with_seen else []) + list(metrics)
+    lines = [f"### {title}", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for row in rows:
+        cells = [str(row["group"])] + ([str(row.get("seen", ""))] if with_seen else [])
+        cells += [_fmt(row[m]) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object) -> str:
+    return "—" if isinstance(value, float) and math.isnan(value) else f"{value:.1f}"
+
+
+def write_result_table(
+    rows: Sequence[Mapping[str, object]],
+    metrics: Sequence[str],
+    out_dir: str | Path,
+    title: str = "",
+    stem: str = "results",
+) -> str:
+    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fields = ["group", "seen", *metrics]
+    with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (f"{row[k]:.4f}" if isinstance(row.get(k), float) else row.get(k, "")) for k in fields}
+            )
+    markdown = format_markdown(rows, metrics, title)
+    (out_dir / f"{stem}.md").write_text(markdown)
+    return markdown
+
+
+def read_result_table(path: str | Path) -> list[dict[str, object]]:
+    """Rows of a ``results.csv`` with metric columns as floats (for comparing runs)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: (v if k in ("group", "seen") else float(v)) for k, v in row.items()} for row in rows]
+
+
+def compare_tables(
+    tables: Mapping[str, Sequence[Mapping[str, object]]], metrics: Sequence[str] = ("acc", "ap"), title: str = ""
+) -> str:
+    """One markdown table with a row per group and ``<run> <metric>`` columns, from several runs' rows.
+
+    Groups keep the order of the first run; a group missing from a run shows as —.
+    """
+    runs = list(tables)
+    order: list[str] = []
+    seen_label: dict[str, str] = {}
+    for rows in tables.values():
+        for row in rows:
+            group = str(row["group"])
+            if group not in order:
+                order.append(group)
+                seen_label[group] = str(row.get("seen", ""))
+    lookup = {run: {str(r["group"]): r for r in rows} for run, rows in tables.items()}
+    with_seen = any(seen_label.values())
+    header = ["group"] + (["seen"] if with_seen else []) + [f"{run} {m}" for run in runs for m in metrics]
+    lines = [f"### {title}", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for group in order:
+        cells = [group] + ([seen_label[group]] if with_seen else [])
+        for run in runs:
+            row = lookup[run].get(group)
+            cells += [_fmt(float(row[m])) if row is not None else "—" for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""Mistakes on the command line end in one clear line, not a traceback (real subprocesses, as a user runs it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CONFIGS, REPO
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "cli.py"), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_missing_dataset_is_one_line_naming_the_root_and_the_fix(tmp_path: Path) -> None:
+    result = run(
+        "fit",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--data.init_args.root",
+        str(tmp_path / "nope"),
+        "--model.init_args.pretrained",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: DatasetNotFoundError: CNNDetection data not found at data.init_args.root=")
+    assert str(tmp_path / "nope") in last and "synthetic true" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
+    result = run(
+        "fit",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--model.init_args.frequency_gian",
+        "2",
+        "--print_config",
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "frequency_gian" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_class_path_names_it(tmp_path: Path) -> None:
+    result = run(
+        "fit",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--model",
+        "lightning_modules.nope.Missing",
+        "--print_config",
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0 and "lightning_modules.nope.Missing" in result.stderr
+    assert "Traceback" not in result.stderr

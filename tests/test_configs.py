@@ -1,0 +1,131 @@
+"""Every YAML in configs/ parses and runs: method configs fit + test with the smoke overlay; overlays on top
+of every method config. Also resume from last.ckpt, test tables in the run folder, and predict's CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import CONFIGS
+
+ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
+
+
+def is_method_config(path: Path) -> bool:
+    """A method config names its model class; an overlay (smoke, demo) only changes arguments."""
+    content = yaml.safe_load(path.read_text()) or {}
+    return isinstance(content.get("model"), dict) and "class_path" in content["model"]
+
+
+METHOD_CONFIGS = [p for p in ALL_CONFIGS if is_method_config(p)]
+OVERLAYS = [p for p in ALL_CONFIGS if not is_method_config(p)]
+
+
+def test_the_glob_finds_both_kinds() -> None:
+    assert METHOD_CONFIGS and {p.name for p in OVERLAYS} >= {"smoke.yaml", "demo.yaml"}
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
+def test_print_config_resolves(config: Path, capsys: pytest.CaptureFixture[str], run_cli) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("fit", "--config", str(config), "--print_config", smoke=False)
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    original = yaml.safe_load(config.read_text())
+    assert printed["model"]["class_path"] == original["model"]["class_path"]
+    for key, value in original["model"].get("init_args", {}).items():
+        assert printed["model"]["init_args"][key] == value
+    assert printed["data"]["class_path"] == original["data"]["class_path"]
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
+def test_fit_then_test_with_smoke(config: Path, run_cli, tmp_path: Path) -> None:
+    fit = run_cli("fit", "--config", str(config))
+    run_dir = Path(fit.trainer.log_dir)
+    assert run_dir == tmp_path / "runs" / config.stem / "version_0"
+    assert fit.trainer.global_step > 0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "config.yaml").is_file()
+
+    test = run_cli("test", "--config", str(config), "--ckpt_path", "last")
+    assert Path(test.trainer.log_dir) == run_dir  # the table lands beside the model it evaluates
+    assert (run_dir / "results.csv").is_file() and (run_dir / "results.md").is_file()
+    assert (run_dir / "test_config.yaml").is_file()
+    assert "test/acc" in test.trainer.callback_metrics
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
+def test_overlays_apply_to_every_method_config(config: Path, overlay: Path, run_cli, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("fit", "--config", str(config), "--config", str(overlay), "--print_config", smoke=False)
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    for key, value in (yaml.safe_load(overlay.read_text()).get("trainer") or {}).items():
+        assert printed["trainer"][key] == value
+
+
+def test_demo_overlay_runs_under_smoke(run_cli) -> None:
+    """The demo's own keys (backbone, image size, workers) run; smoke only shortens it."""
+    cli = run_cli(
+        "fit",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--config",
+        str(CONFIGS / "demo.yaml"),
+        "--data.init_args.num_workers",
+        "1",
+    )
+    assert cli.model.hparams.backbone == "resnet18" and cli.trainer.global_step == 2
+
+
+def test_resume_from_last_continues_the_run(run_cli, tmp_path: Path) -> None:
+    config = str(CONFIGS / "cnndetection.yaml")
+    first = run_cli("fit", "--config", config)
+    assert first.trainer.global_step == 2
+    resumed = run_cli("fit", "--config", config, "--ckpt_path", "last", "--trainer.max_epochs", "2")
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+    assert resumed.trainer.log_dir == first.trainer.log_dir  # same run folder, TensorBoard continues
+    saved = torch.load(Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["epoch"] == 1 and saved["global_step"] == 4
+
+
+def test_ckpt_path_last_without_a_run_is_a_clear_error(run_cli) -> None:
+    import cli
+
+    with pytest.raises(cli.CheckpointNotFoundError, match="no last.ckpt under"):
+        run_cli("test", "--config", str(CONFIGS / "cnndetection.yaml"), "--ckpt_path", "last")
+
+
+def test_predict_writes_one_row_per_image(run_cli, standin_root: Path) -> None:
+    config = str(CONFIGS / "bihpf.yaml")
+    fit = run_cli("fit", "--config", config)
+    folder = standin_root / "forensynths_standin_tiny" / "test" / "pixelshuffle" / "coffee"
+    run_cli(
+        "predict",
+        "--config",
+        config,
+        "--ckpt_path",
+        "last",
+        "--data.init_args.predict_dir",
+        str(folder),
+        "--trainer.limit_predict_batches",
+        "1.0",
+    )
+    with open(Path(fit.trainer.log_dir) / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    images = sorted(str(p) for p in folder.rglob("*.png"))
+    assert sorted(r["path"] for r in rows) == images
+    for row in rows:
+        prob = float(row["fake_prob"])
+        assert 0.0 <= prob <= 1.0 and int(row["pred_label"]) == int(prob > 0.5)
+
+
+def test_bf16_mixed_runs_on_cpu(run_cli) -> None:
+    cli = run_cli("fit", "--config", str(CONFIGS / "bihpf.yaml"), "--trainer.precision", "bf16-mixed")
+    assert cli.trainer.precision == "bf16-mixed" and cli.trainer.global_step == 2
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])

@@ -1,0 +1,69 @@
+"""Grouped detection metrics against hand-computed values, and the result table's rows and files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_modules.common.metrics import GroupedBinaryMetrics, binary_scores
+from lightning_modules.common.results import read_result_table, summary_rows, write_result_table
+
+
+def test_binary_scores_hand_case() -> None:
+    probs = torch.tensor([0.1, 0.4, 0.35, 0.8])
+    labels = torch.tensor([0, 0, 1, 1])
+    scores = binary_scores(probs, labels)
+    assert scores["acc"] == pytest.approx(0.75)  # 0.35 is a fake called real
+    assert scores["real_acc"] == 1.0 and scores["fake_acc"] == 0.5
+    # ranking: 0.8(f) 0.4(r) 0.35(f) 0.1(r) -> AP = (1/1 + 2/3) / 2; AUC = 3 of 4 pairs ordered
+    assert scores["ap"] == pytest.approx((1 + 2 / 3) / 2)
+    assert scores["auc"] == pytest.approx(0.75)
+
+
+def test_threshold_is_strict_like_sigma_above_half() -> None:
+    scores = binary_scores(torch.tensor([0.5, 0.5]), torch.tensor([0, 1]))
+    assert scores["real_acc"] == 1.0 and scores["fake_acc"] == 0.0 and scores["acc"] == 0.5
+
+
+def test_grouped_metrics_split_by_group_and_pool() -> None:
+    metric = GroupedBinaryMetrics(["a", "b"])
+    metric.update(torch.tensor([0.9, 0.2]), torch.tensor([1, 0]), ["a", "a"])
+    metric.update(torch.tensor([0.6, 0.7, 0.1]), torch.tensor([0, 1, 1]), ["b", "b", "b"])
+    results = metric.compute()
+    assert results["a"]["acc"] == 1.0 and results["a"]["ap"] == 1.0
+    assert results["b"]["acc"] == pytest.approx(1 / 3)
+    assert results[None]["acc"] == pytest.approx(3 / 5)
+    with pytest.raises(KeyError, match="not among"):
+        metric.update(torch.tensor([0.5]), torch.tensor([1]), ["c"])
+
+
+def test_group_with_one_class_gives_nan_ap() -> None:
+    metric = GroupedBinaryMetrics(["only_fakes"])
+    metric.update(torch.tensor([0.9, 0.3]), torch.tensor([1, 1]), ["only_fakes"] * 2)
+    result = metric.compute()["only_fakes"]
+    assert math.isnan(result["ap"]) and math.isnan(result["real_acc"]) and result["fake_acc"] == 0.5
+
+
+def test_summary_rows_means_and_seen_split(tmp_path: Path) -> None:
+    per_group = {
+        None: {"acc": 0.7, "ap": 0.8},
+        "progan": {"acc": 1.0, "ap": 1.0},
+        "stylegan": {"acc": 0.6, "ap": 0.9},
+        "biggan": {"acc": 0.5, "ap": 0.5},
+    }
+    rows = summary_rows(per_group, ["acc", "ap"], seen=["progan"])
+    by_name = {row["group"]: row for row in rows}
+    assert by_name["mean"]["acc"] == pytest.approx(70.0)
+    assert by_name["mean (seen)"]["acc"] == pytest.approx(100.0)
+    assert by_name["mean (unseen)"]["ap"] == pytest.approx(70.0)
+    assert by_name["all images"]["acc"] == pytest.approx(70.0)
+    assert by_name["stylegan"]["seen"] == "no" and by_name["progan"]["seen"] == "yes"
+    markdown = write_result_table(rows, ["acc", "ap"], tmp_path, title="t")
+    assert "| mean (unseen) | no | 55.0 | 70.0 |" in markdown
+    assert (tmp_path / "results.md").read_text() == markdown
+    back = read_result_table(tmp_path / "results.csv")
+    assert [r["group"] for r in back] == [r["group"] for r in rows]
+    assert back[1]["ap"] == pytest.approx(90.0)
