@@ -7,7 +7,7 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
   result tables, predictions); ``run_name`` defaults to the first config file's name;
 * ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
   inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
-* default callbacks: ModelCheckpoint(save_last=True) under ``checkpoint:``, a learning-rate monitor, TensorBoard
+* default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate monitor, TensorBoard
   pictures, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
 * errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
   (``RVL_TRACEBACK=1`` shows it).
@@ -59,8 +59,17 @@ class RobustVisionCLI(LightningCLI):
             help="Run folder name (default: the first config's name)",
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
+        # The resumable checkpoint: no monitor, so it is refreshed every epoch (Lightning 2.6 refreshes last.ckpt
+        # only when a top-k file is written; a monitored checkpoint would leave it stale after a flat epoch).
+        # A best-model checkpoint is a second ModelCheckpoint in trainer.callbacks (see configs/bihpf.yaml).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True})
+        parser.set_defaults({"checkpoint.save_last": "link", "checkpoint.save_top_k": 1, "checkpoint.monitor": None})
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "test":  # modules print their paper-style table; Lightning's would repeat every key
+            parser.set_defaults(verbose=False)
+        return parser
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

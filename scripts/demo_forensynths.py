@@ -27,7 +27,14 @@ METHODS = ("cnndetection", "bihpf")
 def main(extra: list[str]) -> None:
     tables, timings = {}, {}
     for method in METHODS:
-        common = ["--config", f"configs/{method}.yaml", "--config", "configs/demo.yaml", "--run_name", f"demo_{method}"]
+        common = [
+            "--config",
+            f"configs/{method}.yaml",
+            "--config",
+            "configs/demo.yaml",
+            "--run_name",
+            f"demo_{method}",
+        ]
         started = time.perf_counter()
         for stage in ("fit", "test"):
             argv = [stage, *common, *extra] + (["--ckpt_path", "last"] if stage == "test" else [])

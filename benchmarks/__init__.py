@@ -1,0 +1,1 @@
+"""Throughput and overhead measurements (ratios against a reference run in the same process); not tests."""
