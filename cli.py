@@ -63,9 +63,13 @@ class RobustVisionCLI(LightningCLI):
         # only when a top-k file is written; a monitored checkpoint would leave it stale after a flat epoch).
         # A best-model checkpoint is a second ModelCheckpoint in trainer.callbacks (see configs/bihpf.yaml).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": "link", "checkpoint.save_top_k": 1, "checkpoint.monitor": None})
+        parser.set_defaults(
+            {"checkpoint.save_last": "link", "checkpoint.save_top_k": 1, "checkpoint.monitor": None}
+        )
 
-    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "test":  # modules print their paper-style table; Lightning's would repeat every key
             parser.set_defaults(verbose=False)
@@ -128,8 +132,7 @@ class RobustVisionCLI(LightningCLI):
 def _default_run_name(config: Namespace) -> str:
     configs = config.get("config") or []
     if configs:
-        first = configs[0]
-        return Path(str(getattr(first, "absolute", first))).stem
+        return Path(str(configs[0])).stem
     class_path = str(config.get("model", {}).get("class_path", "run"))
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -228,11 +227,3 @@ class BaseDataModule(L.LightningDataModule):
     def groups(self) -> list[str]:
         """Names that result tables are split by, in a fixed order (the same on every rank)."""
         return []
-
-
-def seeded_choice(items: Sequence[Any], count: int | None, seed: int) -> list[Any]:
-    """``count`` items drawn without replacement with a seeded generator, in their original order."""
-    if count is None or count >= len(items):
-        return list(items)
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=count, replace=False))
-    return [items[i] for i in keep]

@@ -137,11 +137,10 @@ class ForenSynthsDataModule(BaseDataModule):
 
     def training_categories(self) -> list[str]:
         """The categories train/val read: ``classes``, or all of them (see ``classes`` for the stand-in rule)."""
-        found = (
-            sorted(p.name for p in (self.data_dir / "train").iterdir() if p.is_dir())
-            if (self.data_dir / "train").is_dir()
-            else sorted(p.name for p in (self.data_dir / "val").iterdir() if p.is_dir())
-        )
+        split_dir = next((self.data_dir / s for s in ("train", "val") if (self.data_dir / s).is_dir()), None)
+        if split_dir is None:
+            raise DatasetNotFoundError(f"{self.data_dir} holds neither train/ nor val/. {CNNDETECTION_HELP}")
+        found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
         if not self.classes:
             return found
         missing = [c for c in self.classes if c not in found]
@@ -152,7 +151,7 @@ class ForenSynthsDataModule(BaseDataModule):
             return found
         if missing:
             raise DatasetNotFoundError(
-                f"data.init_args.classes: {missing} not found under {self.data_dir / 'train'} (found: {found})"
+                f"data.init_args.classes: {missing} not found under {split_dir} (found: {found})"
             )
         return list(self.classes)
 
@@ -163,6 +162,8 @@ class ForenSynthsDataModule(BaseDataModule):
 
     # ------------------------------------------------------------------------------------------ records
     def _split_records(self, split: str) -> list[ImageRecord]:
+        if not (self.data_dir / split).is_dir():
+            raise DatasetNotFoundError(f"{self.data_dir / split} does not exist. {CNNDETECTION_HELP}")
         records: list[ImageRecord] = []
         for category in self.training_categories():
             records += _labelled_records(self.data_dir / split / category, group=category, require_both=True)

@@ -201,3 +201,19 @@ def test_augmentation_follows_the_torch_seed(standin_root: Path) -> None:
 
     assert torch.equal(first_images(3), first_images(3))
     assert not torch.equal(first_images(3), first_images(4))
+
+
+def test_a_missing_split_names_the_folder(standin_root: Path, tmp_path: Path) -> None:
+    root = copy_layout(standin_root, tmp_path)
+    shutil.rmtree(root / "val")
+    dm = ForenSynthsDataModule(root=str(root), num_workers=0, image_size=32)
+    with pytest.raises(DatasetNotFoundError, match=r"val does not exist\. Get CNNDetection"):
+        dm.setup("fit")
+
+
+def test_an_empty_class_folder_is_a_clear_error(standin_root: Path, tmp_path: Path) -> None:
+    root = copy_layout(standin_root, tmp_path)
+    shutil.rmtree(root / "train" / "cat" / "1_fake")
+    dm = ForenSynthsDataModule(root=str(root), num_workers=0, image_size=32)
+    with pytest.raises(DatasetNotFoundError, match=r"train/cat must hold both 0_real/ and 1_fake/"):
+        dm.setup("fit")

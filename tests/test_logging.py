@@ -33,7 +33,8 @@ def test_scalars_and_filtered_pictures_reach_tensorboard(run_cli, standin_root: 
     events = read_events(Path(cli.trainer.log_dir))
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/ap", "lr-Adam"} <= scalars
-    assert any(tag.startswith("val/acc/") for tag in scalars)  # per-category groups
+    assert {"val/acc/cat", "val/ap/mean"} <= scalars  # per-category groups and their mean
+    assert not any("seen" in tag for tag in scalars)  # seen/unseen only splits test generators
     assert len(events.Scalars("train/loss")) == 2  # log_every_n_steps: 1, two steps
 
     images = set(events.Tags()["images"])

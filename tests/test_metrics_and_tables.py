@@ -40,6 +40,12 @@ def test_grouped_metrics_split_by_group_and_pool() -> None:
         metric.update(torch.tensor([0.5]), torch.tensor([1]), ["c"])
 
 
+def test_without_a_group_list_only_pooled_metrics() -> None:
+    metric = GroupedBinaryMetrics()
+    metric.update(torch.tensor([0.9, 0.2]), torch.tensor([1, 0]), ["x", "y"])
+    assert list(metric.compute()) == [None]
+
+
 def test_group_with_one_class_gives_nan_ap() -> None:
     metric = GroupedBinaryMetrics(["only_fakes"])
     metric.update(torch.tensor([0.9, 0.3]), torch.tensor([1, 1]), ["only_fakes"] * 2)

@@ -105,7 +105,8 @@ class BinaryDetectionModule(L.LightningModule):
             return []
         per_group = metrics.compute()
         metrics.reset()
-        rows = summary_rows(per_group, DETECTION_METRICS, seen=self._seen_groups())
+        # seen/unseen is about test generators; validation groups are categories of the seen generator
+        rows = summary_rows(per_group, DETECTION_METRICS, seen=self._seen_groups() if stage == "test" else None)
         names = {POOLED: None, MEAN: "mean", MEAN_SEEN: "mean_seen", MEAN_UNSEEN: "mean_unseen"}
         values: dict[str, float] = {}
         for row in rows:

@@ -22,7 +22,7 @@ class GroupedBinaryMetrics(Metric):
 
     ``update(probs, labels, groups)`` takes fake probabilities in [0, 1], labels in {0, 1} and group names;
     group names are mapped to indices through ``group_names``, which must be the same list on every rank
-    (the DataModule provides it). ``compute()`` returns ``{None: pooled, "<group>": {...}, ...}``; a metric that
+    (the DataModule provides it); with no group list, only the pooled metrics are computed. ``compute()`` returns ``{None: pooled, "<group>": {...}, ...}``; a metric that
     is undefined for a group (AP with no fakes, real ACC with no reals) is NaN.
     """
 
@@ -45,7 +45,7 @@ class GroupedBinaryMetrics(Metric):
     def update(self, probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[str] | None = None) -> None:
         probs = probs.detach().float().flatten()
         labels = labels.detach().long().flatten()
-        if groups is None:
+        if groups is None or not self.group_names:  # no group list: pooled metrics only
             ids = torch.full_like(labels, -1)
         else:
             unknown = sorted({g for g in groups if g not in self._index})

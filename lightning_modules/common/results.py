@@ -114,7 +114,9 @@ def read_result_table(path: str | Path) -> list[dict[str, object]]:
 
 
 def compare_tables(
-    tables: Mapping[str, Sequence[Mapping[str, object]]], metrics: Sequence[str] = ("acc", "ap"), title: str = ""
+    tables: Mapping[str, Sequence[Mapping[str, object]]],
+    metrics: Sequence[str] = ("acc", "ap"),
+    title: str = "",
 ) -> str:
     """One markdown table with a row per group and ``<run> <metric>`` columns, from several runs' rows.
 
