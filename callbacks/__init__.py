@@ -2,11 +2,13 @@
 
 from callbacks.learning_rate import LearningRateMonitorIfLogged, StopBelowLearningRate
 from callbacks.predictions import PredictionCSVWriter
+from callbacks.schedules import ScheduleCallback
 from callbacks.visualization import TensorBoardPictures
 
 __all__ = [
     "LearningRateMonitorIfLogged",
     "PredictionCSVWriter",
+    "ScheduleCallback",
     "StopBelowLearningRate",
     "TensorBoardPictures",
 ]

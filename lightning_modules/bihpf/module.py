@@ -8,7 +8,7 @@ import torch
 
 from lightning_modules.bihpf.networks import BiHPF, BiHPFNet, Profile
 from lightning_modules.common.detection import BinaryDetectionModule
-from lightning_modules.common.spectral import log_magnitude_spectrum
+from lightning_modules.common.pictures import spectrum_picture
 
 
 class BiHPFModule(BinaryDetectionModule):
@@ -77,17 +77,9 @@ class BiHPFModule(BinaryDetectionModule):
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """TensorBoard pictures: inputs, what the filters make of them, and both log spectra, in [0, 1]."""
         images = batch["image"][: self.num_pictures].float()
-        pictures = {"input": images, "input_spectrum": _spectrum_picture(images)}
+        pictures = {"input": images, "input_spectrum": spectrum_picture(images)}
         if not self.net.filters.is_identity:
             filtered = self.net.filters(images)
             pictures["filtered"] = filtered.clamp(0, 1)
-            pictures["filtered_spectrum"] = _spectrum_picture(filtered)
+            pictures["filtered_spectrum"] = spectrum_picture(filtered)
         return pictures
-
-
-def _spectrum_picture(images: torch.Tensor) -> torch.Tensor:
-    """Channel-mean log-magnitude spectrum, min-max scaled per image, as a 3-channel picture."""
-    spectrum = log_magnitude_spectrum(images).mean(dim=1, keepdim=True)
-    low = spectrum.amin(dim=(-2, -1), keepdim=True)
-    high = spectrum.amax(dim=(-2, -1), keepdim=True)
-    return ((spectrum - low) / (high - low).clamp_min(1e-12)).expand(-1, 3, -1, -1)

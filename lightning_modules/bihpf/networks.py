@@ -21,7 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightning_modules.common.backbones import Normalize, create_backbone, init_classifier_normal
+from lightning_modules.common.backbones import Normalize
+from lightning_modules.common.classifier import BinaryLogitNet
 from lightning_modules.common.spectral import fft2_shifted, ifft2_shifted_real, radial_distance
 
 Profile = Literal["gaussian", "butterworth"]
@@ -152,10 +153,7 @@ class BiHPFNet(nn.Module):
         self.filters = filters
         self.normalize = Normalize()
         self.space = space
-        self.classifier = create_backbone(
-            backbone, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=1
-        )
-        init_classifier_normal(self.classifier)
+        self.classifier = BinaryLogitNet(backbone, pretrained, pretrained_path, normalize=False)
 
     def filtered(self, x: torch.Tensor) -> torch.Tensor:
         """What the classifier sees, before (``space=image``) or after (``normalized``) normalisation."""
@@ -165,4 +163,4 @@ class BiHPFNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (B,) for images (B, 3, H, W) in [0, 1]."""
-        return self.classifier(self.filtered(x)).squeeze(1)
+        return self.classifier(self.filtered(x))

@@ -96,8 +96,9 @@ class BinaryDetectionModule(L.LightningModule):
         rows = self._log_results(self.test_metrics, "test")
         if self.trainer.is_global_zero and rows:
             title = f"{type(self).__name__} — test"
-            markdown = write_result_table(rows, DETECTION_METRICS, self.run_dir(), title=title)
-            self.print("\n" + markdown + f"(written to {self.run_dir() / 'results.csv'} and results.md)")
+            stem = self.results_name
+            markdown = write_result_table(rows, DETECTION_METRICS, self.run_dir(), title=title, stem=stem)
+            self.print("\n" + markdown + f"(written to {self.run_dir() / stem}.csv and {stem}.md)")
 
     def _log_results(self, metrics: GroupedBinaryMetrics, stage: str) -> list[dict[str, object]]:
         """Compute, log ``<stage>/<metric>`` and ``<stage>/<metric>/<group>``, reset; return the table rows."""
@@ -106,7 +107,9 @@ class BinaryDetectionModule(L.LightningModule):
         per_group = metrics.compute()
         metrics.reset()
         # seen/unseen is about test generators; validation groups are categories of the seen generator
-        rows = summary_rows(per_group, DETECTION_METRICS, seen=self._seen_groups() if stage == "test" else None)
+        rows = summary_rows(
+            per_group, DETECTION_METRICS, seen=self._seen_groups() if stage == "test" else None
+        )
         names = {POOLED: None, MEAN: "mean", MEAN_SEEN: "mean_seen", MEAN_UNSEEN: "mean_unseen"}
         values: dict[str, float] = {}
         for row in rows:
@@ -131,6 +134,11 @@ class BinaryDetectionModule(L.LightningModule):
             if hasattr(datamodule, "effective_seen_generators")
             else None
         )
+
+    @property
+    def results_name(self) -> str:
+        """File stem of the test table (a variant of a method may write beside the main one)."""
+        return "results"
 
     def run_dir(self) -> Path:
         """The run folder (the logger's version folder), where tables and predictions are written."""

@@ -1,0 +1,1 @@
+"""FrePGAN: frequency-level perturbations for robust deepfake detection (AAAI 2022)."""
