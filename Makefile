@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)  ## run the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
-demo: $(STAMP)  ## train BiHPF and its CNNDetection baseline on the stand-in (~6 min on 2 CPU cores) and print the table
+demo: $(STAMP)  ## train CNNDetection, BiHPF and FrePGAN on the stand-in (~9 min on 2 CPU cores), print the table
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py
 
 lint: $(STAMP)  ## ruff over the code

@@ -8,7 +8,9 @@ that into loaders whose batches are dicts with the keys DESIGN.md fixes (``image
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,6 +127,7 @@ class BaseDataModule(L.LightningDataModule):
     """
 
     layout: str = "base"
+    standin_version: int | None = None  # what the layout's stand-in writer records in STANDIN.json
 
     def __init__(
         self,
@@ -168,8 +171,17 @@ class BaseDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Build the stand-in when asked to; otherwise make sure the data is there (subclasses may download)."""
         if self.synthetic:
-            if not (self.data_dir / "STANDIN.json").is_file():
-                self.write_standin(self.data_dir)
+            marker = self.data_dir / "STANDIN.json"
+            if marker.is_file() and json.loads(marker.read_text()).get("version") == self.standin_version:
+                return
+            if self.data_dir.exists():
+                log.warning(
+                    "%s is an older stand-in (version != %s): rebuilding it",
+                    self.data_dir,
+                    self.standin_version,
+                )
+                shutil.rmtree(self.data_dir)
+            self.write_standin(self.data_dir)
             return
         self.check_data_present()
 

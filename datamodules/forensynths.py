@@ -24,7 +24,7 @@ from albumentations.pytorch import ToTensorV2
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError, ImageRecord, ImageRecordDataset
 from datamodules.image_io import list_images
-from datamodules.standins.forensynths import write_forensynths_standin
+from datamodules.standins.forensynths import STANDIN_VERSION, write_forensynths_standin
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,14 @@ class ForenSynthsDataModule(BaseDataModule):
         jpeg_quality: Range of the JPEG quality.
         flip: Random horizontal flip in training.
         predict_dir: Folder of images (searched recursively) for ``predict``.
+        real_only: Read only ``0_real`` folders in train and val (methods trained without generated images,
+            e.g. FingerprintNet); test still reads both classes.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
             num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
     """
 
     layout = "forensynths"
+    standin_version = STANDIN_VERSION
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class ForenSynthsDataModule(BaseDataModule):
         jpeg_quality: tuple[int, int] = (30, 100),
         flip: bool = True,
         predict_dir: str | None = None,
+        real_only: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("root", "data/cnndetection")
@@ -102,6 +106,7 @@ class ForenSynthsDataModule(BaseDataModule):
         self.jpeg_quality = tuple(jpeg_quality)
         self.flip = flip
         self.predict_dir = predict_dir
+        self.real_only = real_only
         self.datasets: dict[str, ImageRecordDataset] = {}
         self.stage_groups: dict[str, list[str]] = {}
 
@@ -166,7 +171,15 @@ class ForenSynthsDataModule(BaseDataModule):
             raise DatasetNotFoundError(f"{self.data_dir / split} does not exist. {CNNDETECTION_HELP}")
         records: list[ImageRecord] = []
         for category in self.training_categories():
-            records += _labelled_records(self.data_dir / split / category, group=category, require_both=True)
+            folder = self.data_dir / split / category
+            if self.real_only:
+                records += _labelled_records(folder, group=category, require_both=False, labels=("0_real",))
+            else:
+                records += _labelled_records(folder, group=category, require_both=True)
+        if self.real_only:
+            log.info("real_only: %s reads 0_real folders only; every 1_fake folder is ignored", split)
+            if not records:
+                raise DatasetNotFoundError(f"real_only: no 0_real images under {self.data_dir / split}")
         return records
 
     def _test_records(self) -> list[ImageRecord]:
@@ -268,9 +281,11 @@ class ForenSynthsDataModule(BaseDataModule):
         return A.Compose([*steps, A.ToFloat(max_value=255.0), ToTensorV2()])
 
 
-def _labelled_records(folder: Path, group: str, require_both: bool) -> list[ImageRecord]:
-    """Every image under ``folder`` inside a ``0_real`` or ``1_fake`` directory, labelled by that directory."""
-    label_dirs = sorted(p for p in folder.rglob("*") if p.is_dir() and p.name in LABEL_DIRS)
+def _labelled_records(
+    folder: Path, group: str, require_both: bool, labels: tuple[str, ...] = tuple(LABEL_DIRS)
+) -> list[ImageRecord]:
+    """Every image under ``folder`` inside one of the ``labels`` directories, labelled by that directory."""
+    label_dirs = sorted(p for p in folder.rglob("*") if p.is_dir() and p.name in labels)
     if require_both and {p.name for p in label_dirs} != set(LABEL_DIRS):
         raise DatasetNotFoundError(
             f"{folder} must hold both 0_real/ and 1_fake/ (found: {[p.name for p in label_dirs]})"

@@ -1,12 +1,14 @@
-"""`make demo`: train the CNNDetection baseline and BiHPF on the ForenSynths stand-in, test both, compare.
+"""`make demo`: train the ForenSynths detectors on the stand-in, test them, and compare them in one table.
 
 Each method runs exactly what a user would type (printed before it runs):
 
-    python cli.py fit  --config configs/<method>.yaml --config configs/demo.yaml --run_name demo_<method>
-    python cli.py test --config configs/<method>.yaml --config configs/demo.yaml --run_name demo_<method> --ckpt_path last
+    python cli.py fit  --config configs/<method>.yaml --config configs/demo.yaml --run_name demo_<method> [args]
+    python cli.py test --config configs/<method>.yaml --config configs/demo.yaml --run_name demo_<method> [args] --ckpt_path last
 
-then the two ``results.csv`` are joined into ``runs/demo_forensynths.md``. Extra arguments are passed to every
-cli call (e.g. ``--trainer.max_epochs 2`` for a quicker look).
+with the method's own demo arguments (FrePGAN: a narrower generator and discriminator, so that its three
+networks train in CPU minutes), then every ``results*.csv`` is joined into ``runs/demo_forensynths.md``.
+FrePGAN is tested twice: as trained (C on x + G(x)) and with ``test_perturb false`` (C alone). Extra arguments
+are passed to every cli call (e.g. ``--trainer.max_epochs 2`` for a quicker look); ``--only m1,m2`` picks methods.
 """
 
 from __future__ import annotations

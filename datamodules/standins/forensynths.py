@@ -4,8 +4,9 @@ Layout written (exactly CNNDetection's)::
 
     train/<category>/{0_real,1_fake}/*.png      fakes from the seen family only
     val/<category>/{0_real,1_fake}/*.png        seen family
-    test/<family>/<category>/{0_real,1_fake}/*.png   the seen family and four unseen ones, on the training
-                                                     categories and two categories never trained on
+    test/<family>/<category>/{0_real,1_fake}/*.png   the seen family and five unseen ones (one of them an
+                                                     "anti-artifact" family with smoothed replicas), on the
+                                                     training categories and two categories never trained on
 
 The seen family plays ProGAN's part. Measured with a plain CNN on raw pixels (README, "Stand-in data"), the
 seen family is near 100 % while several unseen families sit at chance, and a log-spectrum input keeps its
@@ -29,7 +30,10 @@ FAMILIES: tuple[UpsamplingFamily, ...] = (
     UpsamplingFamily("bilinear_conv", "bilinear_conv", stages=2, seed=13),
     UpsamplingFamily("pixelshuffle", "pixelshuffle", stages=1, seed=14),
     UpsamplingFamily("transconv_2x", "transconv", stages=2, seed=15, strength=0.08),
+    # the harder unseen case FingerprintNet's benchmark targets: replicas smoothed away after up-sampling
+    UpsamplingFamily("anti_artifact", "transconv", stages=1, seed=16, smoothing=0.95),
 )
+STANDIN_VERSION = 2  # bump when what is written changes; older copies on disk are rebuilt
 TRAIN_CATEGORIES = ("cat", "person", "motorcycle", "rocket")
 UNSEEN_CATEGORIES = ("coffee", "tissue")
 
@@ -48,13 +52,16 @@ def write_forensynths_standin(out_dir: str | Path, size: str = "small", seed: in
     families = {family.name: family for family in FAMILIES}
     description = {
         "layout": "forensynths",
+        "version": STANDIN_VERSION,
         "size": size,
         "seed": seed,
         "image_size": preset["image_size"],
         "seen_generators": [SEEN_FAMILY],
         "train_categories": list(TRAIN_CATEGORIES),
         "unseen_categories": list(UNSEEN_CATEGORIES),
-        "families": {f.name: {"operator": f.operator, "stages": f.stages} for f in FAMILIES},
+        "families": {
+            f.name: {"operator": f.operator, "stages": f.stages, "smoothing": f.smoothing} for f in FAMILIES
+        },
         "photos": {c: list(PHOTO_CATEGORIES[c]) for c in TRAIN_CATEGORIES + UNSEEN_CATEGORIES},
     }
     with standin_folder(Path(out_dir), description) as tmp:

@@ -4,7 +4,8 @@ A stand-in fake is a real crop, down-sampled by 2**stages with area averaging, t
 ``stages`` up-sampling steps of one family. Each family's operator is a fixed, seeded perturbation of an
 interpolation kernel, so its output is image-like (content stays real) while carrying the family's periodic
 fingerprint, the way a GAN's up-sampling layers leave theirs. Two families differ in operator (transposed
-convolution, nearest + convolution, bilinear + convolution, pixel shuffle), kernel draw and number of stages.
+convolution, nearest + convolution, bilinear + convolution, pixel shuffle), kernel draw and number of stages;
+an anti-artifact family additionally smooths its spectrum so the up-sampling replicas are weak.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class UpsamplingFamily:
     operator: str  # transconv | nearest_conv | bilinear_conv | pixelshuffle
     stages: int
     seed: int
-    strength: float = 0.15  # standard deviation of the kernel perturbation, relative to the kernel's mass
+    strength: float = 0.15  # standard deviation of the kernel perturbation, relative to the kernel's peak
+    smoothing: float = 0.0  # share of the spectrum removed above the source band (anti-artifact generators)
 
     def __post_init__(self) -> None:
         if self.operator not in _OPERATORS:
@@ -41,6 +43,8 @@ class UpsamplingFamily:
         generator = torch.Generator().manual_seed(self.seed)
         for _ in range(self.stages):
             x = _OPERATORS[self.operator](x, generator, self.strength)
+        if self.smoothing:
+            x = _suppress_replicas(x, self.smoothing, factor)
         return x.clamp(0, 1)
 
 
@@ -92,6 +96,18 @@ def _pixelshuffle(x: torch.Tensor, generator: torch.Generator, strength: float) 
     weight = torch.cat([_perturbed(kernel, channels, generator, strength) for _ in range(4)])
     weight = weight.view(4, channels, channels, 3, 3).transpose(0, 1).reshape(4 * channels, channels, 3, 3)
     return F.pixel_shuffle(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight), 2)
+
+
+def _suppress_replicas(x: torch.Tensor, amount: float, factor: int) -> torch.Tensor:
+    """Attenuate the spectrum outside the band the low-resolution source had, where up-sampling puts its
+    replicas: what spectrally regularised ("anti-artifact") generators do to hide their fingerprint."""
+    height, width = x.shape[-2:]
+    fy = torch.fft.fftfreq(height).abs()[:, None]
+    fx = torch.fft.fftfreq(width).abs()[None, :]
+    edge = 0.5 / factor  # the source's Nyquist frequency, in cycles per output pixel
+    beyond = torch.clamp((torch.maximum(fy, fx) - 0.8 * edge) / (0.4 * edge), 0.0, 1.0)
+    window = 1.0 - amount * beyond
+    return torch.fft.ifft2(torch.fft.fft2(x) * window).real
 
 
 _OPERATORS = {

@@ -1,0 +1,1 @@
+"""FingerprintNet: synthesized fingerprints for generated image detection (ECCV 2022)."""
