@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)  ## run the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
-demo: $(STAMP)  ## train CNNDetection, BiHPF and FrePGAN on the stand-in (~9 min on 2 CPU cores), print the table
+demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~15 min on 2 CPU cores), print the table
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py
 
 lint: $(STAMP)  ## ruff over the code

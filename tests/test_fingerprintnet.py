@@ -63,9 +63,14 @@ def test_representations_have_the_right_channels() -> None:
 
 
 def test_pseudo_fake_batch_is_one_to_one() -> None:
-    module = FingerprintNetModule(backbone="resnet18", pretrained=False, ae_stages=[1, 2], ae_width=16,
-                                  fake_jpeg_quality=(80, 90))
-    batch = {"image": torch.rand(3, 3, 16, 16), "label": torch.zeros(3, dtype=torch.long), "group": ["a", "b", "c"]}
+    module = FingerprintNetModule(
+        backbone="resnet18", pretrained=False, ae_stages=[1, 2], ae_width=16, fake_jpeg_quality=(80, 90)
+    )
+    batch = {
+        "image": torch.rand(3, 3, 16, 16),
+        "label": torch.zeros(3, dtype=torch.long),
+        "group": ["a", "b", "c"],
+    }
     pair = module.pseudo_fake_batch(batch)
     assert pair["image"].shape == (6, 3, 16, 16) and pair["label"].tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(pair["image"][:3], batch["image"]) and pair["group"] == ["a", "b", "c"] * 2
@@ -84,7 +89,9 @@ def test_real_only_never_reads_a_fake_file(standin_root: Path, tmp_path: Path) -
     root = tmp_path / "cnndetection"
     shutil.copytree(standin_root / "forensynths_standin_tiny", root)
     assert corrupt_every_fake(root) > 0  # reading any of them would now raise (bad_files: error)
-    dm = ForenSynthsDataModule(root=str(root), real_only=True, bad_files="error", num_workers=0, image_size=32)
+    dm = ForenSynthsDataModule(
+        root=str(root), real_only=True, bad_files="error", num_workers=0, image_size=32
+    )
     dm.setup("fit")
     for name in ("train", "val"):
         records = dm.datasets[name].records
@@ -93,13 +100,27 @@ def test_real_only_never_reads_a_fake_file(standin_root: Path, tmp_path: Path) -
             assert (batch["label"] == 0).all()
 
 
-def test_both_phases_run_from_the_config_without_fake_files(run_cli, standin_root: Path, tmp_path: Path) -> None:
+def test_both_phases_run_from_the_config_without_fake_files(
+    run_cli, standin_root: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "data"
     shutil.copytree(standin_root / "forensynths_standin_tiny", root / "forensynths_standin_tiny")
     corrupt_every_fake(root)
-    cli = run_cli("fit", "--config", str(CONFIGS / "fingerprintnet.yaml"), "--model.init_args.ae_epochs", "1",
-                  "--model.init_args.ae_width", "32", "--trainer.max_epochs", "2", "--data.init_args.bad_files", "error",
-                  "--data.init_args.root", str(root))
+    cli = run_cli(
+        "fit",
+        "--config",
+        str(CONFIGS / "fingerprintnet.yaml"),
+        "--model.init_args.ae_epochs",
+        "1",
+        "--model.init_args.ae_width",
+        "32",
+        "--trainer.max_epochs",
+        "2",
+        "--data.init_args.bad_files",
+        "error",
+        "--data.init_args.root",
+        str(root),
+    )
     module = cli.model
     assert cli.trainer.current_epoch == 2 and not module.in_autoencoder_phase
     assert not any(p.requires_grad for p in module.generator.parameters())  # frozen in the detector phase
@@ -129,14 +150,34 @@ class Snapshots(L.Callback):
 
 
 def test_phases_update_only_their_own_network(standin_root: Path) -> None:
-    module = FingerprintNetModule(backbone="resnet18", pretrained=False, ae_stages=[1, 2], ae_width=16,
-                                  ae_epochs=1, fake_jpeg_quality=None)
-    dm = ForenSynthsDataModule(root=str(standin_root), synthetic=True, standin_size="tiny", real_only=True,
-                               batch_size=4, num_workers=0, image_size=32)
+    module = FingerprintNetModule(
+        backbone="resnet18",
+        pretrained=False,
+        ae_stages=[1, 2],
+        ae_width=16,
+        ae_epochs=1,
+        fake_jpeg_quality=None,
+    )
+    dm = ForenSynthsDataModule(
+        root=str(standin_root),
+        synthetic=True,
+        standin_size="tiny",
+        real_only=True,
+        batch_size=4,
+        num_workers=0,
+        image_size=32,
+    )
     snapshots = Snapshots()
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[snapshots])
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[snapshots],
+    )
     trainer.fit(module, datamodule=dm)
     (ae_0, det_0), (ae_1, det_1), (ae_2, det_2) = snapshots.taken
 
