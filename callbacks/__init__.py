@@ -1,5 +1,6 @@
 """Cross-cutting tricks as Lightning callbacks; each works with any module that exposes what it needs."""
 
+from callbacks.calibration import PostHocCalibration
 from callbacks.learning_rate import LearningRateMonitorIfLogged, StopBelowLearningRate
 from callbacks.predictions import PredictionCSVWriter
 from callbacks.schedules import ScheduleCallback
@@ -7,6 +8,7 @@ from callbacks.visualization import TensorBoardPictures
 
 __all__ = [
     "LearningRateMonitorIfLogged",
+    "PostHocCalibration",
     "PredictionCSVWriter",
     "ScheduleCallback",
     "StopBelowLearningRate",

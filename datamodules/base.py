@@ -42,15 +42,26 @@ class ImageRecord:
     group: str
 
 
-class ImageRecordDataset(Dataset):
+class ReseededTransformMixin:
+    """albumentations 2 keeps its own random state, independent of torch's. To make augmentation follow
+    ``seed_everything`` and differ between DataLoader workers, a dataset re-seeds its transform from
+    ``torch.initial_seed()`` whenever that changes (a new worker, or a new epoch's workers)."""
+
+    transform: Callable[..., dict[str, Any]]
+    _seeded_from: int | None = None
+
+    def _reseed_transform(self) -> None:
+        seed = torch.initial_seed() % 2**32
+        if seed != self._seeded_from and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)
+            self._seeded_from = seed
+
+
+class ImageRecordDataset(ReseededTransformMixin, Dataset):
     """Reads :class:`ImageRecord` files and applies an albumentations transform, one dict per sample.
 
     An undecodable file yields ``None`` under ``bad_files="skip"`` (the collate function drops it and counts
     it) and raises a one-line :class:`BadImageError` naming the file under ``bad_files="error"``.
-
-    albumentations 2 keeps its own random state, independent of torch's. To make augmentation follow
-    ``seed_everything`` and differ between DataLoader workers, the transform is re-seeded from
-    ``torch.initial_seed()`` whenever that changes (a new worker or a new epoch's workers).
     """
 
     def __init__(
@@ -62,7 +73,6 @@ class ImageRecordDataset(Dataset):
         self.records = list(records)
         self.transform = transform
         self.bad_files = bad_files
-        self._seeded_from: int | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,12 +95,6 @@ class ImageRecordDataset(Dataset):
             "group": record.group,
             "path": str(record.path),
         }
-
-    def _reseed_transform(self) -> None:
-        seed = torch.initial_seed() % 2**32
-        if seed != self._seeded_from and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
-            self._seeded_from = seed
 
 
 def collate_skipping_bad(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import timm
 import torch
 from torch import nn
 
+import lightning_modules.common.cifar_networks  # noqa: F401  (registers cifar_* models in timm)
+
 
 class BackboneWeightsError(RuntimeError):
     """Pretrained weights could not be obtained; the message says how to provide them."""

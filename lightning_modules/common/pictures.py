@@ -19,3 +19,30 @@ def signed_picture(maps: torch.Tensor) -> torch.Tensor:
     """A signed map shown around grey: 0 -> 0.5, the image's largest magnitude -> 0 or 1."""
     peak = maps.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     return 0.5 + 0.5 * maps / peak
+
+
+def reliability_diagram(
+    confidences: torch.Tensor, correct: torch.Tensor, n_bins: int = 15, size: int = 150
+) -> torch.Tensor:
+    """A (3, size, size) reliability diagram: one bar per equal-width confidence bin, its height the bin's
+    accuracy (blue), the gap to the bin's mean confidence in red, the ideal diagonal in grey; white background.
+    Empty bins have no bar. Origin at the bottom left."""
+    picture = torch.ones(3, size, size)
+    edges = torch.linspace(0, 1, n_bins + 1)
+    index = torch.bucketize(confidences.float().cpu(), edges[1:-1])
+    width = size // n_bins
+    for b in range(n_bins):
+        members = index == b
+        if not members.any():
+            continue
+        accuracy = float(correct.float().cpu()[members].mean())
+        confidence = float(confidences.float().cpu()[members].mean())
+        left, right = b * width, (b + 1) * width - 1
+        top_acc = size - round(accuracy * size)
+        top_conf = size - round(confidence * size)
+        picture[:, top_acc:, left:right] = torch.tensor([0.2, 0.4, 0.9])[:, None, None]
+        low, high = sorted((top_acc, top_conf))
+        picture[:, low:high, left:right] = torch.tensor([0.9, 0.2, 0.2])[:, None, None]
+    diagonal = torch.arange(size)
+    picture[:, size - 1 - diagonal, diagonal] = 0.5
+    return picture

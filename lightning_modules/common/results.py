@@ -66,7 +66,9 @@ def _nanmean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def format_markdown(rows: Sequence[Mapping[str, object]], metrics: Sequence[str], title: str = "") -> str:
+def format_markdown(
+    rows: Sequence[Mapping[str, object]], metrics: Sequence[str], title: str = "", digits: int = 1
+) -> str:
     """A markdown table; the ``seen`` column only appears when some row has a seen label."""
     with_seen = any(row.get("seen") for row in rows)
     header = ["group"] + (["seen"] if with_seen else []) + list(metrics)
@@ -74,13 +76,13 @@ def format_markdown(rows: Sequence[Mapping[str, object]], metrics: Sequence[str]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for row in rows:
         cells = [str(row["group"])] + ([str(row.get("seen", ""))] if with_seen else [])
-        cells += [_fmt(row[m]) for m in metrics]
+        cells += [_fmt(row[m], digits) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value: object) -> str:
-    return "—" if isinstance(value, float) and math.isnan(value) else f"{value:.1f}"
+def _fmt(value: object, digits: int = 1) -> str:
+    return "—" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
 
 
 def write_result_table(
@@ -89,8 +91,9 @@ def write_result_table(
     out_dir: str | Path,
     title: str = "",
     stem: str = "results",
+    digits: int = 1,
 ) -> str:
-    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown."""
+    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown (``digits`` decimals)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fields = ["group", "seen", *metrics]
@@ -101,7 +104,7 @@ def write_result_table(
             writer.writerow(
                 {k: (f"{row[k]:.4f}" if isinstance(row.get(k), float) else row.get(k, "")) for k in fields}
             )
-    markdown = format_markdown(rows, metrics, title)
+    markdown = format_markdown(rows, metrics, title, digits)
     (out_dir / f"{stem}.md").write_text(markdown)
     return markdown
 

@@ -1,0 +1,267 @@
+"""Post-hoc calibration as a callback: fit a calibrator on held-out logits, apply it at test and predict.
+
+Works with any module that exposes ``logits(batch) -> (B, C)``, ``num_classes`` and ``set_calibrator(module)``,
+trained with a datamodule that has ``calibration_dataloader()`` (a split the network never trained on). The
+network stays frozen: only the calibrator's few parameters are fitted, on the whole split at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+
+from datamodules.logits import save_logits_file
+from lightning_modules.common.calibration_metrics import calibration_report
+from lightning_modules.common.calibrators import CALIBRATORS, CalibratorName, fit_calibrator, make_calibrator
+from lightning_modules.common.classwise_loss import ClasswiseScaledCrossEntropy, Normalisation
+from lightning_modules.common.pictures import reliability_diagram
+from lightning_modules.common.results import write_result_table
+
+log = logging.getLogger(__name__)
+Objective = Literal["nll", "cl"]
+TABLE_METRICS = ("ece", "aece", "cwece", "nll", "acc")
+
+
+class PostHocCalibration(Callback):
+    """Fit ``calibrator`` with ``objective`` on the calibration split; apply it at test and predict.
+
+    When: at the end of ``fit`` (then ``calibrated.ckpt`` is saved beside ``last.ckpt``, holding the calibrator
+    in this callback's state), and at the start of ``test`` / ``predict`` if no calibrator was fitted or loaded
+    from the checkpoint. At the end of ``test`` it logs every metric before and after as
+    ``test/<metric>/uncalibrated`` and ``test/<metric>/calibrated``, draws reliability diagrams to TensorBoard,
+    and with ``compare: true`` also fits every calibrator with both objectives on the same split and writes the
+    table ``calibration.csv`` / ``calibration.md`` (ECE, adaptive ECE, class-wise ECE, accuracy in %; NLL).
+
+    Args:
+        calibrator: ``ts``, ``cts``, ``ets`` or ``pts``.
+        objective: ``nll`` or ``cl`` (SCTL's class-wise loss scaling).
+        norm: Normalisation of the class-wise loss: ``ND``, ``MM`` or ``CM``.
+        reduction: ``sum`` (the official code) or ``mean`` over classes in the class-wise loss.
+        ets_space: ``prob`` (Zhang et al.'s ETS) or ``logit`` (the SCTL repository's variant).
+        compare: Also fit and tabulate every calibrator x objective at test.
+        save_logits: Write the raw calibration and test logits to ``logits.npz`` in the run folder, for
+            ``configs/cls_logits.yaml`` (calibration without the network).
+        iterations: LBFGS max_iter, and Adam iterations for PTS.
+        n_bins: Bins of the calibration errors.
+    """
+
+    def __init__(
+        self,
+        calibrator: CalibratorName = "ts",
+        objective: Objective = "cl",
+        norm: Normalisation = "ND",
+        reduction: Literal["sum", "mean"] = "sum",
+        ets_space: Literal["prob", "logit"] = "prob",
+        compare: bool = True,
+        save_logits: bool = True,
+        iterations: int = 1000,
+        n_bins: int = 15,
+    ) -> None:
+        if calibrator not in CALIBRATORS:
+            raise ValueError(
+                f"PostHocCalibration calibrator must be one of {CALIBRATORS}, got {calibrator!r}"
+            )
+        if objective not in ("nll", "cl"):
+            raise ValueError(f"PostHocCalibration objective must be nll or cl, got {objective!r}")
+        self.name, self.objective_name = calibrator, objective
+        self.norm, self.reduction, self.ets_space = norm, reduction, ets_space
+        self.compare, self.save_logits, self.iterations, self.n_bins = (
+            compare,
+            save_logits,
+            iterations,
+            n_bins,
+        )
+        self.fitted: nn.Module | None = None
+        self._test_logits: list[torch.Tensor] = []
+        self._test_labels: list[torch.Tensor] = []
+
+    # --------------------------------------------------------------------------------------- contracts
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        missing = [
+            name for name in ("logits", "set_calibrator", "num_classes") if not hasattr(pl_module, name)
+        ]
+        if missing:
+            raise TypeError(f"PostHocCalibration needs {type(pl_module).__name__} to have {missing}")
+        if not callable(getattr(trainer.datamodule, "calibration_dataloader", None)):
+            raise TypeError(
+                f"PostHocCalibration needs {type(trainer.datamodule).__name__}.calibration_dataloader(), "
+                "a held-out split to fit the calibrator on"
+            )
+
+    def objective(self, name: Objective, num_classes: int) -> nn.Module:
+        if name == "cl":
+            return ClasswiseScaledCrossEntropy(num_classes, self.norm, self.reduction)
+        return nn.CrossEntropyLoss()
+
+    def fit(
+        self, name: CalibratorName, objective: Objective, logits: torch.Tensor, labels: torch.Tensor
+    ) -> nn.Module:
+        """A fitted calibrator; safe inside ``test``, which runs in inference mode (no autograd otherwise)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            calibrator = make_calibrator(name, logits.shape[1], self.ets_space).to(logits.device)
+            loss = self.objective(objective, logits.shape[1])
+            return fit_calibrator(calibrator, logits.clone(), labels.clone(), loss, self.iterations)
+
+    # ---------------------------------------------------------------------------------------- fitting
+    @torch.no_grad()
+    def calibration_logits(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw logits and labels of the whole calibration split (every rank computes all of it: no sampler)."""
+        was_training = pl_module.training
+        pl_module.eval()
+        logits, labels = [], []
+        for batch in trainer.datamodule.calibration_dataloader():
+            batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+            logits.append(pl_module.logits(batch).float())
+            labels.append(batch["label"])
+        pl_module.train(was_training)
+        if not logits:
+            raise ValueError("PostHocCalibration: the calibration split is empty")
+        logits_all = torch.cat(logits)
+        if not torch.isfinite(logits_all).all():
+            raise FloatingPointError(
+                "PostHocCalibration: the network's logits on the calibration split are not finite (NaN or inf): "
+                "training diverged; lower the learning rate or add warm-up"
+            )
+        return logits_all, torch.cat(labels).long()
+
+    def _fit_and_install(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logits, labels = self.calibration_logits(trainer, pl_module)
+        self.fitted = self.fit(self.name, self.objective_name, logits, labels)
+        pl_module.set_calibrator(self.fitted)
+        log.info("fitted %s with %s on %d calibration samples", self.name, self.objective_name, len(labels))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_and_install(trainer, pl_module)
+        checkpoint_dir = Path(trainer.checkpoint_callback.dirpath) if trainer.checkpoint_callback else None
+        if checkpoint_dir is not None:
+            trainer.save_checkpoint(checkpoint_dir / "calibrated.ckpt")
+
+    def _ensure_fitted(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.fitted is None:
+            self._fit_and_install(trainer, pl_module)
+        else:
+            pl_module.set_calibrator(self.fitted.to(pl_module.device))
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ensure_fitted(trainer, pl_module)
+        self._test_logits, self._test_labels = [], []
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ensure_fitted(trainer, pl_module)
+
+    # ------------------------------------------------------------------------------------------- test
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not isinstance(outputs, dict) or "logits" not in outputs:
+            raise TypeError(
+                "PostHocCalibration needs test_step to return {'logits': raw logits, 'label': labels}"
+            )
+        self._test_logits.append(outputs["logits"].detach().float())
+        self._test_labels.append(outputs["label"].detach().long())
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logits = (
+            pl_module.all_gather(torch.cat(self._test_logits)).flatten(0, -2)
+            if trainer.world_size > 1
+            else torch.cat(self._test_logits)
+        )
+        labels = (
+            pl_module.all_gather(torch.cat(self._test_labels)).flatten()
+            if trainer.world_size > 1
+            else torch.cat(self._test_labels)
+        )
+        with torch.no_grad():
+            calibrated = self.fitted(logits)
+        before = calibration_report(logits, labels, self.n_bins)
+        after = calibration_report(calibrated, labels, self.n_bins)
+        pl_module.log_dict({f"test/{k}/uncalibrated": v for k, v in before.items()})
+        pl_module.log_dict({f"test/{k}/calibrated": v for k, v in after.items()})
+        self._draw(trainer, logits, calibrated, labels)
+        if not trainer.is_global_zero or not (self.compare or self.save_logits):
+            return
+        out_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        cal_logits, cal_labels = self.calibration_logits(trainer, pl_module)
+        if self.save_logits:
+            save_logits_file(out_dir / "logits.npz", (cal_logits, cal_labels), (logits, labels))
+        if self.compare:
+            self._write_table(pl_module, out_dir, cal_logits, cal_labels, logits, labels, before)
+
+    def _write_table(
+        self,
+        pl_module: L.LightningModule,
+        out_dir: Path,
+        cal_logits: torch.Tensor,
+        cal_labels: torch.Tensor,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        before: dict[str, float],
+    ) -> None:
+        rows: list[dict[str, object]] = [_row("uncalibrated", before)]
+        for name in CALIBRATORS:
+            if name == "pts" and logits.shape[1] < 10:
+                continue  # PTS reads the top-10 logits
+            for objective in ("nll", "cl"):
+                calibrator = self.fit(name, objective, cal_logits, cal_labels)
+                with torch.no_grad():
+                    rows.append(
+                        _row(
+                            f"{name} / {objective}",
+                            calibration_report(calibrator(logits), labels, self.n_bins),
+                        )
+                    )
+        title = f"Post-hoc calibration on {len(labels)} test samples (fitted on {len(cal_labels)} held out)"
+        markdown = write_result_table(rows, TABLE_METRICS, out_dir, title=title, stem="calibration", digits=2)
+        pl_module.print(
+            "\n"
+            + markdown
+            + f"(written to {out_dir / 'calibration.csv'} and calibration.md; nll is not in %)"
+        )
+
+    def _draw(
+        self, trainer: L.Trainer, logits: torch.Tensor, calibrated: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
+            for tag, values in (("uncalibrated", logits), ("calibrated", calibrated)):
+                confidence, prediction = values.softmax(dim=1).max(dim=1)
+                picture = reliability_diagram(confidence, prediction == labels, self.n_bins)
+                logger.experiment.add_image(
+                    f"pictures/reliability_{tag}", picture, global_step=trainer.global_step
+                )
+
+    # ------------------------------------------------------------------------------------- checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        if self.fitted is None:
+            return {}
+        return {"calibrator": self.name, "objective": self.objective_name, "ets_space": self.ets_space,
+                "num_classes": self.fitted.num_classes, "state": self.fitted.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        if (state_dict["calibrator"], state_dict["objective"]) != (self.name, self.objective_name):
+            log.warning("checkpoint holds a %s/%s calibrator; this run asks for %s/%s: refitting",
+                        state_dict["calibrator"], state_dict["objective"], self.name, self.objective_name)  # fmt: skip
+            return
+        calibrator = make_calibrator(
+            state_dict["calibrator"], state_dict["num_classes"], state_dict["ets_space"]
+        )
+        calibrator.load_state_dict(state_dict["state"])
+        self.fitted = calibrator
+
+
+def _row(name: str, report: dict[str, float]) -> dict[str, object]:
+    row: dict[str, object] = {"group": name, "seen": ""}
+    row.update({k: (report[k] if k == "nll" else 100.0 * report[k]) for k in TABLE_METRICS})
+    return row

@@ -1,0 +1,1 @@
+"""Image classification: one module for many classification methods (calibration, mixing, ViT baselines)."""

@@ -1,0 +1,229 @@
+"""CIFAR-style networks the calibration and mixing papers use, registered in timm's model registry.
+
+timm's ResNets and DenseNets are ImageNet-shaped (7x7 stem, 4x down-sampling before the first stage), which
+wastes a 32x32 input. These are the 3-stage CIFAR versions: ResNet-{20,32,56,110} (He et al., with
+``drop_path_rate`` for the stochastic-depth variant ResNet-110-SD), Wide-ResNet-{28,32}-10 (Zagoruyko &
+Komodakis) and DenseNet-40 (k = 12, Huang et al.). Registered names: ``cifar_resnet20``, ``cifar_resnet32``,
+``cifar_resnet56``, ``cifar_resnet110``, ``cifar_wrn28_10``, ``cifar_wrn32_10``, ``cifar_densenet40``, so
+``timm.create_model`` (and :func:`create_backbone`) build them like any other model. They have no hub weights;
+``pretrained_path`` loads a local state dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
+from timm.models import register_model
+from torch import nn
+
+
+class _ClassifierMixin:
+    """The bits of timm's model API the framework uses: ``get_classifier`` and ``num_features``."""
+
+    head: nn.Linear
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(self.shortcut(x) + self.drop_path(out))
+
+
+class CifarResNet(_ClassifierMixin, nn.Module):
+    """ResNet-(6n+2) with basic blocks, stages of 16, 32, 64 channels; stochastic depth via ``drop_path_rate``."""
+
+    def __init__(
+        self, depth: int = 110, num_classes: int = 10, in_chans: int = 3, drop_path_rate: float = 0.0
+    ) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        blocks = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        rates = torch.linspace(0, drop_path_rate, 3 * blocks).tolist()
+        layers, cin = [], 16
+        for stage, cout in enumerate((16, 32, 64)):
+            for i in range(blocks):
+                layers.append(BasicBlock(cin, cout, 2 if stage and i == 0 else 1, rates[stage * blocks + i]))
+                cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.num_features = 64
+        self.head = nn.Linear(64, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+class WideBlock(nn.Module):
+    """Pre-activation wide block (BN-ReLU-conv x2) with dropout between the convolutions."""
+
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.shortcut = (
+            nn.Identity() if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return self.shortcut(x) + out
+
+
+class WideResNet(_ClassifierMixin, nn.Module):
+    """WRN-depth-widen: stages of 16k, 32k, 64k channels, (depth - 4) / 6 blocks each."""
+
+    def __init__(
+        self, depth: int = 28, widen: int = 10, num_classes: int = 10, in_chans: int = 3, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"Wide-ResNet depth must be 6n+4, got {depth}")
+        blocks = (depth - 4) // 6
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        self.stem = nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False)
+        layers, cin = [], 16
+        for stage, cout in enumerate(widths):
+            for i in range(blocks):
+                layers.append(WideBlock(cin, cout, 2 if stage and i == 0 else 1, dropout))
+                cin = cout
+        self.blocks = nn.Sequential(*layers, nn.BatchNorm2d(cin), nn.ReLU())
+        self.num_features = cin
+        self.head = nn.Linear(cin, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.bn, self.conv = nn.BatchNorm2d(cin), nn.Conv2d(cin, growth, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.conv(F.relu(self.bn(x)))], dim=1)
+
+
+class CifarDenseNet(_ClassifierMixin, nn.Module):
+    """DenseNet (not BC): three dense blocks of (depth - 4) / 3 layers, growth ``growth``, 1x1 + pool transitions."""
+
+    def __init__(self, depth: int = 40, growth: int = 12, num_classes: int = 10, in_chans: int = 3) -> None:
+        super().__init__()
+        if (depth - 4) % 3:
+            raise ValueError(f"DenseNet depth must be 3n+4, got {depth}")
+        layers_per_block = (depth - 4) // 3
+        channels = 2 * growth
+        modules: list[nn.Module] = [nn.Conv2d(in_chans, channels, 3, 1, 1, bias=False)]
+        for block in range(3):
+            for _ in range(layers_per_block):
+                modules.append(DenseLayer(channels, growth))
+                channels += growth
+            if block < 2:
+                modules += [
+                    nn.BatchNorm2d(channels),
+                    nn.ReLU(),
+                    nn.Conv2d(channels, channels, 1, bias=False),
+                    nn.AvgPool2d(2),
+                ]
+        self.features = nn.Sequential(*modules, nn.BatchNorm2d(channels), nn.ReLU())
+        self.num_features = channels
+        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+def _build(model: nn.Module, pretrained: bool, pretrained_cfg_overlay: dict | None) -> nn.Module:
+    """No hub weights exist for these: ``pretrained`` needs a local file (``pretrained_path``)."""
+    if pretrained:
+        path = (pretrained_cfg_overlay or {}).get("file")
+        if not path:
+            raise ValueError(
+                "CIFAR networks have no downloadable weights; pass model.init_args.pretrained_path"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        head = {k for k in state if k.startswith("head.")}
+        if head and state["head.weight"].shape != model.head.weight.shape:
+            state = {k: v for k, v in state.items() if k not in head}
+        model.load_state_dict(state, strict=False)
+    return model
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(key, None)
+    return kwargs
+
+
+@register_model
+def cifar_resnet20(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(CifarResNet(20, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_resnet32(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(CifarResNet(32, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_resnet56(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(CifarResNet(56, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_resnet110(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(CifarResNet(110, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_wrn28_10(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(WideResNet(28, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_wrn32_10(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(WideResNet(32, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+
+@register_model
+def cifar_densenet40(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> nn.Module:
+    return _build(CifarDenseNet(40, 12, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
