@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo lint bench clean
+.PHONY: help install test demo demo-calibration lint bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 install: $(STAMP)  ## create .venv from nothing and install the project with its dev tools (quick when done)
 
@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)  ## run the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
-demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~15 min on 2 CPU cores), print the table
+demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min on 2 CPU cores), print the table
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py
+
+demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-in (~4 min on 2 CPU cores)
+	cd $(CURDIR) && $(PY) scripts/demo_calibration.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

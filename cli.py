@@ -15,6 +15,7 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -144,8 +145,20 @@ def _latest_last_checkpoint(run_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def show_project_logs() -> None:
+    """Print the project's own INFO messages (data sizes, skipped files, fitted calibrators) like Lightning's."""
+    for name in ("datamodules", "lightning_modules", "callbacks"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+
+
 def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:
     """Build (and by default run) the CLI; ``args`` as on the command line, ``None`` reads ``sys.argv``."""
+    show_project_logs()
     return RobustVisionCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -137,6 +137,18 @@ def test_every_calibrator_lowers_nll_of_overconfident_logits() -> None:
             assert F.cross_entropy(calibrator(logits), labels).item() < before, name
 
 
+def test_ets_fits_ts_first_and_never_does_worse_than_ts_on_its_own_split() -> None:
+    """Zhang et al.'s order: T by plain TS, then the weights. Fitting T inside the mixture let the uniform part
+    hide confident mistakes and T collapse towards 0 (a bug this guards against)."""
+    logits, labels = random_logits(300)
+    nll = torch.nn.CrossEntropyLoss()
+    ts = fit_calibrator(make_calibrator("ts", 10), logits, labels, nll)
+    ets = fit_calibrator(make_calibrator("ets", 10), logits, labels, nll)
+    assert ets.scaler.temperature.item() == pytest.approx(ts.temperature.item(), rel=1e-4)
+    with torch.no_grad():
+        assert nll(ets(logits), labels).item() <= nll(ts(logits), labels).item() + 1e-4
+
+
 def test_ets_logit_space_is_the_repository_variant_and_pts_needs_ten_classes() -> None:
     calibrator = make_calibrator("ets", 4, ets_space="logit")
     logits = torch.randn(3, 4)

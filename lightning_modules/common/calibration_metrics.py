@@ -18,6 +18,7 @@ def binned_gaps(
     confidences: torch.Tensor, correct: torch.Tensor, edges: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per bin (lower, upper]: |mean confidence - accuracy| and the bin's share of the samples."""
+    confidences = confidences.contiguous()  # class-wise ECE passes probability columns
     index = torch.bucketize(confidences, edges[1:-1], right=False)  # (e_i, e_{i+1}] -> i
     bins = len(edges) - 1
     count = torch.bincount(index, minlength=bins).float()

@@ -19,8 +19,10 @@ from __future__ import annotations
 import warnings
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import optimize
 from torch import nn
 
 CalibratorName = Literal["ts", "cts", "ets", "pts"]
@@ -51,21 +53,24 @@ class ClassTemperatureScaler(TemperatureScaler):
 
 
 class EnsembleTemperatureScaler(nn.Module):
+    """Zhang et al.'s ETS: w0 softmax(z/T) + w1 softmax(z) + w2/C with w on the simplex, starting at TS (1, 0, 0).
+
+    ``space="logit"`` is the SCTL repository's variant, the same mixture of logits (equivalent to TS).
+    """
+
     def __init__(self, num_classes: int, space: Literal["prob", "logit"] = "prob") -> None:
         super().__init__()
         if space not in ("prob", "logit"):
             raise ValueError(f"ETS space must be prob or logit, got {space!r}")
         self.num_classes, self.space = num_classes, space
         self.scaler = TemperatureScaler(num_classes)
-        # prob: simplex weights as a softmax, starting close to (1, 0, 0) (plain TS); logit: the repository's raw w
-        start = torch.tensor([0.0, -5.0, -5.0]) if space == "prob" else torch.tensor([1.0, 0.0, 0.0])
-        self.weights = nn.Parameter(start)
+        self.weights = nn.Parameter(torch.tensor([1.0, 0.0, 0.0]))
 
     def mixture_weights(self) -> torch.Tensor:
-        return self.weights.softmax(dim=0) if self.space == "prob" else self.weights
+        return self.weights
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        w = self.mixture_weights()
+        w = self.weights
         if self.space == "logit":
             return w[0] * self.scaler(logits) + w[1] * logits + w[2] / self.num_classes
         mixed = (
@@ -132,14 +137,21 @@ def fit_calibrator(
             objective(calibrator(logits), labels).backward()
             optimizer.step()
         return calibrator
-    if isinstance(calibrator, EnsembleTemperatureScaler):  # T first, then the mixture weights
-        stages = [list(calibrator.scaler.parameters()), [calibrator.weights]]
+    if isinstance(calibrator, EnsembleTemperatureScaler):
+        # Zhang et al.: T by plain temperature scaling first (not inside the mixture, whose uniform part caps the
+        # cost of confident mistakes and lets T collapse), then the mixture weights with T fixed: on the simplex
+        # with SLSQP as in their code, or, for the repository's logit variant, with LBFGS like its TS
+        fit_calibrator(calibrator.scaler, logits, labels, objective, iterations)
+        if calibrator.space == "prob":
+            _fit_simplex_weights(calibrator, logits, labels, objective, iterations)
+            return calibrator
+        stages = [(calibrator, [calibrator.weights])]
     else:
-        stages = [list(calibrator.parameters())]
-    for parameters in stages:
+        stages = [(calibrator, list(calibrator.parameters()))]
+    for model, parameters in stages:
         start = [p.detach().clone() for p in parameters]
         try:
-            loss = _lbfgs(calibrator, parameters, logits, labels, objective, iterations, line_search=None)
+            loss = _lbfgs(model, parameters, logits, labels, objective, iterations, line_search=None)
         except RuntimeError:  # LBFGS overflowed its step
             loss = torch.tensor(float("nan"))
         if not _finite(loss, parameters):
@@ -153,13 +165,47 @@ def fit_calibrator(
                 for parameter, value in zip(parameters, start, strict=True):
                     parameter.copy_(value)
             loss = _lbfgs(
-                calibrator, parameters, logits, labels, objective, iterations, line_search="strong_wolfe"
+                model, parameters, logits, labels, objective, iterations, line_search="strong_wolfe"
             )
             if not _finite(loss, parameters):
                 raise FloatingPointError(
                     f"{type(calibrator).__name__} could not be fitted: the objective is not finite"
                 )
     return calibrator
+
+
+def _fit_simplex_weights(
+    calibrator: EnsembleTemperatureScaler,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    objective: nn.Module,
+    iterations: int,
+) -> None:
+    """SLSQP over w >= 0, sum w = 1, from (1, 0, 0); the objective and its gradient come from torch."""
+    _reset(objective)
+
+    def value_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+        with torch.no_grad():
+            calibrator.weights.copy_(torch.as_tensor(w, dtype=calibrator.weights.dtype))
+        calibrator.weights.grad = None
+        loss = objective(calibrator(logits), labels)
+        loss.backward()
+        return float(loss.detach()), calibrator.weights.grad.double().cpu().numpy()
+
+    result = optimize.minimize(
+        value_and_grad,
+        np.array([1.0, 0.0, 0.0]),
+        jac=True,
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * 3,
+        constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(3)},
+        options={"maxiter": iterations},
+    )
+    with torch.no_grad():
+        calibrator.weights.copy_(
+            torch.as_tensor(np.clip(result.x, 0.0, 1.0) / np.clip(result.x, 0.0, 1.0).sum())
+        )
+    calibrator.weights.grad = None
 
 
 def _lbfgs(
