@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo demo-calibration lint bench clean
+.PHONY: help install test demo demo-calibration demo-mixing lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min
 
 demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-in (~4 min on 2 CPU cores)
 	cd $(CURDIR) && $(PY) scripts/demo_calibration.py
+
+demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the digits stand-in, 3 seeds (~65 min)
+	cd $(CURDIR) && $(PY) scripts/demo_mixing.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -8,7 +8,8 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 * ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
   inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
 * default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate monitor, TensorBoard
-  pictures, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
+  pictures, a guard that stops on a NaN/inf loss naming the batch's files, a rich progress bar, and for
+  ``predict`` a writer of ``predictions.csv`` in the run folder;
 * errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
   (``RVL_TRACEBACK=1`` shows it).
 """
@@ -26,10 +27,21 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from callbacks import LearningRateMonitorIfLogged, PredictionCSVWriter, TensorBoardPictures
+from callbacks import (
+    LearningRateMonitorIfLogged,
+    NonFiniteLossGuard,
+    PredictionCSVWriter,
+    TensorBoardPictures,
+)
 
 DEFAULT_SEED = 42
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, TypeError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+    TypeError,
+    FloatingPointError,
+)
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -124,6 +136,8 @@ class RobustVisionCLI(LightningCLI):
             defaults.append(LearningRateMonitorIfLogged())
         if not any(isinstance(c, TensorBoardPictures) for c in configured):
             defaults.append(TensorBoardPictures())
+        if not any(isinstance(c, NonFiniteLossGuard) for c in configured):
+            defaults.append(NonFiniteLossGuard())
         progress = self._get(self.config_init, "trainer", default={}).get("enable_progress_bar")
         if progress is not False and not any(isinstance(c, ProgressBar) for c in configured):
             defaults.append(RichProgressBar())

@@ -79,6 +79,7 @@ class PostHocCalibration(Callback):
             n_bins,
         )
         self.fitted: nn.Module | None = None
+        self._calibration: tuple[torch.Tensor, torch.Tensor] | None = None  # logits, labels of the last fit
         self._test_logits: list[torch.Tensor] = []
         self._test_labels: list[torch.Tensor] = []
 
@@ -134,10 +135,13 @@ class PostHocCalibration(Callback):
         return logits_all, torch.cat(labels).long()
 
     def _fit_and_install(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logits, labels = self.calibration_logits(trainer, pl_module)
+        logits, labels = self._calibration = self.calibration_logits(trainer, pl_module)
         self.fitted = self.fit(self.name, self.objective_name, logits, labels)
         pl_module.set_calibrator(self.fitted)
         log.info("fitted %s with %s on %d calibration samples", self.name, self.objective_name, len(labels))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._calibration = None  # the network is about to change
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_and_install(trainer, pl_module)
@@ -190,7 +194,8 @@ class PostHocCalibration(Callback):
         if not trainer.is_global_zero or not (self.compare or self.save_logits):
             return
         out_dir = Path(trainer.log_dir or trainer.default_root_dir)
-        cal_logits, cal_labels = self.calibration_logits(trainer, pl_module)
+        # the network is frozen: the pass made to fit the calibrator still holds, unless it was loaded instead
+        cal_logits, cal_labels = self._calibration or self.calibration_logits(trainer, pl_module)
         if self.save_logits:
             save_logits_file(out_dir / "logits.npz", (cal_logits, cal_labels), (logits, labels))
         if self.compare:

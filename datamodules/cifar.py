@@ -230,9 +230,13 @@ class CIFARDataModule(BaseDataModule):
             }  # fmt: skip
         counts = np.bincount(train_labels[train_index], minlength=self.num_classes)
         held_counts = np.bincount(train_labels[calibration_index], minlength=self.num_classes)
-        log.info("%s: %d train images (class sizes %d..%d), %d held out for calibration (%d classes empty), %d test",
-                 self.dataset, len(train_index), counts.min(), counts.max(), len(calibration_index),
-                 int((held_counts == 0).sum()), len(self.datasets["test"]))  # fmt: skip
+        held_out = (
+            f"{len(calibration_index)} held out for calibration ({int((held_counts == 0).sum())} classes empty)"
+            if self.calibration_fraction
+            else "no calibration split (validation uses the test set)"
+        )
+        log.info("%s: %d train images (class sizes %d..%d), %s, %d test", self.dataset, len(train_index),
+                 counts.min(), counts.max(), held_out, len(self.datasets["test"]))  # fmt: skip
 
     def _long_tailed(self, labels: np.ndarray) -> np.ndarray:
         """Indices kept by the long-tailed profile (all of them when balanced)."""

@@ -15,15 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import cli  # noqa: E402
-
-
-def cli_run(argv: list[str]):
-    print("\n$ python cli.py " + " ".join(argv), flush=True)
-    return cli.main(argv)
+from demo_common import cli_run, option, write_report
 
 
 def main(argv: list[str]) -> str:
@@ -34,7 +26,8 @@ def main(argv: list[str]) -> str:
     cli_run(["fit", *common])
     run_dir = Path(cli_run(["test", *common, "--ckpt_path", "last"]).trainer.log_dir)
     trained = time.perf_counter() - started
-    runs = ["--runs_dir", extra[extra.index("--runs_dir") + 1]] if "--runs_dir" in extra else []
+    runs_dir = option(extra, "--runs_dir", "runs")
+    runs = ["--runs_dir", runs_dir]
     logits = ["--config", "configs/cls_logits.yaml", *runs]
     again = cli_run(
         [
@@ -46,8 +39,9 @@ def main(argv: list[str]) -> str:
             str(run_dir / "logits.npz"),
         ]
     )
+    root = option(extra, "--data.init_args.root", ".standins")
     standin = cli_run(["test", *logits, "--run_name", "demo_calibration_standin", "--data.init_args.synthetic", "true",
-                       "--data.init_args.root", ".standins"])  # fmt: skip
+                       "--data.init_args.root", root])  # fmt: skip
     parts = [
         ("ResNet-20 on the CIFAR-100-LT stand-in", run_dir),
         ("the same logits through configs/cls_logits.yaml", Path(again.trainer.log_dir)),
@@ -60,10 +54,7 @@ def main(argv: list[str]) -> str:
     markdown += (
         f"\ntraining + test: {trained / 60:.1f} min, total {(time.perf_counter() - started) / 60:.1f} min\n"
     )
-    out = Path(runs[1] if runs else "runs") / "demo_calibration.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown)
-    print("\n" + markdown + f"\n(written to {out})")
+    write_report(markdown, runs_dir, "demo_calibration")
     return markdown
 
 

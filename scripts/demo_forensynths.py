@@ -19,11 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from demo_common import cli_run, option, write_report
 
-import cli  # noqa: E402
-from lightning_modules.common.results import compare_tables, read_result_table  # noqa: E402
+from lightning_modules.common.results import compare_tables, read_result_table
 
 # method -> its own demo arguments (after the overlays, so they win)
 METHODS: dict[str, list[str]] = {
@@ -51,11 +49,6 @@ EXTRA_TESTS = {
 TITLE = "ForenSynths stand-in: ACC / AP (%) per generator family, trained on `transconv` only"
 
 
-def cli_run(argv: list[str]):
-    print("\n$ python cli.py " + " ".join(argv), flush=True)
-    return cli.main(argv)
-
-
 def main(argv: list[str]) -> str:
     extra = list(argv)
     only = list(METHODS)
@@ -80,11 +73,7 @@ def main(argv: list[str]) -> str:
         timings[method] = time.perf_counter() - started
     markdown = compare_tables(tables, ("acc", "ap"), TITLE)
     markdown += "\n" + ", ".join(f"{m}: {t / 60:.1f} min" for m, t in timings.items()) + " (fit + test)\n"
-    runs_dir = Path(extra[extra.index("--runs_dir") + 1]) if "--runs_dir" in extra else Path("runs")
-    out = runs_dir / "demo_forensynths.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown)
-    print("\n" + markdown + f"\n(written to {out})")
+    write_report(markdown, option(extra, "--runs_dir", "runs"), "demo_forensynths")
     return markdown
 
 

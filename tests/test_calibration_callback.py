@@ -85,7 +85,7 @@ def test_a_classifier_run_exports_logits_that_the_logits_config_reads(run_cli) -
 
 def test_modules_without_logits_are_refused(run_cli) -> None:
     with pytest.raises(
-        TypeError, match=r"PostHocCalibration needs BiHPFModule to have \['set_calibrator', 'num_classes'\]"
+        TypeError, match=r"PostHocCalibration needs BiHPFModule to have \['set_calibrator'\]"
     ):
         run_cli(
             "fit",

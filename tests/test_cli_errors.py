@@ -63,3 +63,34 @@ def test_wrong_class_path_names_it(tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "lightning_modules.nope.Missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_the_files(run_cli, monkeypatch) -> None:
+    import pytest
+
+    from callbacks.guards import NonFiniteLossError
+    from lightning_modules.bihpf.module import BiHPFModule
+
+    original = BiHPFModule.loss
+    monkeypatch.setattr(
+        BiHPFModule, "loss", lambda self, logits, batch: original(self, logits, batch) * float("nan")
+    )
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"training loss is NaN at iteration 0 \(epoch 0, batch 0, global step 1\); batch files: .*\.png",
+    ):
+        run_cli("fit", "--config", str(CONFIGS / "bihpf.yaml"))
+
+
+def test_manual_optimisation_losses_are_guarded_too(run_cli, monkeypatch) -> None:
+    import pytest
+
+    from callbacks.guards import NonFiniteLossError
+    from lightning_modules.frepgan.module import FrePGANModule
+
+    original = FrePGANModule.loss
+    monkeypatch.setattr(
+        FrePGANModule, "loss", lambda self, logits, batch: original(self, logits, batch) + float("inf")
+    )
+    with pytest.raises(NonFiniteLossError, match="training loss is inf"):
+        run_cli("fit", "--config", str(CONFIGS / "frepgan.yaml"))

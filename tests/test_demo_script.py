@@ -20,3 +20,31 @@ def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, m
         assert column in header
     assert (tmp_path / "demo_forensynths.md").read_text() == markdown
     assert (tmp_path / "demo_frepgan" / "version_0" / "results_unperturbed.csv").is_file()
+
+
+def test_calibration_demo_script_writes_the_three_tables(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_calibration
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    markdown = demo_calibration.main([*smoke, "--runs_dir", str(tmp_path)])
+    assert markdown.count("| uncalibrated |") == 3 and markdown.count("| pts / cl |") == 3
+    assert (tmp_path / "demo_calibration.md").is_file()
+
+
+def test_mixing_demo_script_reports_errors_and_the_uncertainty_auroc(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_mixing
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root),
+             "--trainer.limit_predict_batches", "3"]  # fmt: skip
+    markdown = demo_mixing.main(["--seeds", "0", "--epochs", "1", "--runs_dir", str(tmp_path), *smoke])
+    for method in ("baseline", "mixup", "cutmix", "dmixup", "dcutmix"):
+        assert f"| {method} | " in markdown
+    assert "AUROC" in markdown

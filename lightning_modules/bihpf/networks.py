@@ -21,9 +21,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightning_modules.common.backbones import Normalize
-from lightning_modules.common.classifier import BinaryLogitNet
-from lightning_modules.common.spectral import fft2_shifted, ifft2_shifted_real, radial_distance
+from ..common.backbones import Normalize
+from ..common.classifier import BinaryLogitNet
+from ..common.spectral import fft2_shifted, ifft2_shifted_real, radial_distance
 
 Profile = Literal["gaussian", "butterworth"]
 

@@ -9,6 +9,7 @@ use calibrated logits while ``test_step`` still returns the raw ones for the cal
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,9 +20,11 @@ from torch import nn
 from datamodules.base import batch_size_of
 from lightning_modules.common.backbones import Normalize, create_backbone
 from lightning_modules.common.calibration_metrics import LogitCollector, calibration_report
+from lightning_modules.common.results import write_result_table
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+TEST_TABLE_METRICS = ("acc", "acc_top5", "err", "nll", "ece", "aece", "cwece", "mce", "brier")
 
 
 class ClassifierRoutine(L.LightningModule):
@@ -35,6 +38,8 @@ class ClassifierRoutine(L.LightningModule):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
+        # a buffer, so it is in checkpoints and val/err_best survives a resume
+        self.register_buffer("best_val_acc", torch.tensor(0.0))
         self.val_logits = LogitCollector()
         self.test_logits = LogitCollector()
 
@@ -85,8 +90,28 @@ class ClassifierRoutine(L.LightningModule):
         report["acc_top5"] = (
             (logits.topk(top5, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
         )
+        report["err"] = 1.0 - report["acc"]
+        if stage == "val" and not self.trainer.sanity_checking:
+            self.best_val_acc.fill_(max(float(self.best_val_acc), report["acc"]))
+            report["err_best"] = 1.0 - float(
+                self.best_val_acc
+            )  # the mixing papers report the best epoch's error
         self.log_dict({f"{stage}/{k}": report[k] for k in ("acc", "nll", "ece")}, prog_bar=True)
         self.log_dict({f"{stage}/{k}": v for k, v in report.items() if k not in ("acc", "nll", "ece")})
+        if stage == "test" and self.trainer.is_global_zero:
+            self._write_test_table(report, len(labels))
+
+    def _write_test_table(self, report: dict[str, float], n_samples: int) -> None:
+        """``results.csv`` / ``results.md`` beside the checkpoint: rates in %, NLL and Brier as they are."""
+        row: dict[str, object] = {"group": "test", "seen": ""}
+        row |= {k: (v if k in ("nll", "brier") else 100.0 * v) for k, v in report.items()}
+        state = "calibrated" if self.calibrator is not None else "uncalibrated"
+        title = f"{type(self).__name__} — test, {n_samples} samples, {state}"
+        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        markdown = write_result_table([row], TEST_TABLE_METRICS, out_dir, title=title, digits=2)
+        self.print(
+            "\n" + markdown + f"(written to {out_dir / 'results.csv'} and results.md; nll, brier not in %)"
+        )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         _, calibrated = self.calibrated_logits(batch)
@@ -94,6 +119,8 @@ class ClassifierRoutine(L.LightningModule):
         confidence, prediction = probs.max(dim=1)
         rows: dict[str, Any] = {"path": batch.get("path", [""] * len(prediction))}
         rows |= {"pred_label": prediction, "confidence": confidence}
+        if "label" in batch:  # known for test images, -1 for unlabelled ones
+            rows["label"] = batch["label"]
         return rows
 
 

@@ -4,13 +4,16 @@ timm's ResNets and DenseNets are ImageNet-shaped (7x7 stem, 4x down-sampling bef
 wastes a 32x32 input. These are the 3-stage CIFAR versions: ResNet-{20,32,56,110} (He et al., with
 ``drop_path_rate`` for the stochastic-depth variant ResNet-110-SD), Wide-ResNet-{28,32}-10 (Zagoruyko &
 Komodakis) and DenseNet-40 (k = 12, Huang et al.). Registered names: ``cifar_resnet20``, ``cifar_resnet32``,
-``cifar_resnet56``, ``cifar_resnet110``, ``cifar_wrn28_10``, ``cifar_wrn32_10``, ``cifar_densenet40``, so
+``cifar_resnet56``, ``cifar_resnet110``, ``cifar_wrn28_10``, ``cifar_wrn32_10``, ``cifar_densenet40``,
+``cifar_pyramidnet110_a64`` (PyramidNet-110, alpha 64, bottlenecks: DCutMix's CIFAR-100 network), so
 ``timm.create_model`` (and :func:`create_backbone`) build them like any other model. They have no hub weights;
 ``pretrained_path`` loads a local state dict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -157,6 +160,80 @@ class CifarDenseNet(_ClassifierMixin, nn.Module):
         return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
 
+class PyramidBlock(nn.Module):
+    """PyramidNet's blocks (Han et al.). Basic: BN-conv3-BN-ReLU-conv3-BN. Bottleneck: BN-conv1-BN-ReLU-conv3-BN-
+    ReLU-conv1(x4)-BN. The shortcut average-pools when strided and pads the missing channels with zeros."""
+
+    def __init__(self, cin: int, width: int, stride: int, bottleneck: bool) -> None:
+        super().__init__()
+        if bottleneck:
+            cout = 4 * width
+            layers = [
+                nn.BatchNorm2d(cin), nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            ]  # fmt: skip
+        else:
+            cout = width
+            layers = [
+                nn.BatchNorm2d(cin), nn.Conv2d(cin, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+            ]  # fmt: skip
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AvgPool2d(2, ceil_mode=True) if stride == 2 else nn.Identity()
+        self.extra = cout - cin
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.pool(x)
+        if self.extra:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
+        return self.body(x) + shortcut
+
+
+class PyramidNet(_ClassifierMixin, nn.Module):
+    """PyramidNet for CIFAR: block widths grow linearly by alpha / (3n) from 16 to 16 + alpha.
+
+    Basic blocks: n = (depth - 2) / 6 per stage; bottleneck blocks (outputs 4x wider): n = (depth - 2) / 9. The
+    DCutMix code trains PyramidNet-110 with alpha 64 and bottlenecks (1.7 M parameters for 100 classes).
+    """
+
+    def __init__(
+        self,
+        depth: int = 110,
+        alpha: int = 64,
+        bottleneck: bool = True,
+        num_classes: int = 100,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        per_block = 9 if bottleneck else 6
+        if (depth - 2) % per_block:
+            raise ValueError(
+                f"PyramidNet depth must be {per_block}n+2 with {'bottleneck' if bottleneck else 'basic'} blocks, got {depth}"
+            )
+        blocks = (depth - 2) // per_block
+        step = alpha / (3 * blocks)
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16))
+        layers: list[nn.Module] = []
+        width, cin = 16.0, 16
+        for stage in range(3):
+            for i in range(blocks):
+                width += step
+                block = PyramidBlock(cin, round(width), 2 if stage and i == 0 else 1, bottleneck)
+                layers.append(block)
+                cin = block.out_channels
+        self.blocks = nn.Sequential(*layers, nn.BatchNorm2d(cin), nn.ReLU(inplace=True))
+        self.num_features = cin
+        self.head = nn.Linear(cin, num_classes) if num_classes else nn.Identity()
+        for module in self.modules():  # He et al.'s fan-out initialisation, as PyramidNet's code
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
 def _build(model: nn.Module, pretrained: bool, pretrained_cfg_overlay: dict | None) -> nn.Module:
     """No hub weights exist for these: ``pretrained`` needs a local file (``pretrained_path``)."""
     if pretrained:
@@ -180,50 +257,28 @@ def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-@register_model
-def cifar_resnet20(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(CifarResNet(20, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+def _register(name: str, build: Callable[..., nn.Module]) -> None:
+    """Register ``name`` in timm's registry as a builder of ``build(**kwargs)`` with local-weight loading."""
+
+    def create(
+        pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+    ) -> nn.Module:
+        return _build(build(**_options(kwargs)), pretrained, pretrained_cfg_overlay)
+
+    create.__name__ = create.__qualname__ = name
+    create.__module__ = __name__
+    create.__doc__ = f"{name}: a CIFAR network (see this module's docstring)."
+    register_model(create)
 
 
-@register_model
-def cifar_resnet32(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(CifarResNet(32, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
-
-
-@register_model
-def cifar_resnet56(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(CifarResNet(56, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
-
-
-@register_model
-def cifar_resnet110(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(CifarResNet(110, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
-
-
-@register_model
-def cifar_wrn28_10(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(WideResNet(28, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
-
-
-@register_model
-def cifar_wrn32_10(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(WideResNet(32, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
-
-
-@register_model
-def cifar_densenet40(
-    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
-) -> nn.Module:
-    return _build(CifarDenseNet(40, 12, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
+for _name, _build_model in {
+    "cifar_resnet20": partial(CifarResNet, 20),
+    "cifar_resnet32": partial(CifarResNet, 32),
+    "cifar_resnet56": partial(CifarResNet, 56),
+    "cifar_resnet110": partial(CifarResNet, 110),
+    "cifar_wrn28_10": partial(WideResNet, 28, 10),
+    "cifar_wrn32_10": partial(WideResNet, 32, 10),
+    "cifar_densenet40": partial(CifarDenseNet, 40, 12),
+    "cifar_pyramidnet110_a64": partial(PyramidNet, 110, 64, True),
+}.items():
+    _register(_name, _build_model)

@@ -36,6 +36,8 @@ class BinaryDetectionModule(L.LightningModule):
         threshold: Fake-probability threshold for ACC and the predicted label.
     """
 
+    num_classes = 2  # real, fake: what soft-target callbacks (mixing) build their targets over
+
     def __init__(self, lr: float = 1e-4, threshold: float = 0.5) -> None:
         super().__init__()
         self.lr = lr

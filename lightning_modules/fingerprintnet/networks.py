@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.common.backbones import Normalize
-from lightning_modules.common.spectral import log_magnitude_spectrum
+from ..common.backbones import Normalize
+from ..common.spectral import log_magnitude_spectrum
 
 Representation = Literal["spectrum", "residual_spectrum", "image", "both"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lightning_modules.common.spectral import fft2_shifted, ifft2_shifted_real
+from ..common.spectral import fft2_shifted, ifft2_shifted_real
 
 
 class ResidualBlock(nn.Module):

@@ -1,0 +1,33 @@
+"""What the demo scripts share: run a cli command in-process (printing it), and write the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import cli  # noqa: E402
+
+
+def cli_run(argv: list[str]):
+    """``python cli.py <argv>`` in this process; the command is printed first so a reader can rerun it."""
+    print("\n$ python cli.py " + " ".join(argv), flush=True)
+    return cli.main(argv)
+
+
+def option(argv: list[str], name: str, default: str) -> str:
+    """The value that follows ``name`` in ``argv`` (the last occurrence), else ``default``."""
+    positions = [i for i, a in enumerate(argv[:-1]) if a == name]
+    return argv[positions[-1] + 1] if positions else default
+
+
+def write_report(markdown: str, runs_dir: str | Path, name: str) -> Path:
+    """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path."""
+    out = Path(runs_dir) / f"{name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown)
+    print("\n" + markdown + f"\n(written to {out})")
+    return out

@@ -1,0 +1,130 @@
+"""K-image mixing: labels are the visible pixel shares, stick-breaking, K = 2 against timm, the callback."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+from timm.data import Mixup
+
+from callbacks.mixing import KImageMixing
+from lightning_modules.common.mixing import dirichlet_proportions, k_image_mix, nested_boxes, stick_breaking
+from tests.conftest import CONFIGS
+
+
+def tagged_batch(batch: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image b is the constant b + 1 (every pixel says where it came from); its label is b."""
+    images = (
+        (torch.arange(batch, dtype=torch.float32) + 1)
+        .view(batch, 1, 1, 1)
+        .expand(batch, 3, size, size)
+        .clone()
+    )
+    return images, torch.arange(batch)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("batch", [7, 8])  # odd batch sizes work too
+def test_cutmix_labels_are_the_visible_pixel_shares(k: int, batch: int) -> None:
+    images, labels = tagged_batch(batch)
+    generator = torch.Generator().manual_seed(k * 10 + batch)
+    mixed, targets = k_image_mix(images, labels, batch, k, alpha=1.0, mode="cutmix", generator=generator)
+    assert torch.allclose(targets.sum(dim=1), torch.ones(batch))
+    for b in range(batch):
+        counts = torch.stack([(mixed[b, 0] == c + 1).sum() for c in range(batch)]).float() / (16 * 16)
+        assert torch.allclose(targets[b], counts, atol=1e-6), b  # exact: counted pixel by pixel
+
+
+def test_boxes_are_nested_and_the_stick_breaking_reproduces_phi() -> None:
+    generator = torch.Generator().manual_seed(0)
+    phi = dirichlet_proportions(500, 5, 0.7, generator)
+    v = stick_breaking(phi)
+    rebuilt = torch.stack([v[:, k] * torch.prod(1 - v[:, :k], dim=1) for k in range(5)], dim=1)
+    assert torch.allclose(rebuilt, phi, atol=1e-8)
+    boxes = nested_boxes(v, 32, 24, generator)
+    outer = torch.tensor([0, 0, 32, 24])
+    for k in range(4):
+        inner = boxes[:, k]
+        previous = boxes[:, k - 1] if k else outer.expand_as(inner)
+        assert (inner[:, :2] >= previous[:, :2]).all() and (inner[:, 2:] <= previous[:, 2:]).all()
+
+
+def test_mixup_weights_are_phi_and_images_their_weighted_sum() -> None:
+    images, labels = tagged_batch(6)
+    mixed, targets, partners, weights = k_image_mix(
+        images, labels, 6, 3, 0.5, "mixup", torch.Generator().manual_seed(1), return_parts=True
+    )
+    expected = (weights * (partners.float() + 1)).sum(dim=1)
+    assert torch.allclose(mixed[:, 0, 0, 0], expected, atol=1e-5)
+    assert torch.allclose(targets.sum(dim=1), torch.ones(6)) and (partners[:, 0] == torch.arange(6)).all()
+
+
+def test_k1_leaves_the_batch_unchanged() -> None:
+    images, labels = tagged_batch(4)
+    mixed, targets = k_image_mix(images, labels, 4, 1, 1.0, "cutmix")
+    assert torch.equal(mixed, images) and torch.equal(targets, torch.eye(4))
+
+
+class FakeModule:
+    num_classes = 4
+
+
+def test_callback_with_prob_zero_writes_one_hot_targets_and_keeps_images() -> None:
+    images, labels = tagged_batch(4)
+    batch = {"image": images.clone(), "label": labels}
+    KImageMixing(k=3, prob=0.0, label_smoothing=0.1).on_train_batch_start(None, FakeModule(), batch, 0)
+    assert torch.equal(batch["image"], images)
+    assert torch.allclose(batch["target"], torch.eye(4) * 0.9 + 0.025)
+
+
+def lambdas_ours(mode: str, alpha: float, n: int) -> np.ndarray:
+    images, labels = tagged_batch(n, size=32)
+    placement = "clipped" if mode == "cutmix" else "inside"
+    *_, weights = k_image_mix(
+        images, labels, n, 2, alpha, mode, torch.Generator().manual_seed(3), placement, True
+    )
+    return weights[:, 0].numpy()
+
+
+def lambdas_timm(mode: str, alpha: float, n: int) -> np.ndarray:
+    np.random.seed(0)
+    options = (
+        {"mixup_alpha": alpha, "cutmix_alpha": 0.0}
+        if mode == "mixup"
+        else {"mixup_alpha": 0.0, "cutmix_alpha": alpha}
+    )
+    mixer = Mixup(**options, mode="elem", correct_lam=True, num_classes=n, label_smoothing=0.0)
+    images = torch.zeros(n, 3, 32, 32)
+    return np.asarray(mixer._mix_elem(images), dtype=np.float64).ravel()
+
+
+@pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+@pytest.mark.parametrize("alpha", [0.4, 1.0])
+def test_k2_matches_timm_mixup_and_cutmix_distributions(mode: str, alpha: float) -> None:
+    ours, theirs = lambdas_ours(mode, alpha, 4000), lambdas_timm(mode, alpha, 4000)
+    statistic, p_value = ks_2samp(ours, theirs)
+    assert p_value > 0.001, f"{mode} alpha {alpha}: KS {statistic:.3f}"
+    # and a different alpha is told apart, so the check has power
+    assert ks_2samp(ours, lambdas_timm(mode, 4 * alpha, 4000)).pvalue < 1e-6
+
+
+def test_mixing_trains_a_classifier_and_predict_writes_uncertainty(run_cli) -> None:
+    config = str(CONFIGS / "dcutmix_cifar100.yaml")
+    fit = run_cli("fit", "--config", config, "--model.init_args.backbone", "cifar_resnet20")
+    assert torch.isfinite(fit.trainer.callback_metrics["train/loss"])
+    run_cli(
+        "predict", "--config", config, "--model.init_args.backbone", "cifar_resnet20", "--ckpt_path", "last"
+    )
+    with open(Path(fit.trainer.log_dir) / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {"mix_uncertainty", "mix_confidence_mean", "mix_confidence_var", "label"} <= set(rows[0])
+    assert all(float(r["mix_uncertainty"]) >= 0 for r in rows)
+
+
+def test_mixing_a_binary_detector_with_soft_targets(run_cli) -> None:
+    cli = run_cli("fit", "--config", str(CONFIGS / "bihpf_dcutmix.yaml"), "--trainer.callbacks.prob", "1.0")
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
