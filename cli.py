@@ -5,10 +5,12 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 
 * runs are written to ``<runs_dir>/<run_name>/version_<n>/`` (TensorBoard events, config, checkpoints,
   result tables, predictions); ``run_name`` defaults to the first config file's name;
+* ``--run_version NAME`` fixes the version folder and makes it ``default_root_dir`` (where a SLURM job's
+  ``hpc_ckpt_<n>.ckpt`` is written on SIGUSR1 and found again after the requeue);
 * ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
   inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
 * default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate monitor, TensorBoard
-  pictures, a guard that stops on a NaN/inf loss naming the batch's files, a rich progress bar, and for
+  pictures, a guard that stops on a NaN/inf loss naming the batch's files, random states in every checkpoint, a rich progress bar, and for
   ``predict`` a writer of ``predictions.csv`` in the run folder;
 * errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
   (``RVL_TRACEBACK=1`` shows it).
@@ -31,6 +33,7 @@ from callbacks import (
     LearningRateMonitorIfLogged,
     NonFiniteLossGuard,
     PredictionCSVWriter,
+    RNGStateCheckpoint,
     TensorBoardPictures,
 )
 
@@ -72,6 +75,13 @@ class RobustVisionCLI(LightningCLI):
             help="Run folder name (default: the first config's name)",
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
+        parser.add_argument(
+            "--run_version",
+            type=str | None,
+            default=None,
+            help="Version folder name (default: the next version_<n>); a SLURM job passes slurm_<job id> so a "
+            "requeued job finds its HPC checkpoint and keeps writing to the same folder",
+        )
         # what the data knows and the model needs (skipped for models without the argument)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         # The resumable checkpoint: no monitor, so it is refreshed every epoch (Lightning 2.6 refreshes last.ckpt
@@ -94,7 +104,7 @@ class RobustVisionCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         run_name = config.get("run_name") or _default_run_name(config)
         runs_dir = Path(config.get("runs_dir") or "runs")
-        version: str | None = None
+        version: str | None = config.get("run_version")
         ckpt_path = config.get("ckpt_path")
         if ckpt_path == "last":
             found = _latest_last_checkpoint(runs_dir / run_name)
@@ -121,6 +131,9 @@ class RobustVisionCLI(LightningCLI):
                     version_dir.parent.name,
                     version_dir.name,
                 )
+        if version is not None and config.trainer.get("default_root_dir") is None:
+            # Lightning writes SLURM's HPC checkpoints to default_root_dir and resumes from there on requeue
+            config.trainer.default_root_dir = str(runs_dir / run_name / version)
         if config.trainer.get("logger") in (None, True):
             config.trainer.logger = Namespace(
                 class_path="lightning.pytorch.loggers.TensorBoardLogger",
@@ -138,6 +151,8 @@ class RobustVisionCLI(LightningCLI):
             defaults.append(TensorBoardPictures())
         if not any(isinstance(c, NonFiniteLossGuard) for c in configured):
             defaults.append(NonFiniteLossGuard())
+        if not any(isinstance(c, RNGStateCheckpoint) for c in configured):
+            defaults.append(RNGStateCheckpoint())
         progress = self._get(self.config_init, "trainer", default={}).get("enable_progress_bar")
         if progress is not False and not any(isinstance(c, ProgressBar) for c in configured):
             defaults.append(RichProgressBar())

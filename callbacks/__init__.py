@@ -5,6 +5,7 @@ from callbacks.guards import NonFiniteLossGuard
 from callbacks.learning_rate import LearningRateMonitorIfLogged, StopBelowLearningRate
 from callbacks.mixing import KImageMixing
 from callbacks.predictions import PredictionCSVWriter
+from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.schedules import ScheduleCallback
 from callbacks.visualization import TensorBoardPictures
 
@@ -14,6 +15,7 @@ __all__ = [
     "NonFiniteLossGuard",
     "PostHocCalibration",
     "PredictionCSVWriter",
+    "RNGStateCheckpoint",
     "ScheduleCallback",
     "StopBelowLearningRate",
     "TensorBoardPictures",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from datamodules.image_io import BadImageError, read_rgb
 
@@ -128,6 +128,8 @@ class BaseDataModule(L.LightningDataModule):
         pin_memory: Page-locked host memory for faster GPU copies (default: on when CUDA is available).
         seed: Seed of dataset-level randomness (subsets, stand-in content); augmentation follows the
             trainer's ``seed_everything``.
+        shuffle: Shuffle the training set each epoch (off: fixed order, for comparing runs exactly; under
+            DDP, rank ``r`` then reads samples ``r, r + world_size, ...``).
     """
 
     layout: str = "base"
@@ -144,6 +146,7 @@ class BaseDataModule(L.LightningDataModule):
         bad_files: BadFiles = "skip",
         pin_memory: bool | None = None,
         seed: int = 0,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         if bad_files not in ("skip", "error"):
@@ -162,6 +165,7 @@ class BaseDataModule(L.LightningDataModule):
         self.bad_files = bad_files
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.seed = seed
+        self.shuffle = shuffle
         self.skipped_files: Counter[str] = Counter()
 
     # ----------------------------------------------------------------------------------------------- data
@@ -206,10 +210,18 @@ class BaseDataModule(L.LightningDataModule):
     # -------------------------------------------------------------------------------------------- loaders
     def make_loader(self, dataset: Dataset, train: bool) -> DataLoader:
         """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training."""
+        sampler = None
+        trainer = self.trainer
+        if train and not self.shuffle and trainer is not None and trainer.world_size > 1:
+            # Lightning would replace the loader's sampler by a shuffling DistributedSampler for training
+            sampler = DistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and self.shuffle,
+            sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -10,7 +10,7 @@ import torch
 
 from callbacks.calibration import PostHocCalibration
 from tests.conftest import CONFIGS
-from tests.test_logging import read_events
+from tests.helpers import read_events
 
 LOGITS = str(CONFIGS / "cls_logits.yaml")
 
@@ -84,9 +84,7 @@ def test_a_classifier_run_exports_logits_that_the_logits_config_reads(run_cli) -
 
 
 def test_modules_without_logits_are_refused(run_cli) -> None:
-    with pytest.raises(
-        TypeError, match=r"PostHocCalibration needs BiHPFModule to have \['set_calibrator'\]"
-    ):
+    with pytest.raises(TypeError, match=r"PostHocCalibration needs BiHPFModule to have \['set_calibrator'\]"):
         run_cli(
             "fit",
             "--config",

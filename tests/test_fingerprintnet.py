@@ -18,7 +18,7 @@ from lightning_modules.fingerprintnet.networks import (
     FingerprintGenerator,
 )
 from tests.conftest import CONFIGS
-from tests.test_logging import read_events
+from tests.helpers import read_events
 
 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])

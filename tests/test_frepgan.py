@@ -15,7 +15,7 @@ from lightning_modules.common.classifier import BinaryLogitNet
 from lightning_modules.frepgan.module import FrePGANModule
 from lightning_modules.frepgan.networks import PatchDiscriminator, SpectralPerturbationGenerator
 from tests.conftest import CONFIGS
-from tests.test_logging import read_events
+from tests.helpers import read_events
 
 
 def randomise_last_layer(generator: SpectralPerturbationGenerator) -> None:

@@ -8,20 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.utils import make_grid
 
 from datamodules.forensynths import ForenSynthsDataModule
 from lightning_modules.bihpf.networks import BiHPF
 from tests.conftest import CONFIGS
-
-
-def read_events(run_dir: Path) -> EventAccumulator:
-    files = sorted(run_dir.glob("events.out.tfevents.*"))
-    assert files, f"no event file in {run_dir}"
-    events = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
-    events.Reload()
-    return events
+from tests.helpers import read_events
 
 
 def decode(image_event) -> np.ndarray:
