@@ -150,7 +150,9 @@ def test_bf16_mixed_smoke_step_on_cpu(config: Path, run_cli) -> None:
     cli = run_cli("fit", "--config", str(config), "--trainer.precision", "bf16-mixed",
                   "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1")  # fmt: skip
     assert cli.trainer.precision == "bf16-mixed"
-    losses = {k: v for k, v in cli.trainer.callback_metrics.items() if k.startswith("train/") and "acc" not in k}
+    losses = {
+        k: v for k, v in cli.trainer.callback_metrics.items() if k.startswith("train/") and "acc" not in k
+    }
     if any(p.requires_grad for p in cli.model.parameters()):  # precomputed logits have nothing to train
         assert losses and all(torch.isfinite(v) for v in losses.values()), losses
     assert all(torch.isfinite(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")), (

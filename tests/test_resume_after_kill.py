@@ -12,7 +12,9 @@ from tests.conftest import CONFIGS
 from tests.helpers import cli_command, cli_env, run_cli_subprocess, wait_for_line
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(standin_root: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(
+    standin_root: Path, tmp_path: Path
+) -> None:
     # The classifier without random augmentation: the generators the checkpoint restores (torch, NumPy, Python,
     # see callbacks/rng_state.py) then decide everything random, the data order included. Albumentations keeps
     # its own generator, which a checkpoint does not hold (see the README's "Resuming").
@@ -46,7 +48,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(standin_r
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 0  # epoch 1 was lost mid-way
 
     run_cli_subprocess(*args("killed", tmp_path / "resumed.txt"), "--ckpt_path", "last")
-    assert (tmp_path / "resumed.txt").read_text().startswith("epoch 1 batch 0")  # from the last epoch boundary
+    assert (
+        (tmp_path / "resumed.txt").read_text().startswith("epoch 1 batch 0")
+    )  # from the last epoch boundary
 
     straight = torch.load(tmp_path / "runs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
     resumed = torch.load(checkpoints / "last.ckpt", weights_only=True)
