@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -36,6 +37,7 @@ from callbacks import (
     RNGStateCheckpoint,
     TensorBoardPictures,
 )
+from datamodules.image_io import BadImageError
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -44,11 +46,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     TypeError,
     FloatingPointError,
+    BadImageError,
 )
 
 
 class CheckpointNotFoundError(FileNotFoundError):
     """``--ckpt_path`` names no checkpoint."""
+
+
+class CheckpointError(ValueError):
+    """``--ckpt_path`` names a file that is not a checkpoint of the configured model."""
 
 
 class SaveConfigPerStage(SaveConfigCallback):
@@ -98,7 +105,28 @@ class RobustVisionCLI(LightningCLI):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "test":  # modules print their paper-style table; Lightning's would repeat every key
             parser.set_defaults(verbose=False)
+        if "weights_only" in parser.get_defaults():
+            # our checkpoints hold tensors and plain values only (see callbacks/rng_state.py), so they load without
+            # unpickling arbitrary objects; --weights_only false for a trusted foreign checkpoint
+            parser.set_defaults(weights_only=True)
         return parser
+
+    def _parse_ckpt_path(self) -> None:
+        """Check an explicit ``--ckpt_path`` first: Lightning then loads it and replaces the configured model by
+        the class the checkpoint names, which would turn "wrong checkpoint" into a state-dict traceback."""
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            config = self.config[subcommand]
+            ckpt_path = config.get("ckpt_path")
+            if (
+                ckpt_path
+                and ckpt_path not in ("last", "best", "hpc", "registry")
+                and Path(ckpt_path).is_file()
+            ):
+                _check_checkpoint(
+                    Path(ckpt_path), config.get("model"), config.get("weights_only") is not False
+                )
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -120,6 +148,8 @@ class RobustVisionCLI(LightningCLI):
                 )
             config.ckpt_path = str(found) if found else None
             ckpt_path = config.ckpt_path
+            if found:
+                _check_checkpoint(found, config.get("model"), config.get("weights_only") is not False)
         if ckpt_path:
             path = Path(ckpt_path)
             if not path.is_file():
@@ -169,9 +199,37 @@ def _default_run_name(config: Namespace) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
 
 
+def _check_checkpoint(path: Path, model: Any, weights_only: bool) -> None:
+    """Fail in one line when ``path`` is not a readable checkpoint or was written by another model class
+    (Lightning would otherwise stop deep inside ``load_state_dict`` with hundreds of missing keys)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... for a bad file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        hint = " (pass --weights_only false if you trust it)" if "weights_only" in reason.lower() else ""
+        raise CheckpointError(f"--ckpt_path {path}: not a loadable checkpoint: {reason}{hint}") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"--ckpt_path {path}: not a Lightning checkpoint (no 'state_dict' in it)")
+    saved_by = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    wanted = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
+    if saved_by and wanted and saved_by != wanted:
+        raise CheckpointError(
+            f"--ckpt_path {path} was written by {saved_by}, but the config builds {wanted}: "
+            f"pass that method's config (or its checkpoint)"
+        )
+
+
 def _latest_last_checkpoint(run_dir: Path) -> Path | None:
     candidates = [p for p in run_dir.glob("version_*/checkpoints/last*.ckpt") if p.is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (test runners swap it between runs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def show_project_logs() -> None:
@@ -180,7 +238,7 @@ def show_project_logs() -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         if not logger.handlers:
-            handler = logging.StreamHandler()
+            handler = _CurrentStderrHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
 
@@ -200,9 +258,10 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:
     )
 
 
-if __name__ == "__main__":
+def run_from_command_line(args: list[str] | None = None) -> int:
+    """``main`` as the shell runs it: an error a user can fix ends in one line on stderr and exit status 1."""
     try:
-        main()
+        main(args)
     except USER_ERRORS as error:
         if os.environ.get("RVL_TRACEBACK"):
             raise
@@ -211,4 +270,9 @@ if __name__ == "__main__":
             f"error: {type(error).__name__}: {message}  (RVL_TRACEBACK=1 shows the traceback)",
             file=sys.stderr,
         )
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_from_command_line())

@@ -1,8 +1,12 @@
-"""`make bench`: overhead ratios measured in one process, written to benchmarks/results.md.
+"""`make bench`: three measurements, written to benchmarks/results.md (not tests: numbers, not pass/fail).
 
-Training step through Lightning vs a plain PyTorch loop, same network, same batches, same optimiser: the
-ratio of median step times (1.00 = no overhead). Absolute times depend on the machine; the ratio is what to
-compare across commits.
+1. Training step through Lightning vs a plain PyTorch loop, same network, same batches, same optimiser: the
+   ratio of median step times (1.00 = no overhead).
+2. Our image input pipeline vs torchvision ImageFolder + transforms.v2 doing the same work (benchmarks/
+   input_pipeline.py): ratio of images/s.
+3. Peak memory of a smoke-size fit per method config (benchmarks/peak_memory.py).
+
+Absolute numbers depend on the machine; the ratios, measured in one process, are what to compare across commits.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+import yaml
 from torch.utils.data import DataLoader
 
+from benchmarks.input_pipeline import compare
+from benchmarks.peak_memory import peak_memory
 from lightning_modules.bihpf.module import BiHPFModule
 
 RESULTS = Path(__file__).with_name("results.md")
@@ -82,6 +90,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--root", type=Path, default=Path(".standins"), help="where stand-ins are built")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the input pipeline")
     args = parser.parse_args()
     torch.manual_seed(0)
     batches = make_batches(args.steps, args.batch_size, args.image_size)
@@ -110,8 +120,42 @@ def main() -> None:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {n} | {p * 1e3:.1f} | {lt * 1e3:.1f} | {lt / p:.2f} |" for n, p, lt in rows]
+    lines += input_pipeline_section(args.root, args.workers)
+    lines += peak_memory_section(args.root)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"written to {RESULTS}")
+
+
+def input_pipeline_section(
+    root: Path, workers: int, image_size: int = 224, load_size: int = 256
+) -> list[str]:
+    ours, reference, count = compare(root, image_size, load_size, batch_size=32, workers=workers)
+    print(f"input pipeline: ours {ours:.0f} images/s, torchvision {reference:.0f} images/s", flush=True)
+    return [
+        "",
+        f"## Input pipeline: ours vs ImageFolder + transforms.v2 (stand-in PNGs, resize {load_size}, crop "
+        f"{image_size}, flip; {workers} workers, best of 2 epochs, {count} images)",
+        "",
+        "| pipeline | images/s |",
+        "|---|---:|",
+        f"| datamodules (albumentations) | {ours:.0f} |",
+        f"| torchvision ImageFolder + v2 | {reference:.0f} |",
+        f"| ratio ours / torchvision | {ours / reference:.2f} |",
+    ]
+
+
+def peak_memory_section(root: Path) -> list[str]:
+    configs = [c for c in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+               if "class_path" in (yaml.safe_load(c.read_text()).get("model") or {})]  # fmt: skip
+    lines = ["", "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)", "",
+             "| config | peak RSS (MiB) | peak CUDA (MiB) |", "|---|---:|---:|"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as runs:
+        for config in configs:
+            peak = peak_memory(config, root.resolve(), Path(runs))
+            cuda = "—" if peak["cuda_mib"] is None else f"{peak['cuda_mib']:.0f}"
+            lines.append(f"| {config.stem} | {peak['rss_mib']:.0f} | {cuda} |")
+            print(f"{config.stem}: peak RSS {peak['rss_mib']:.0f} MiB", flush=True)
+    return lines
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import CIFAR10, CIFAR100
 
+from datamodules.archives import UnsafeArchiveError, download_and_extract
 from datamodules.base import (
     BaseDataModule,
     DatasetNotFoundError,
@@ -164,7 +165,12 @@ class CIFARDataModule(BaseDataModule):
             return
         reader = CIFAR10 if self.dataset == "cifar10" else CIFAR100
         try:
-            reader(str(self.data_dir), train=True, download=self.download)
+            if self.download and not (self.data_dir / reader.base_folder).is_dir():
+                # torchvision's own download would unpack the archive without filtering its member names
+                download_and_extract(reader.url, self.data_dir, reader.filename, reader.tgz_md5)
+            reader(str(self.data_dir), train=True, download=False)
+        except UnsafeArchiveError:
+            raise
         except Exception as error:  # torchvision raises RuntimeError / URLError / OSError here
             raise DatasetNotFoundError(
                 f"{self.missing_data_message()} ({type(error).__name__}: {error})"

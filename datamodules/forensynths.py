@@ -290,11 +290,15 @@ def _labelled_records(
         raise DatasetNotFoundError(
             f"{folder} must hold both 0_real/ and 1_fake/ (found: {[p.name for p in label_dirs]})"
         )
-    return [
-        ImageRecord(path, LABEL_DIRS[d.name], group)
-        for d in label_dirs
-        for path in list_images(d, recursive=False)
-    ]
+    records = []
+    for directory in label_dirs:
+        images = list_images(directory, recursive=False)
+        if require_both and not images:  # an empty class would silently train on one label for this group
+            raise DatasetNotFoundError(
+                f"{directory} holds no images (expected .png/.jpg files of that class)"
+            )
+        records += [ImageRecord(path, LABEL_DIRS[directory.name], group) for path in images]
+    return records
 
 
 def _category_of(path: Path, generator_dir: Path) -> str:

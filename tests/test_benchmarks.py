@@ -1,0 +1,33 @@
+"""The benchmark code runs (its numbers are read by people from benchmarks/results.md, never asserted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.input_pipeline import compare
+from benchmarks.peak_memory import peak_memory
+from tests.conftest import CONFIGS
+
+
+def test_input_pipeline_comparison_reads_the_same_kind_of_images(standin_root: Path) -> None:
+    ours, reference, count = compare(standin_root, image_size=32, load_size=40, batch_size=8, workers=0,
+                                     standin_size="tiny")  # fmt: skip
+    assert ours > 0 and reference > 0 and count == 48
+
+
+def test_peak_memory_of_a_smoke_fit_is_measured_in_a_child_process(
+    standin_root: Path, tmp_path: Path
+) -> None:
+    peak = peak_memory(CONFIGS / "cnndetection.yaml", standin_root, tmp_path)
+    assert 200 < peak["rss_mib"] < 20_000 and peak["cuda_mib"] is None
+
+
+def test_gpu_check_parses_and_its_throughput_probe_runs_on_cpu() -> None:
+    import subprocess
+
+    from scripts.gpu_throughput import main
+
+    subprocess.run(["bash", "-n", str(CONFIGS.parent / "scripts" / "gpu_check.sh")], check=True)
+    line = main(["--device", "cpu", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "2",
+                 "--steps", "1"])  # fmt: skip
+    assert "float32" in line and "bf16-mixed + channels-last" in line
