@@ -15,6 +15,9 @@ from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parents[1]
+# set by launchers (torchrun, Lightning, SLURM); a child inheriting them would wait for ranks that never come
+DISTRIBUTED_VARIABLES = {"WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
+                         "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED"}  # fmt: skip
 
 
 def read_events(run_dir: Path) -> EventAccumulator:
@@ -48,7 +51,10 @@ def cli_command(*args: str) -> list[str]:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The test process's environment, offline, with the repository importable, plus ``extra``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "RVL_TRACEBACK": "1"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in DISTRIBUTED_VARIABLES and not k.startswith("SLURM_")
+    }
+    env |= {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "RVL_TRACEBACK": "1"}
     env.update(extra)
     return env
 

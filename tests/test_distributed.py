@@ -67,8 +67,26 @@ SLURM_RANK_3_OF_4 = {
 }
 
 
+@pytest.fixture
+def isolated_process_state(monkeypatch: pytest.MonkeyPatch):
+    """Building a rank-3 trainer in this process sets rank-zero-only's rank and distributed environment
+    variables (WORLD_SIZE, NODE_RANK...); put everything back so later tests log and launch as rank 0 again."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only as fabric_rank_zero_only
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    for flag in {
+        id(rank_zero_only): rank_zero_only,
+        id(fabric_rank_zero_only): fabric_rank_zero_only,
+    }.values():
+        monkeypatch.setattr(flag, "rank", getattr(flag, "rank", 0))
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def test_slurm_variables_give_the_ranks_and_the_run_folder(
-    monkeypatch: pytest.MonkeyPatch, standin_root: Path, tmp_path: Path
+    isolated_process_state, monkeypatch: pytest.MonkeyPatch, standin_root: Path, tmp_path: Path
 ) -> None:
     for key, value in SLURM_RANK_3_OF_4.items():
         monkeypatch.setenv(key, value)
