@@ -9,9 +9,10 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
   ``hpc_ckpt_<n>.ckpt`` is written on SIGUSR1 and found again after the requeue);
 * ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
   inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
-* default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate monitor, TensorBoard
-  pictures, a guard that stops on a NaN/inf loss naming the batch's files, random states in every checkpoint, a rich progress bar, and for
-  ``predict`` a writer of ``predictions.csv`` in the run folder;
+* default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate
+  monitor, TensorBoard pictures, a guard that stops on a NaN/inf loss naming the batch's files, random states in
+  every checkpoint, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
+* ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class);
 * errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
   (``RVL_TRACEBACK=1`` shows it).
 """
