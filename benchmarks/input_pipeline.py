@@ -32,10 +32,13 @@ def compare(
     root: Path, image_size: int, load_size: int, batch_size: int, workers: int, standin_size: str = "small"
 ) -> tuple[float, float, int]:
     """(ours images/s, torchvision images/s, images) on the stand-in's training split."""
-    data = ForenSynthsDataModule(root=str(root), synthetic=True, standin_size=standin_size, image_size=image_size,
+    # read the stand-in's files as real data, so load_size is honoured (on the stand-in it is the native size)
+    standin = ForenSynthsDataModule(root=str(root), synthetic=True, standin_size=standin_size)
+    standin.prepare_data()
+    categories = sorted(p.name for p in (standin.data_dir / "train").iterdir())
+    data = ForenSynthsDataModule(root=str(standin.data_dir), classes=categories, image_size=image_size,
                                  load_size=load_size, blur_prob=0.0, jpeg_prob=0.0, batch_size=batch_size,
                                  num_workers=workers)  # fmt: skip
-    data.prepare_data()
     data.setup("fit")
     ours = DataLoader(data.datasets["train"], batch_size=batch_size, shuffle=True, num_workers=workers,
                       collate_fn=collate_skipping_bad)  # fmt: skip
@@ -45,8 +48,8 @@ def compare(
         v2.ToDtype(torch.float32, scale=True),
     ])  # fmt: skip
     folder = data.data_dir / "train"
-    reference = DataLoader(datasets.ImageFolder(str(folder / sorted(p.name for p in folder.iterdir())[0]),
-                                                transform=reference_transform),
-                           batch_size=batch_size, shuffle=True, num_workers=workers)  # fmt: skip
-    # ImageFolder reads one category (both labels); scale ours to images/s, so the counts need not match
-    return images_per_second(ours), images_per_second(reference), len(data.datasets["train"])
+    # the same files: ImageFolder takes the categories as classes and finds 0_real/ and 1_fake/ images below them
+    images = datasets.ImageFolder(str(folder), transform=reference_transform)
+    assert len(images) == len(data.datasets["train"]), (len(images), len(data.datasets["train"]))
+    reference = DataLoader(images, batch_size=batch_size, shuffle=True, num_workers=workers)
+    return images_per_second(ours), images_per_second(reference), len(images)
