@@ -33,7 +33,7 @@ demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the di
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .
 
-bench: $(STAMP)  ## throughput and overhead ratios, written to benchmarks/results.md
+bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~4 min)
 	$(PY) -m benchmarks.run
 
 clean:  ## remove runs and stand-in data (keeps .venv)
