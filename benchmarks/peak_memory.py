@@ -3,14 +3,12 @@ allocations cannot hide another's). On a GPU machine the same script also report
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from scripts.config_introspection import takes_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,18 +27,10 @@ def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]
     """Peak RSS (MiB) and peak CUDA allocation (MiB, or None) of ``fit`` with the smoke overlay."""
     args = ["fit", "--config", str(config), "--config", str(REPO / "configs" / "smoke.yaml"),
             "--data.init_args.root", str(root), "--runs_dir", str(runs), "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    if _takes_pretrained(config):
+    if takes_pretrained(config):
         args += ["--model.init_args.pretrained", "false"]  # offline
     result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True)
     peak = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
     if result.returncode or not peak:
         raise RuntimeError(f"{config.name}: fit failed\n{result.stderr[-2000:]}")
     return json.loads(peak[-1][5:])
-
-
-def _takes_pretrained(config: Path) -> bool:
-    class_path = yaml.safe_load(config.read_text())["model"]["class_path"]
-    module, _, name = class_path.rpartition(".")
-    return (
-        "pretrained" in inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
-    )

@@ -21,12 +21,12 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.utils.data import DataLoader
 
 from benchmarks.input_pipeline import compare
 from benchmarks.peak_memory import peak_memory
 from lightning_modules.bihpf.module import BiHPFModule
+from scripts.config_introspection import method_configs
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -145,8 +145,7 @@ def input_pipeline_section(
 
 
 def peak_memory_section(root: Path) -> list[str]:
-    configs = [c for c in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-               if "class_path" in (yaml.safe_load(c.read_text()).get("model") or {})]  # fmt: skip
+    configs = method_configs()
     lines = ["", "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)", "",
              "| config | peak RSS (MiB) | peak CUDA (MiB) |", "|---|---:|---:|"]  # fmt: skip
     with tempfile.TemporaryDirectory() as runs:

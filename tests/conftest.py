@@ -1,54 +1,23 @@
-"""Shared fixtures: tiny stand-ins built once per session, in-process CLI runs, and config introspection."""
+"""Shared fixtures: tiny stand-ins built once per session and in-process CLI runs (config introspection comes
+from scripts/config_introspection.py and is re-exported here)."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 from pathlib import Path
 
 import pytest
-import yaml
+
+from scripts.config_introspection import (  # noqa: F401  (tests import these from here)
+    CONFIGS,
+    accepted_arguments,
+    config_classes,
+    takes_pretrained,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
-
-
-def config_classes(config: str | Path) -> dict[str, type]:
-    """The model and data classes a method config names (``{}`` for an overlay)."""
-    content = yaml.safe_load(Path(config).read_text()) or {}
-    classes = {}
-    for key in ("model", "data"):
-        class_path = (content.get(key) or {}).get("class_path")
-        if class_path:
-            module, _, name = class_path.rpartition(".")
-            classes[key] = getattr(importlib.import_module(module), name)
-    return classes
-
-
-def accepted_arguments(cls: type) -> set[str]:
-    """Constructor arguments of ``cls``, following ``**kwargs`` up the class hierarchy (as jsonargparse does)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters
-        names |= {
-            n
-            for n, p in parameters.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        }
-        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
-            break
-    return names
-
-
-def takes_pretrained(config: str | Path) -> bool:
-    """Whether the config's model loads pretrained weights (offline runs must switch that off)."""
-    model = config_classes(config).get("model")
-    return model is not None and "pretrained" in accepted_arguments(model)
 
 
 @pytest.fixture(scope="session")

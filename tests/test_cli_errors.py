@@ -36,35 +36,6 @@ def test_missing_dataset_is_one_line_naming_the_root_and_the_fix(tmp_path: Path)
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
-    result = run(
-        "fit",
-        "--config",
-        str(CONFIGS / "bihpf.yaml"),
-        "--model.init_args.frequency_gian",
-        "2",
-        "--print_config",
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0
-    assert "frequency_gian" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_wrong_class_path_names_it(tmp_path: Path) -> None:
-    result = run(
-        "fit",
-        "--config",
-        str(CONFIGS / "bihpf.yaml"),
-        "--model",
-        "lightning_modules.nope.Missing",
-        "--print_config",
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0 and "lightning_modules.nope.Missing" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_a_nan_loss_stops_the_run_naming_the_step_and_the_files(run_cli, monkeypatch) -> None:
     import pytest
 

@@ -10,15 +10,9 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import CONFIGS, accepted_arguments, config_classes
+from scripts.config_introspection import CONFIGS, accepted_arguments, config_classes, is_method_config
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
-
-
-def is_method_config(path: Path) -> bool:
-    """A method config names its model class; an overlay (smoke, demo) only changes arguments."""
-    content = yaml.safe_load(path.read_text()) or {}
-    return isinstance(content.get("model"), dict) and "class_path" in content["model"]
 
 
 METHOD_CONFIGS = [p for p in ALL_CONFIGS if is_method_config(p)]

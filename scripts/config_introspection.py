@@ -1,0 +1,61 @@
+"""What a YAML in configs/ names: method config or overlay, its classes, the arguments they accept.
+
+Shared by the tests (which configs to run, which overlays apply, when to add ``pretrained false`` offline) and
+the benchmarks (which configs to measure), so both read configs the same way jsonargparse does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import yaml
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def is_method_config(path: str | Path) -> bool:
+    """A method config names its model class; an overlay (smoke, demo) only changes arguments."""
+    content = yaml.safe_load(Path(path).read_text()) or {}
+    return isinstance(content.get("model"), dict) and "class_path" in content["model"]
+
+
+def method_configs() -> list[Path]:
+    """Every method config directly under configs/ (overlays in configs/env/ are not methods)."""
+    return [p for p in sorted(CONFIGS.glob("*.yaml")) if is_method_config(p)]
+
+
+def config_classes(config: str | Path) -> dict[str, type]:
+    """The model and data classes a method config names (``{}`` for an overlay)."""
+    content = yaml.safe_load(Path(config).read_text()) or {}
+    classes = {}
+    for key in ("model", "data"):
+        class_path = (content.get(key) or {}).get("class_path")
+        if class_path:
+            module, _, name = class_path.rpartition(".")
+            classes[key] = getattr(importlib.import_module(module), name)
+    return classes
+
+
+def accepted_arguments(cls: type) -> set[str]:
+    """Constructor arguments of ``cls``, following ``**kwargs`` up the class hierarchy (as jsonargparse does)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters
+        names |= {
+            n
+            for n, p in parameters.items()
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return names
+
+
+def takes_pretrained(config: str | Path) -> bool:
+    """Whether the config's model loads pretrained weights (offline runs must switch that off)."""
+    model = config_classes(config).get("model")
+    return model is not None and "pretrained" in accepted_arguments(model)
