@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo demo-calibration demo-mixing lint bench clean
+.PHONY: help install test demo demo-calibration demo-mixing demo-vit lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-
 
 demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the digits stand-in, 3 seeds (~65 min)
 	cd $(CURDIR) && $(PY) scripts/demo_mixing.py
+
+demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of the digits stand-in, 3 seeds (~50 min)
+	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.config_introspection import takes_pretrained
+from scripts.config_introspection import prerequisites, takes_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,8 @@ def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]
             "--data.init_args.root", str(root), "--runs_dir", str(runs), "--trainer.enable_progress_bar", "false"]  # fmt: skip
     if takes_pretrained(config):
         args += ["--model.init_args.pretrained", "false"]  # offline
+    for key, name in prerequisites(config).items():  # the run it reads was measured before it (in_run_order)
+        args += [f"--model.init_args.{key}", str(runs / name)]
     result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True)
     peak = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
     if result.returncode or not peak:

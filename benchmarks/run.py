@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from benchmarks.input_pipeline import compare
 from benchmarks.peak_memory import peak_memory
 from lightning_modules.bihpf.module import BiHPFModule
-from scripts.config_introspection import method_configs
+from scripts.config_introspection import in_run_order, method_configs
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -145,7 +145,7 @@ def input_pipeline_section(
 
 
 def peak_memory_section(root: Path) -> list[str]:
-    configs = method_configs()
+    configs = in_run_order(method_configs())
     lines = ["", "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)", "",
              "| config | peak RSS (MiB) | peak CUDA (MiB) |", "|---|---:|---:|"]  # fmt: skip
     with tempfile.TemporaryDirectory() as runs:

@@ -101,6 +101,9 @@ class CIFARDataModule(BaseDataModule):
         imbalance_factor: rho of the long-tailed profile (null or 1: balanced).
         calibration_fraction: Share of each training class held out for validation and calibration.
         download: Download CIFAR when it is missing (needs the internet).
+        train_fraction: Small-data setting: keep this share of each class's training images (seeded, at least one).
+        samples_per_class: Small-data setting: keep this many training images per class (seeded); not with
+            ``train_fraction``.
         crop_padding: Padding before the random crop (CIFAR standard: 4).
         flip: Random horizontal flip in training.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
@@ -116,6 +119,8 @@ class CIFARDataModule(BaseDataModule):
         imbalance_factor: float | None = None,
         calibration_fraction: float = 0.1,
         download: bool = True,
+        train_fraction: float | None = None,
+        samples_per_class: int | None = None,
         crop_padding: int = 4,
         flip: bool = True,
         **kwargs: Any,
@@ -136,6 +141,14 @@ class CIFARDataModule(BaseDataModule):
             raise ValueError(
                 "the stand-in is written in CIFAR's layout: use dataset cifar10 or cifar100 with synthetic"
             )
+        if train_fraction is not None and not 0 < train_fraction <= 1:
+            raise ValueError(f"data.init_args.train_fraction must be in (0, 1], got {train_fraction}")
+        if samples_per_class is not None and samples_per_class < 1:
+            raise ValueError(f"data.init_args.samples_per_class must be >= 1, got {samples_per_class}")
+        if train_fraction is not None and samples_per_class is not None:
+            raise ValueError("data.init_args: set train_fraction or samples_per_class, not both")
+        self.train_fraction = train_fraction
+        self.samples_per_class = samples_per_class
         self.dataset = dataset
         self.imbalance_factor = imbalance_factor
         self.calibration_fraction = calibration_fraction
@@ -216,6 +229,7 @@ class CIFARDataModule(BaseDataModule):
         keep = self._long_tailed(train_labels)
         kept, held = stratified_holdout(train_labels[keep], self.calibration_fraction, self.seed)
         train_index, calibration_index = keep[kept], keep[held]
+        train_index = train_index[self._small_data(train_labels[train_index])]
         if self.dataset == "folder":
             pick = lambda records, idx: [records[i] for i in idx]  # noqa: E731
             self.datasets = {
@@ -252,6 +266,20 @@ class CIFARDataModule(BaseDataModule):
         counts = long_tailed_counts(int(np.bincount(labels).max()), num_classes, self.imbalance_factor)
         rng = np.random.default_rng(self.seed)
         kept = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in enumerate(counts)]
+        return np.sort(np.concatenate(kept))
+
+    def _small_data(self, labels: np.ndarray) -> np.ndarray:
+        """Positions kept by ``train_fraction`` / ``samples_per_class`` (all when neither is set), chosen per class
+        from a permutation seeded by ``seed``, so every run with the same seed trains on the same images. The
+        calibration split is held out before, so validation does not shrink with the training set."""
+        if self.train_fraction is None and self.samples_per_class is None:
+            return np.arange(len(labels))
+        rng = np.random.default_rng([self.seed, 1])
+        kept = []
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            count = self.samples_per_class or max(1, int(self.train_fraction * len(members)))
+            kept.append(members[:count])
         return np.sort(np.concatenate(kept))
 
     def train_dataloader(self) -> DataLoader:

@@ -59,3 +59,30 @@ def takes_pretrained(config: str | Path) -> bool:
     """Whether the config's model loads pretrained weights (offline runs must switch that off)."""
     model = config_classes(config).get("model")
     return model is not None and "pretrained" in accepted_arguments(model)
+
+
+def prerequisites(config: str | Path) -> dict[str, str]:
+    """Model arguments that read another config's run (a value ``runs/<config>``, e.g. the advanced ViT's
+    ``links_path``), mapped to that config's name: it must run first, and the argument then points to its run
+    folder under whatever runs directory is used."""
+    content = yaml.safe_load(Path(config).read_text()) or {}
+    init = (content.get("model") or {}).get("init_args") or {}
+    return {
+        key: value.split("/")[1]
+        for key, value in init.items()
+        if isinstance(value, str) and value.startswith("runs/") and len(value.split("/")) == 2
+    }
+
+
+def in_run_order(configs: list[Path]) -> list[Path]:
+    """``configs`` with every config after the ones whose runs it reads."""
+    ordered: list[Path] = []
+    pending = list(configs)
+    while pending:
+        ready = [c for c in pending if all(CONFIGS / f"{n}.yaml" in ordered or CONFIGS / f"{n}.yaml" not in pending
+                                           for n in prerequisites(c).values())]  # fmt: skip
+        if not ready:
+            raise ValueError(f"configs read each other's runs in a cycle: {[c.name for c in pending]}")
+        ordered += ready
+        pending = [c for c in pending if c not in ready]
+    return ordered

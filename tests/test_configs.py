@@ -10,13 +10,37 @@ import pytest
 import torch
 import yaml
 
-from scripts.config_introspection import CONFIGS, accepted_arguments, config_classes, is_method_config
+from scripts.config_introspection import (
+    CONFIGS,
+    accepted_arguments,
+    config_classes,
+    in_run_order,
+    is_method_config,
+    prerequisites,
+)
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 
 
 METHOD_CONFIGS = [p for p in ALL_CONFIGS if is_method_config(p)]
 OVERLAYS = [p for p in ALL_CONFIGS if not is_method_config(p)]
+
+
+def runs_it_reads(config: Path, run_cli, tmp_path: Path) -> list[str]:
+    """Run (smoke-sized) the configs whose runs ``config`` reads; the arguments that point it to them."""
+    arguments = []
+    for key, name in prerequisites(config).items():
+        run_cli("fit", "--config", str(CONFIGS / f"{name}.yaml"))
+        arguments += [f"--model.init_args.{key}", str(tmp_path / "runs" / name)]
+    return arguments
+
+
+def test_configs_that_read_other_runs_come_after_them() -> None:
+    advanced = CONFIGS / "vit_aal_advanced_cifar100.yaml"
+    assert prerequisites(advanced) == {"links_path": "vit_aal_cifar100"}
+    order = in_run_order(METHOD_CONFIGS)
+    assert sorted(order) == METHOD_CONFIGS
+    assert order.index(advanced) > order.index(CONFIGS / "vit_aal_cifar100.yaml")
 
 
 def test_the_glob_finds_both_kinds() -> None:
@@ -38,14 +62,15 @@ def test_print_config_resolves(config: Path, capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
 def test_fit_then_test_with_smoke(config: Path, run_cli, tmp_path: Path) -> None:
-    fit = run_cli("fit", "--config", str(config))
+    reads = runs_it_reads(config, run_cli, tmp_path)
+    fit = run_cli("fit", "--config", str(config), *reads)
     run_dir = Path(fit.trainer.log_dir)
     assert run_dir == tmp_path / "runs" / config.stem / "version_0"
     assert fit.trainer.global_step > 0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "config.yaml").is_file()
 
-    test = run_cli("test", "--config", str(config), "--ckpt_path", "last")
+    test = run_cli("test", "--config", str(config), "--ckpt_path", "last", *reads)
     assert Path(test.trainer.log_dir) == run_dir  # the table lands beside the model it evaluates
     assert list(run_dir.glob("*.md")) and (run_dir / "test_config.yaml").is_file()
     assert "test/acc" in test.trainer.callback_metrics
@@ -138,10 +163,11 @@ def test_predict_writes_one_row_per_image(run_cli, standin_root: Path) -> None:
 
 
 @pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
-def test_bf16_mixed_smoke_step_on_cpu(config: Path, run_cli) -> None:
+def test_bf16_mixed_smoke_step_on_cpu(config: Path, run_cli, tmp_path: Path) -> None:
     """Every method trains one step under bf16 autocast with a finite loss (FFT filters and losses keep their
     float32 islands; see test_bihpf_filters and test_frepgan for the dtypes inside)."""
-    cli = run_cli("fit", "--config", str(config), "--trainer.precision", "bf16-mixed",
+    reads = runs_it_reads(config, run_cli, tmp_path)
+    cli = run_cli("fit", "--config", str(config), *reads, "--trainer.precision", "bf16-mixed",
                   "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1")  # fmt: skip
     assert cli.trainer.precision == "bf16-mixed"
     losses = {

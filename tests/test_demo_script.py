@@ -48,3 +48,23 @@ def test_mixing_demo_script_reports_errors_and_the_uncertainty_auroc(
     for method in ("baseline", "mixup", "cutmix", "dmixup", "dcutmix"):
         assert f"| {method} | " in markdown
     assert "AUROC" in markdown
+
+
+def test_vit_demo_script_trains_the_cnn_then_three_variants(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_vit_aal
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    markdown = demo_vit_aal.main(
+        ["--seeds", "0", "--epochs", "1", "--cnn_epochs", "1", "--runs_dir", str(tmp_path), *smoke]
+    )
+    for variant in ("plain ViT", "ViT + AAL", "advanced"):
+        assert f"| {variant} | " in markdown
+    assert (tmp_path / "demo_vit_vit_aal_cifar100_seed0" / "version_0" / "links.pt").is_file()
+    advanced = tmp_path / "demo_vit_vit_aal_advanced_cifar100_seed0" / "version_0" / "config.yaml"
+    assert "links_path: " + str(tmp_path / "demo_vit_vit_aal_cifar100_seed0") in advanced.read_text()
+    assert demo_vit_aal.first_epoch_reaching([0.1, 0.4, 0.6, 0.5], 0.5) == 3
+    assert demo_vit_aal.first_epoch_reaching([0.1], 0.5) is None

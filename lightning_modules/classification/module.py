@@ -27,6 +27,28 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 TEST_TABLE_METRICS = ("acc", "acc_top5", "err", "nll", "ece", "aece", "cwece", "mce", "brier")
 
 
+def input_normalizer(name: str) -> nn.Module:
+    """The input normalisation a classifier applies to [0, 1] images: ``cifar``, ``imagenet`` or ``none``."""
+    normalizers = {
+        "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
+        "imagenet": Normalize,
+        "none": nn.Identity,
+    }
+    if name not in normalizers:
+        raise ValueError(f"normalization must be cifar, imagenet or none, got {name!r}")
+    return normalizers[name]()
+
+
+def classification_loss(
+    logits: torch.Tensor, batch: dict[str, Any], label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Soft-target cross-entropy when the batch has ``target`` (mixing callbacks), else CE on ``label``."""
+    target = batch.get("target")
+    if target is not None:
+        return -(target.float() * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+    return F.cross_entropy(logits.float(), batch["label"], label_smoothing=label_smoothing)
+
+
 class ClassifierRoutine(L.LightningModule):
     """Evaluation, calibration hooks and predictions shared by every multi-class classifier.
 
@@ -163,14 +185,7 @@ class ImageClassifierModule(ClassifierRoutine):
     ) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()
-        normalizers = {
-            "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
-            "imagenet": Normalize,
-            "none": nn.Identity,
-        }
-        if normalization not in normalizers:
-            raise ValueError(f"normalization must be cifar, imagenet or none, got {normalization!r}")
-        self.normalize: nn.Module = normalizers[normalization]()
+        self.normalize = input_normalizer(normalization)
         extra = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
         self.backbone = create_backbone(
             backbone, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=num_classes, **extra
@@ -180,11 +195,7 @@ class ImageClassifierModule(ClassifierRoutine):
         return self.backbone(self.normalize(batch["image"]))
 
     def loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        """Soft-target cross-entropy when the batch has ``target`` (mixing callbacks), else CE on ``label``."""
-        target = batch.get("target")
-        if target is not None:
-            return -(target.float() * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-        return F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.hparams.label_smoothing)
+        return classification_loss(logits, batch, self.hparams.label_smoothing)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         size = batch_size_of(batch)

@@ -29,7 +29,8 @@ def create_backbone(
     in_chans: int = 3,
     **kwargs: Any,
 ) -> nn.Module:
-    """``timm.create_model(name, ...)``; ``pretrained_path`` (a .pth/.bin/.safetensors file) implies pretrained.
+    """``timm.create_model(name, ...)``; ``pretrained_path`` implies pretrained: a .pth/.bin/.safetensors file,
+    or a ``.ckpt`` this framework wrote (e.g. a classifier trained with ``configs/cls_cifar10.yaml``).
 
     ``num_classes=0`` returns pooled features (no classifier). Extra keyword arguments go to timm
     (``features_only``, ``out_indices``, ``drop_path_rate``...).
@@ -40,6 +41,12 @@ def create_backbone(
         path = Path(pretrained_path)
         if not path.is_file():
             raise BackboneWeightsError(f"pretrained_path={str(path)!r} is not a file")
+        if path.suffix == ".ckpt":
+            model = timm.create_model(
+                name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs
+            )
+            load_from_lightning_checkpoint(model, path)
+            return model
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
     try:
@@ -54,6 +61,38 @@ def create_backbone(
             f"offline, download them elsewhere and pass model.init_args.pretrained_path=<file>, "
             f"or set model.init_args.pretrained: false"
         ) from error
+
+
+def load_from_lightning_checkpoint(model: nn.Module, path: Path) -> None:
+    """Load ``model``'s weights from a checkpoint this framework wrote, wherever the module kept them
+    (``backbone.``, ``model.backbone.``...): the prefix under which every one of the model's tensors is found.
+
+    A classifier whose size differs (or that the model does not have) is left as initialised; anything else
+    missing is an error naming the checkpoint.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise BackboneWeightsError(f"pretrained_path={str(path)!r}: no state_dict in this checkpoint")
+    own = model.state_dict()
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_keys = {f"{n}.{k}" for n, m in model.named_modules() if m is head for k in m.state_dict()}
+    body = [k for k in own if k not in head_keys]
+    anchor = body[0]
+    prefixes = {k[: -len(anchor)] for k in state if k == anchor or k.endswith("." + anchor)}
+    for prefix in sorted(prefixes, key=len):
+        if all(prefix + k in state and state[prefix + k].shape == own[k].shape for k in body):
+            loaded = {
+                k: state[prefix + k]
+                for k in own
+                if prefix + k in state and state[prefix + k].shape == own[k].shape
+            }
+            model.load_state_dict(loaded, strict=False)
+            return
+    raise BackboneWeightsError(
+        f"pretrained_path={str(path)!r}: no prefix in this checkpoint holds all {len(body)} weights of "
+        f"{type(model).__name__} with matching shapes (was it trained with the same backbone?)"
+    )
 
 
 def init_classifier_normal(model: nn.Module, std: float = 0.02) -> None:

@@ -46,3 +46,23 @@ def reliability_diagram(
     diagonal = torch.arange(size)
     picture[:, size - 1 - diagonal, diagonal] = 0.5
     return picture
+
+
+def heatmap_picture(matrix: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """A (rows, columns) matrix as a (3, rows*cell, columns*cell) picture: white at its minimum, dark blue at its
+    maximum (min-max scaled; a constant matrix is all white)."""
+    values = matrix.detach().float().cpu()
+    low, high = values.min(), values.max()
+    scaled = (values - low) / (high - low) if high > low else torch.zeros_like(values)
+    white, blue = torch.ones(3), torch.tensor([0.05, 0.15, 0.55])
+    colours = white[:, None, None] + (blue - white)[:, None, None] * scaled[None]
+    return colours.repeat_interleave(cell, dim=1).repeat_interleave(cell, dim=2)
+
+
+def upsampled_maps(maps: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Maps over a patch grid (B, P) as (B, 3, H, W) pictures, each min-max scaled, nearest-neighbour up-sampled."""
+    pictures = maps.detach().float().reshape(-1, 1, *grid)
+    low = pictures.amin(dim=(-2, -1), keepdim=True)
+    high = pictures.amax(dim=(-2, -1), keepdim=True)
+    pictures = (pictures - low) / (high - low).clamp_min(1e-12)
+    return torch.nn.functional.interpolate(pictures, size=size, mode="nearest").expand(-1, 3, -1, -1)

@@ -1,0 +1,306 @@
+"""A ViT trained from scratch with the adaptive attention link regulariser (Jin & Choi, arXiv 2211.13852).
+
+L = CE + λ · mean_{l, h} D(T_{l,h}, M_{l,h}): M is head h's CLS attention at layer l, T = Σ_c P_l[h, c] A_c the
+target its links P_l build from a frozen CNN's channel attention A. The ViT and the links train together; the
+CNN never does. ``cnn_backbone: null`` (or λ = 0) is the plain ViT with the same recipe. λ is a buffer, so
+:class:`callbacks.ScheduleCallback` (``attribute: regularizer_weight``) decays it (cosine to 0, or a ``step``
+to 0 after epoch E).
+
+After ``fit`` the links are written to ``links.pt`` (and the top channels per head to ``links.csv``) in the run
+folder, and drawn in TensorBoard (``pictures/links``: rows = layer × head, columns = the most-linked channels).
+The *advanced* run reads that file (``links_path``), keeps each head's ``top_k`` channels as fixed links and
+trains a new ViT from scratch, computing only the channels some head uses.
+
+Evaluation, calibration hooks and predictions are the classification stack's (:class:`ClassifierRoutine`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from timm.optim import param_groups_weight_decay
+
+from datamodules.base import batch_size_of
+from lightning_modules.classification.module import ClassifierRoutine, classification_loss, input_normalizer
+from lightning_modules.common.pictures import heatmap_picture, upsampled_maps
+from lightning_modules.vit_aal.networks import (
+    AttentionLinks,
+    AttentionViT,
+    ChannelAttentionCNN,
+    CNNMap,
+    Divergence,
+    FixedWeights,
+    attention_divergence,
+    fixed_links,
+)
+
+LINKS_FILE = "links.pt"
+
+
+class LinksFileError(ValueError):
+    """``links_path`` does not hold links that fit this model."""
+
+
+def resolve_links_path(path: Path) -> Path:
+    """A ``links.pt`` file as given, or for a run folder (``runs/vit_aal_cifar100``) the newest one under it."""
+    if path.is_file():
+        return path
+    found = sorted(path.rglob(LINKS_FILE), key=lambda p: p.stat().st_mtime) if path.is_dir() else []
+    if not found:
+        raise LinksFileError(
+            f"links_path={str(path)!r}: no {LINKS_FILE} there; run configs/vit_aal_cifar100.yaml (or your ViT+AAL "
+            "config) to the end first, it writes links.pt into its run folder"
+        )
+    return found[-1]
+
+
+class ViTAALModule(ClassifierRoutine):
+    """ViT + attention augmentation module (trainable CNN-channel → ViT-head links) as a regulariser.
+
+    Args:
+        backbone: timm ViT name (DeiT-Tiny: ``deit_tiny_patch16_224``, DeiT-Small: ``deit_small_patch16_224``).
+        num_classes: Classes (linked from the datamodule).
+        img_size: Image size the ViT is built for (other sizes work: the position embedding is resampled).
+        patch_size: ViT patch side.
+        depth: ViT blocks (null: the model's own).
+        embed_dim: ViT token width (null: the model's own).
+        drop_path_rate: ViT stochastic depth (DeiT: 0.1).
+        normalization: The ViT's input normalisation (``imagenet``, ``cifar``, ``none``).
+        label_smoothing: CE label smoothing (hard targets; DeiT: 0.1).
+        lr: AdamW peak learning rate at a global batch of ``lr_reference_batch``.
+        lr_reference_batch: DeiT's rule lr · B / 512: the learning rate is scaled by the global batch over this
+            (null: ``lr`` as given).
+        weight_decay: AdamW weight decay (not on biases, norms, position embedding or the CLS token).
+        warmup_epochs: Linear warm-up before the per-step cosine decay.
+        min_lr: Learning rate at the end of the cosine.
+        link_lr_factor: The links' learning rate relative to the ViT's (a softmax over many channels starts
+            uniform and specialises slowly).
+        cnn_backbone: Frozen CNN (timm name) whose channel attention guides the heads; null: plain ViT.
+        pretrained: Hub weights for the CNN (the ViT always starts from scratch).
+        pretrained_path: Local CNN weights, or a ``.ckpt`` of a classifier trained in this framework.
+        cnn_layer: The CNN sub-module whose output gives the channel maps (``layer3`` of a ResNet-50).
+        cnn_normalization: The CNN's input normalisation.
+        cnn_map: ``relu`` (A_c = relu(F_c) / Σ relu(F_c)) or ``softmax`` (softmax(F_c / cnn_temperature)).
+        cnn_temperature: τ of softmax maps.
+        regularizer_weight: λ (a buffer a ScheduleCallback may drive).
+        regularized_layers: ViT blocks regularised (null: all).
+        link_temperature: τ_link of P = softmax(W / τ_link).
+        divergence: ``kl`` = KL(T ‖ M), ``reverse_kl`` = KL(M ‖ T), or ``mse`` on maps scaled by the patch count.
+        links_path: ``links.pt`` of a finished run: the advanced module (fixed top-k links, ViT from scratch).
+        top_k: Channels each head keeps in the advanced module.
+        fixed_weights: ``renormalised`` learned probabilities of the kept channels, or ``uniform`` over them.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "deit_tiny_patch16_224",
+        num_classes: int = 100,
+        img_size: int = 224,
+        patch_size: int = 16,
+        depth: int | None = None,
+        embed_dim: int | None = None,
+        drop_path_rate: float = 0.1,
+        normalization: str = "imagenet",
+        label_smoothing: float = 0.0,
+        lr: float = 5e-4,
+        lr_reference_batch: int | None = 512,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 5.0,
+        min_lr: float = 1e-6,
+        link_lr_factor: float = 10.0,
+        cnn_backbone: str | None = "resnet50",
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        cnn_layer: str = "layer3",
+        cnn_normalization: str = "imagenet",
+        cnn_map: CNNMap = "relu",
+        cnn_temperature: float = 1.0,
+        regularizer_weight: float = 1.0,
+        regularized_layers: list[int] | None = None,
+        link_temperature: float = 1.0,
+        divergence: Divergence = "kl",
+        links_path: str | None = None,
+        top_k: int = 3,
+        fixed_weights: FixedWeights = "renormalised",
+    ) -> None:
+        super().__init__(num_classes)
+        self.save_hyperparameters()
+        attention_divergence(torch.ones(1, 1), torch.ones(1, 1), divergence)  # validates the name now
+        self.normalize = input_normalizer(normalization)
+        self.vit = AttentionViT(
+            backbone, num_classes, img_size, patch_size, depth, drop_path_rate, embed_dim=embed_dim
+        )
+        self.register_buffer("regularizer_weight", torch.tensor(float(regularizer_weight)))
+        layers = list(range(self.vit.num_layers)) if regularized_layers is None else list(regularized_layers)
+        if not layers or any(not 0 <= i < self.vit.num_layers for i in layers):
+            raise ValueError(f"regularized_layers must be within 0..{self.vit.num_layers - 1}, got {layers}")
+        self.layers = layers
+        self.cnn: ChannelAttentionCNN | None = None
+        self.links: AttentionLinks | None = None
+        if cnn_backbone is None:
+            if links_path is not None:
+                raise ValueError("links_path needs a CNN: set model.init_args.cnn_backbone")
+            return
+        self.cnn = ChannelAttentionCNN(
+            cnn_backbone, cnn_layer, pretrained, pretrained_path, input_normalizer(cnn_normalization),
+            cnn_map, cnn_temperature,
+        )  # fmt: skip
+        shape = (len(layers), self.vit.num_heads, self.cnn.num_channels)
+        fixed = None
+        if links_path is not None:
+            fixed = fixed_links(self._read_links(Path(links_path), shape), top_k, fixed_weights)
+        self.links = AttentionLinks(*shape, temperature=link_temperature, fixed=fixed)
+
+    def _read_links(self, path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+        path = resolve_links_path(path)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        probabilities = saved.get("probabilities") if isinstance(saved, dict) else None
+        if not isinstance(probabilities, torch.Tensor) or tuple(probabilities.shape) != shape:
+            found = tuple(probabilities.shape) if isinstance(probabilities, torch.Tensor) else None
+            raise LinksFileError(
+                f"links_path={str(path)!r} holds links of shape {found}; this model needs {shape} "
+                "(regularised layers, heads, CNN channels): same backbone, cnn_layer and regularized_layers?"
+            )
+        if saved.get("layers") != self.layers:
+            raise LinksFileError(
+                f"links_path={str(path)!r} links layers {saved.get('layers')}, this model regularises {self.layers}"
+            )
+        return probabilities
+
+    # -------------------------------------------------------------------------------------------- forward
+    @property
+    def regularized(self) -> bool:
+        return self.links is not None and float(self.regularizer_weight) > 0
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.vit(self.normalize(batch["image"]))[0]
+
+    def forward_with_attention(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, ViT attention M (B, L, H, P), linked target T (B, L, H, P)) — needs a CNN."""
+        if self.cnn is None or self.links is None:
+            raise RuntimeError("forward_with_attention needs a CNN (model.init_args.cnn_backbone)")
+        logits, attention = self.vit(self.normalize(image), self.layers)
+        maps = self.cnn(image, self.vit.grid(image), self.links.channels)
+        return logits, attention, self.links(maps)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        size = batch_size_of(batch)
+        if size == 0:
+            return None
+        if self.regularized:
+            logits, attention, target = self.forward_with_attention(batch["image"])
+            link_loss = attention_divergence(target, attention, self.hparams.divergence)
+            self.log("train/link_loss", link_loss, batch_size=size)
+        else:
+            logits, link_loss = self.logits(batch), torch.zeros((), device=self.device)
+        ce = classification_loss(logits, batch, self.hparams.label_smoothing)
+        loss = ce + self.regularizer_weight * link_loss
+        accuracy = (logits.detach().argmax(dim=1) == batch["label"]).float().mean()
+        self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True, batch_size=size)
+        self.log("train/ce", ce, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accuracy and calibration as every classifier; with a CNN also how far the heads are from their
+        targets on held-out images (``val/link_loss``)."""
+        if self.links is None or batch_size_of(batch) == 0:
+            return super().validation_step(batch, batch_idx)
+        logits, attention, target = self.forward_with_attention(batch["image"])
+        self.val_logits.update(logits, batch["label"])
+        divergence = attention_divergence(target, attention, self.hparams.divergence)
+        self.log("val/link_loss", divergence, batch_size=batch_size_of(batch), sync_dist=True)
+        return None
+
+    # ------------------------------------------------------------------------------------ the links
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self.links is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            picture = self.links_picture()
+            for logger in (lg for lg in self.trainer.loggers if isinstance(lg, TensorBoardLogger)):
+                logger.experiment.add_image("pictures/links", picture, global_step=self.global_step)
+
+    def links_picture(self, columns: int = 64) -> torch.Tensor:
+        """Heat map of P: one row per (layer, head), one column per channel among the ``columns`` most linked."""
+        probabilities = self.links.probabilities().detach()
+        rows = probabilities.reshape(-1, probabilities.shape[-1])
+        top = rows.amax(dim=0).topk(min(columns, rows.shape[1])).indices.sort().values
+        return heatmap_picture(rows[:, top])
+
+    def on_fit_end(self) -> None:
+        if self.links is not None and self.trainer.is_global_zero:
+            path = self.export_links(Path(self.trainer.log_dir or self.trainer.default_root_dir))
+            self.print(f"links written to {path} (top {self.hparams.top_k} channels per head in links.csv)")
+
+    def export_links(self, folder: Path) -> Path:
+        """Write ``links.pt`` (what ``links_path`` reads) and ``links.csv`` (each head's top channels)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        probabilities = self.links.probabilities().detach().float().cpu()
+        path = folder / LINKS_FILE
+        torch.save({"probabilities": probabilities, "layers": list(self.layers),
+                    "cnn_backbone": self.hparams.cnn_backbone, "cnn_layer": self.hparams.cnn_layer}, path)  # fmt: skip
+        with open(folder / "links.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["layer", "head", "rank", "channel", "probability"])
+            k = min(self.hparams.top_k, probabilities.shape[-1])
+            values, indices = probabilities.topk(k, dim=-1)
+            for l_index, layer in enumerate(self.layers):
+                for head in range(probabilities.shape[1]):
+                    for rank in range(k):
+                        writer.writerow([layer, head, rank + 1, int(indices[l_index, head, rank]),
+                                         f"{float(values[l_index, head, rank]):.6f}"])  # fmt: skip
+        return path
+
+    def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Images, and for the last regularised layer's first head its CNN target and its attention."""
+        images = batch["image"][:8]
+        if self.links is None:
+            return {"images": images}
+        with torch.no_grad():
+            _, attention, target = self.forward_with_attention(images)
+        grid, size = self.vit.grid(images), tuple(images.shape[-2:])
+        return {
+            "images": images,
+            "target_last_layer_head0": upsampled_maps(target[:, -1, 0], grid, size),
+            "attention_last_layer_head0": upsampled_maps(attention[:, -1, 0], grid, size),
+        }
+
+    # ----------------------------------------------------------------------------------- optimisation
+    def effective_lr(self) -> float:
+        """``lr`` scaled by the global batch over ``lr_reference_batch`` (DeiT's linear rule)."""
+        reference = self.hparams.lr_reference_batch
+        if not reference:
+            return self.hparams.lr
+        datamodule = getattr(self.trainer, "datamodule", None)
+        batch = getattr(datamodule, "batch_size", reference)
+        batch *= self.trainer.world_size * self.trainer.accumulate_grad_batches
+        return self.hparams.lr * batch / reference
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW (no decay on biases, norms, position embedding, CLS token; links at ``link_lr_factor`` × lr),
+        linear warm-up then a per-step cosine to ``min_lr``."""
+        lr = self.effective_lr()
+        groups = param_groups_weight_decay(
+            self.vit.vit, self.hparams.weight_decay, no_weight_decay_list=self.vit.vit.no_weight_decay()
+        )
+        if self.links is not None and self.links.weight is not None:
+            groups.append({"params": [self.links.weight], "weight_decay": 0.0,
+                           "lr": lr * self.hparams.link_lr_factor})  # fmt: skip
+        optimizer = torch.optim.AdamW(groups, lr=lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        epochs = max(self.trainer.max_epochs or 1, 1)
+        warmup = min(round(self.hparams.warmup_epochs * total / epochs), total - 1)
+        floor = self.hparams.min_lr / lr if lr > 0 else 0.0
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(total - warmup, 1)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,280 @@
+"""The adaptive attention link regulariser's pieces (Jin & Choi, arXiv 2211.13852; the concrete design is ours,
+METHODS.md section 9): a ViT that exposes each head's CLS-to-patch attention, a frozen CNN whose channel-wise
+spatial attention maps are resized to the ViT's patch grid, the trainable links from CNN channels to ViT heads,
+and the divergence between a head's linked target and its attention.
+
+Shapes: B images, L regularised layers, H heads, C CNN channels, P patches (the ViT's grid, row-major).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from lightning_modules.common.backbones import create_backbone
+
+CNNMap = Literal["relu", "softmax"]
+Divergence = Literal["kl", "reverse_kl", "mse"]
+FixedWeights = Literal["renormalised", "uniform"]
+
+
+class AttentionViT(nn.Module):
+    """A timm ViT (DeiT-Tiny/Small... by name) trained from scratch, returning logits and, for the layers asked
+    for, each head's attention of the CLS query over the patch keys (prefix tokens dropped, renormalised).
+
+    timm's attention is a fused kernel that returns no weights, so a hook on each block's ``qkv`` projection
+    recomputes softmax(q_cls · kᵀ / √d) for the CLS row only: O(N) memory per head instead of O(N²), gradients
+    flow into q and k. Renormalising after dropping prefix columns equals a softmax over the patch logits.
+    ``dynamic_img_size`` lets the same network run on other image sizes (the position embedding is resampled).
+
+    Args:
+        name: timm ViT name (``deit_tiny_patch16_224``, ``deit_small_patch16_224``, ``vit_small_patch16_224``...).
+        num_classes: Classifier outputs.
+        img_size: Image size the position embedding is built for.
+        patch_size: Patch side in pixels.
+        depth: Number of blocks (null: the model's own, 12 for DeiT).
+        embed_dim: Token width (null: the model's own, 192 for DeiT-Tiny); a multiple of the head count.
+        drop_path_rate: Stochastic depth.
+        pretrained: Hub weights (the paper trains from scratch).
+    """
+
+    def __init__(
+        self,
+        name: str = "deit_tiny_patch16_224",
+        num_classes: int = 100,
+        img_size: int = 224,
+        patch_size: int = 16,
+        depth: int | None = None,
+        drop_path_rate: float = 0.0,
+        pretrained: bool = False,
+        embed_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        extra = {k: v for k, v in (("depth", depth), ("embed_dim", embed_dim)) if v}
+        self.vit = create_backbone(
+            name, pretrained=pretrained, num_classes=num_classes, img_size=img_size, patch_size=patch_size,
+            dynamic_img_size=True, drop_path_rate=drop_path_rate, **extra,
+        )  # fmt: skip
+        if not isinstance(self.vit, VisionTransformer):
+            raise ValueError(f"model.init_args.backbone={name!r} is not a timm VisionTransformer")
+        self.patch_size = int(self.vit.patch_embed.patch_size[0])
+        self.num_layers = len(self.vit.blocks)
+        self.num_heads = self.vit.blocks[0].attn.num_heads
+        self._wanted: set[int] = set()
+        self._maps: dict[int, torch.Tensor] = {}
+        for index, block in enumerate(self.vit.blocks):
+            block.attn.qkv.register_forward_hook(self._hook(index, block.attn))
+
+    def _hook(self, index: int, attention: nn.Module):
+        def capture(module: nn.Module, inputs: tuple[torch.Tensor], qkv: torch.Tensor) -> None:
+            if index not in self._wanted:
+                return
+            q, k, _ = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=attention.num_heads)
+            q, k = attention.q_norm(q[:, :, :1]), attention.k_norm(k)
+            logits = (
+                einsum(q.float(), k.float(), "b h one d, b h n d -> b h one n")[:, :, 0] * attention.scale
+            )
+            self._maps[index] = logits[..., self.vit.num_prefix_tokens :].softmax(dim=-1)
+
+        return capture
+
+    def grid(self, image: torch.Tensor) -> tuple[int, int]:
+        """The patch grid (rows, columns) for an image batch."""
+        height, width = image.shape[-2:]
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f"image size {height}x{width} is not a multiple of the patch size {self.patch_size}"
+            )
+        return height // self.patch_size, width // self.patch_size
+
+    def forward(
+        self, image: torch.Tensor, layers: Sequence[int] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (B, classes), attention (B, L, H, P) for ``layers`` in that order, or None when none asked)."""
+        self._wanted, self._maps = set(layers), {}
+        try:
+            logits = self.vit(image)
+            maps = torch.stack([self._maps[i] for i in layers], dim=1) if layers else None
+        finally:
+            self._wanted, self._maps = set(), {}
+        return logits, maps
+
+
+class _Stop(Exception):
+    """Raised by the feature hook: nothing after the chosen layer needs computing."""
+
+
+class ChannelAttentionCNN(nn.Module):
+    """A frozen CNN's channel-wise spatial attention at one layer: A_c = relu(F_c) / Σ_pos relu(F_c) (or
+    softmax(F_c / τ)) over the patch grid, after resizing F bilinearly to it. Always in eval mode, no gradients;
+    the forward pass stops at the chosen layer.
+
+    Args:
+        name: timm backbone name (``resnet50``; ``cifar_resnet20`` for CIFAR-sized images).
+        layer: Name of the sub-module whose output is used (``layer3`` of a ResNet-50: 14×14 at 224 px).
+        pretrained: Hub weights.
+        pretrained_path: Local weights, or a ``.ckpt`` of a classifier trained in this framework.
+        normalize: The CNN's own input normalisation (it sees the same augmented image as the ViT).
+        map_kind: ``relu`` (normalised activations) or ``softmax``.
+        temperature: τ of the softmax maps.
+    """
+
+    def __init__(
+        self,
+        name: str = "resnet50",
+        layer: str = "layer3",
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        normalize: nn.Module | None = None,
+        map_kind: CNNMap = "relu",
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if map_kind not in ("relu", "softmax"):
+            raise ValueError(f"cnn_map must be relu or softmax, got {map_kind!r}")
+        self.cnn = create_backbone(
+            name, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=0
+        )
+        names = [n for n, _ in self.cnn.named_modules() if n]
+        if layer not in names:
+            top = [n for n, _ in self.cnn.named_children()]
+            raise ValueError(
+                f"cnn_layer={layer!r} is not a sub-module of {name}; its top-level ones are {top}"
+            )
+        self.cnn.get_submodule(layer).register_forward_hook(self._keep)
+        self.cnn.requires_grad_(False)
+        self.normalize = normalize if normalize is not None else nn.Identity()
+        self.map_kind, self.temperature = map_kind, temperature
+        self._features: torch.Tensor | None = None
+        self.cnn.eval()
+        self.num_channels = int(self.features(torch.zeros(1, 3, 64, 64)).shape[1])
+
+    def _keep(self, module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        self._features = output
+        raise _Stop
+
+    def train(self, mode: bool = True) -> ChannelAttentionCNN:
+        super().train(mode)
+        self.cnn.eval()  # frozen: batch-norm statistics never move
+        return self
+
+    @torch.no_grad()
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """The chosen layer's output F (B, C, h, w)."""
+        try:
+            self.cnn(self.normalize(image))
+        except _Stop:
+            pass
+        features, self._features = self._features, None
+        if features is None:
+            raise RuntimeError("the CNN's forward pass never reached the chosen layer")
+        return features
+
+    @torch.no_grad()
+    def forward(
+        self, image: torch.Tensor, grid: tuple[int, int], channels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Maps A (B, C, P) on ``grid``, each a distribution over the patches; only ``channels`` when given."""
+        features = self.features(image).float()
+        if channels is not None:
+            features = features[:, channels]
+        if tuple(features.shape[-2:]) != tuple(grid):
+            features = F.interpolate(features, size=grid, mode="bilinear", align_corners=False)
+        flat = rearrange(features, "b c h w -> b c (h w)")
+        if self.map_kind == "softmax":
+            return (flat / self.temperature).softmax(dim=-1)
+        positive = flat.clamp_min(0) + 1e-8  # a channel silent everywhere becomes uniform, not 0/0
+        return positive / positive.sum(dim=-1, keepdim=True)
+
+
+def fixed_links(
+    probabilities: torch.Tensor, top_k: int, weights: FixedWeights = "renormalised"
+) -> torch.Tensor:
+    """The advanced module's links: each head keeps its ``top_k`` channels by learned probability, renormalised
+    (or uniform over them); every other link is 0. ``probabilities`` (L, H, C) -> (L, H, C)."""
+    if not 1 <= top_k <= probabilities.shape[-1]:
+        raise ValueError(f"top_k must be in 1..{probabilities.shape[-1]}, got {top_k}")
+    if weights not in ("renormalised", "uniform"):
+        raise ValueError(f"fixed_weights must be renormalised or uniform, got {weights!r}")
+    values, indices = probabilities.topk(top_k, dim=-1)
+    kept = values if weights == "renormalised" else torch.ones_like(values)
+    links = torch.zeros_like(probabilities).scatter(-1, indices, kept)
+    return links / links.sum(dim=-1, keepdim=True)
+
+
+class AttentionLinks(nn.Module):
+    """Links from CNN channels to ViT heads, one (H, C) matrix per regularised layer: P_l = softmax(W_l / τ) over
+    channels, W initialised to 0 (every head starts at the mean map). With ``fixed`` (L, H, C) the links are that
+    constant instead (the advanced module) and only the channels some head uses are ever computed.
+
+    Args:
+        num_layers: L.
+        num_heads: H.
+        num_channels: C.
+        temperature: τ_link.
+        fixed: Constant link probabilities (rows summing to 1), or None for trainable links.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        num_heads: int,
+        num_channels: int,
+        temperature: float = 1.0,
+        fixed: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"link_temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        shape = (num_layers, num_heads, num_channels)
+        if fixed is None:
+            self.weight: nn.Parameter | None = nn.Parameter(torch.zeros(shape))
+            self.register_buffer("fixed", None)
+            self.register_buffer("channels", None)
+        else:
+            if tuple(fixed.shape) != shape:
+                raise ValueError(
+                    f"fixed links have shape {tuple(fixed.shape)}, expected {shape} (layers, heads, channels)"
+                )
+            self.weight = None
+            self.register_buffer("fixed", fixed.float().clone())
+            self.register_buffer("channels", fixed.sum(dim=(0, 1)).nonzero().flatten())
+
+    def probabilities(self) -> torch.Tensor:
+        """P (L, H, C), rows summing to 1."""
+        if self.fixed is not None:
+            return self.fixed
+        return (self.weight / self.temperature).softmax(dim=-1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """Targets T (B, L, H, P) = Σ_c P[l, h, c] · A[b, c, p]; ``maps`` holds only ``channels`` when fixed."""
+        links = self.probabilities()
+        if self.channels is not None:
+            links = links[..., self.channels]
+        return einsum(links, maps, "l h c, b c p -> b l h p")
+
+
+def attention_divergence(
+    target: torch.Tensor, attention: torch.Tensor, kind: Divergence = "kl", eps: float = 1e-8
+) -> torch.Tensor:
+    """Mean over batch, layers and heads of D(T, M) for maps over the last dimension.
+
+    ``kl``: KL(T ‖ M) (penalises attention missing where the target has mass); ``reverse_kl``: KL(M ‖ T);
+    ``mse``: mean squared difference of the maps scaled by the number of patches. Maps are clamped to ``eps``
+    before logs.
+    """
+    if kind == "mse":
+        patches = target.shape[-1]
+        return ((patches * (target - attention)) ** 2).mean()
+    if kind not in ("kl", "reverse_kl"):
+        raise ValueError(f"divergence must be kl, reverse_kl or mse, got {kind!r}")
+    t, m = target.float().clamp_min(eps), attention.float().clamp_min(eps)
+    p, q = (t, m) if kind == "kl" else (m, t)
+    return (p * (p.log() - q.log())).sum(dim=-1).mean()
