@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo demo-calibration demo-mixing demo-vit lint bench clean
+.PHONY: help install test demo demo-calibration demo-mixing demo-vit demo-antispoof lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the di
 
 demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of the digits stand-in, 3 seeds (~50 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py
+
+demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds
+	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -61,6 +61,7 @@ def test_vit_demo_script_trains_the_cnn_then_three_variants(
     markdown = demo_vit_aal.main(
         ["--seeds", "0", "--epochs", "1", "--cnn_epochs", "1", "--runs_dir", str(tmp_path), *smoke]
     )
+    assert "epoch reaching 30 % val acc" in markdown
     for variant in ("plain ViT", "ViT + AAL", "advanced"):
         assert f"| {variant} | " in markdown
     assert (tmp_path / "demo_vit_vit_aal_cifar100_seed0" / "version_0" / "links.pt").is_file()
@@ -68,3 +69,21 @@ def test_vit_demo_script_trains_the_cnn_then_three_variants(
     assert "links_path: " + str(tmp_path / "demo_vit_vit_aal_cifar100_seed0") in advanced.read_text()
     assert demo_vit_aal.first_epoch_reaching([0.1, 0.4, 0.6, 0.5], 0.5) == 3
     assert demo_vit_aal.first_epoch_reaching([0.1], 0.5) is None
+
+
+def test_antispoof_demo_script_compares_both_methods_per_display(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_antispoof
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root),
+             "--model.init_args.pretrained", "false"]  # fmt: skip
+    markdown = demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), *smoke])
+    for method in ("mToFNet", "supervised RGB-D"):
+        assert f"| {method} | mean unseen | " in markdown
+    assert "curved_led" in markdown and "(unseen)" in markdown
+    assert demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), "--report_only"]).startswith(
+        "| method"
+    )
