@@ -39,6 +39,7 @@ from callbacks import (
     TensorBoardPictures,
 )
 from datamodules.image_io import BadImageError
+from lightning_modules.common.backbones import BackboneWeightsError
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -48,6 +49,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
     FloatingPointError,
     BadImageError,
+    BackboneWeightsError,
 )
 
 
@@ -266,6 +268,7 @@ def run_from_command_line(args: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if os.environ.get("RVL_TRACEBACK"):
             raise
+        error = _root_user_error(error)
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(
             f"error: {type(error).__name__}: {message}  (RVL_TRACEBACK=1 shows the traceback)",
@@ -273,6 +276,14 @@ def run_from_command_line(args: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _root_user_error(error: BaseException) -> BaseException:
+    """The innermost user error of a chain: jsonargparse re-raises a model's own ``__init__`` error as "Does not
+    validate against any of the Union subtypes", whose cause is the message the user needs."""
+    while isinstance(error.__cause__, USER_ERRORS):
+        error = error.__cause__
+    return error
 
 
 if __name__ == "__main__":

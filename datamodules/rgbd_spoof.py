@@ -93,6 +93,14 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
             depth = cv2.resize(depth, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         return rgb, depth
 
+    def check_first_capture(self) -> None:
+        """Load the first capture (warning about a depth/RGB size mismatch now); later mismatches resize silently."""
+        try:
+            self.load(self.records[0])
+        except BadImageError:
+            pass  # reported when the loader reaches it
+        self._warned_resize = True
+
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         record = self.records[index]
         try:
@@ -180,6 +188,7 @@ class RGBDSpoofDataModule(BaseDataModule):
             records = self._records(split)
             transform = self.train_transform() if split == "train" else self.eval_transform()
             self.datasets[split] = RGBDDataset(records, transform, self.bad_files)
+            self.datasets[split].check_first_capture()  # warns here, once, not in every loader worker
             self._groups[split] = sorted({r.group for r in records})
         counts = {s: (sum(r.label == 0 for r in d.records), sum(r.label == 1 for r in d.records))
                   for s, d in self.datasets.items()}  # fmt: skip

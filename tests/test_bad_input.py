@@ -1,9 +1,8 @@
 """The bad-input suite: each broken input gives a one-line error naming the file, key or value (exit status 1,
 no traceback) or a counted skip, through the command line as a user meets it.
 
-Unit-level detail for the same cases lives beside each reader (test_forensynths, test_cifar_and_logits). Text
-documents and depth maps have no reader yet (TVQ-VAE and mToFNet are not built); their cases join this file
-with those methods.
+Unit-level detail for the same cases lives beside each reader (test_forensynths, test_cifar_and_logits,
+test_mtofnet). Text documents have no reader yet (TVQ-VAE is not built); their cases join this file with it.
 """
 
 from __future__ import annotations
@@ -215,3 +214,52 @@ def test_cifar_download_over_loopback_is_checked_and_unpacked_safely(
     finally:
         server.shutdown()
     assert torch.is_tensor(data.datasets["train"][0]["image"])
+
+
+@pytest.fixture
+def rgbd(standin_root: Path, tmp_path: Path):
+    """A copy of the tiny RGB-D stand-in as a user's own captures, and the arguments that train mToFNet on it."""
+    from datamodules.rgbd_spoof import RGBDSpoofDataModule
+
+    RGBDSpoofDataModule(root=str(standin_root), synthetic=True, standin_size="tiny").prepare_data()
+    root = tmp_path / "captures"
+    shutil.copytree(standin_root / "rgbd_spoof_standin_tiny", root)
+    args = ["fit", "--config", str(CONFIGS / "mtofnet.yaml"), "--config", SMOKE, "--data.init_args.root", str(root),
+            "--data.init_args.synthetic", "false", "--model.init_args.pretrained", "false",
+            "--data.init_args.batch_size", "64", "--trainer.limit_train_batches", "1",
+            "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    return root, args
+
+
+def test_a_corrupt_depth_map_fails_naming_it_or_is_skipped_and_a_lone_rgb_is_counted(
+    rgbd, capsys, caplog
+) -> None:
+    root, args = rgbd
+    victim = sorted((root / "train" / "genuine" / "phone_a").glob("*_depth.png"))[0]
+    victim.write_bytes(b"not a depth map")
+    last = one_line_error(
+        *run(capsys, *args, "--data.init_args.bad_files", "error"), str(victim), "cannot read depth"
+    )
+    assert "bad_files: skip" in last
+    partner = sorted((root / "train" / "genuine" / "phone_b").glob("*_depth.*"))[0]
+    partner.unlink()
+    with caplog.at_level(logging.WARNING, logger="datamodules"):
+        status, stderr = run(capsys, *args)
+    assert status == 0, stderr[-3000:]
+    assert "captures without their RGB or depth partner skipped" in caplog.text
+    assert "1 in train (no partner)" in caplog.text and "1 in train" in caplog.text
+
+
+def test_missing_capture_folders_say_what_layout_is_expected(rgbd, capsys) -> None:
+    root, args = rgbd
+    shutil.rmtree(root / "val")
+    one_line_error(*run(capsys, *args), "has no val folder", "_rgb.png + <id>_depth.png")
+
+
+def test_a_missing_cnn_checkpoint_or_links_file_is_named(run_cli, tmp_path: Path, capsys) -> None:
+    base = ["fit", "--config", str(CONFIGS / "vit_aal_cifar100.yaml"), "--config", SMOKE,
+            "--data.init_args.root", str(tmp_path / "data"), "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    one_line_error(*run(capsys, *base, "--model.init_args.pretrained_path", str(tmp_path / "cnn.ckpt")),
+                   "cnn.ckpt' is not a file")  # fmt: skip
+    one_line_error(*run(capsys, *base, "--model.init_args.pretrained", "false",
+                        "--model.init_args.links_path", str(tmp_path / "nowhere")), "no links.pt there")  # fmt: skip
