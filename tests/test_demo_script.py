@@ -81,7 +81,7 @@ def test_antispoof_demo_script_compares_both_methods_per_display(
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root),
              "--model.init_args.pretrained", "false"]  # fmt: skip
     markdown = demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), *smoke])
-    for method in ("mToFNet", "supervised RGB-D"):
+    for method in ("mToFNet", "supervised RGB-D", "supervised RGB"):
         assert f"| {method} | mean unseen | " in markdown
     assert "curved_led" in markdown and "(unseen)" in markdown
     assert demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), "--report_only"]).startswith(
