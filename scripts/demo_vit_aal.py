@@ -11,7 +11,7 @@ training images, 3 seeds each.
    validation accuracy, and the first epoch whose validation accuracy reaches each of ``--targets`` (runs that
    never reach one are counted).
 
-    python scripts/demo_vit_aal.py [--seeds 0 1 2] [--epochs 100] [--targets 0.3 0.5] [extra cli arguments]
+    python scripts/demo_vit_aal.py [--seeds 0 1 2] [--epochs 100] [--targets 0.2 0.3] [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--cnn_epochs", type=int, default=8)
-    parser.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.5],
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.2, 0.3],
                         help="validation accuracies for the epochs-to-reach columns")  # fmt: skip
     parser.add_argument("--report_only", action="store_true", help="rebuild the table from finished runs")
     parser.add_argument("--runs_dir", default="runs")
