@@ -150,9 +150,16 @@ def test_a_trained_model_scores_a_flat_depth_recapture_above_the_genuine_pair() 
 
 
 def test_fit_draws_rgb_depth_and_score_maps_and_test_writes_the_display_table(run_cli) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from torchvision.utils import make_grid
 
     from tests.helpers import read_events
+
+    def read_events_file(path: Path) -> EventAccumulator:
+        events = EventAccumulator(str(path), size_guidance={"images": 0})
+        events.Reload()
+        return events
+
     from tests.test_logging import decode
 
     fit = run_cli("fit", "--config", "configs/mtofnet.yaml")
@@ -167,6 +174,10 @@ def test_fit_draws_rgb_depth_and_score_maps_and_test_writes_the_display_table(ru
     assert logged.shape == expected.shape and np.abs(logged - expected).max() <= 1 / 255 + 1e-6
     assert not math.isnan(float(fit.model.threshold))
     run_cli("test", "--config", "configs/mtofnet.yaml", "--ckpt_path", "last")
+    tags = set().union(
+        *(set(read_events_file(f).Tags()["images"]) for f in run_dir.glob("events.out.tfevents.*"))
+    )
+    assert {"test_pictures/rgb", "test_pictures/depth", "test_pictures/score_map"} <= tags
     table = (run_dir / "results.md").read_text()
     for row in ("| all |", "| curved_led |", "| mean unseen |"):
         assert row in table

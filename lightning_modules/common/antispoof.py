@@ -20,9 +20,11 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.functional.classification import binary_auroc
+from torchvision.utils import make_grid
 
-from datamodules.base import batch_size_of
+from datamodules.base import batch_size_of, collate_skipping_bad
 from lightning_modules.common.metrics import GroupedBinaryMetrics, _cat
 from lightning_modules.common.results import write_result_table
 
@@ -146,6 +148,7 @@ class SpoofDetectionRoutine(L.LightningModule):
             values = {f"test/{k}{suffix}": float(row[k]) / 100 for k in SPOOF_METRICS}
             self.log_dict({k: v for k, v in values.items() if not math.isnan(v)}, prog_bar=not suffix)
         if self.trainer.is_global_zero:
+            self._log_test_pictures()
             out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             title = (f"{type(self).__name__} — test, threshold {float(self.threshold):.4f} "
                      f"(BPCER {100 * self.bpcer_target:.0f} % on genuine validation captures)")  # fmt: skip
@@ -159,6 +162,27 @@ class SpoofDetectionRoutine(L.LightningModule):
     def _unseen(self) -> list[str]:
         datamodule = getattr(self.trainer, "datamodule", None)
         return datamodule.unseen_displays() if hasattr(datamodule, "unseen_displays") else []
+
+    def _log_test_pictures(self, per_class: int = 4) -> None:
+        """Genuine captures (top row) beside spoofs (bottom row) of the test set, with their score maps, under
+        ``test_pictures/`` — validation may hold no spoof at all (``genuine_only``)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "datasets", {}).get("test")
+        loggers = [lg for lg in self.trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if dataset is None or not hasattr(dataset, "records") or not loggers:
+            return
+        chosen = [i for i, r in enumerate(dataset.records) if r.label == 0][:per_class]
+        chosen += [i for i, r in enumerate(dataset.records) if r.label == 1][:: max(1, len(dataset) // 64)][
+            :per_class
+        ]
+        batch = collate_skipping_bad([dataset[i] for i in chosen])
+        if batch_size_of(batch) == 0:
+            return
+        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        for name, images in self.pictures(batch).items():
+            grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=per_class, padding=2)
+            for logger in loggers:
+                logger.experiment.add_image(f"test_pictures/{name}", grid, global_step=self.global_step)
 
     # ------------------------------------------------------------------------------- predict, pictures
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
