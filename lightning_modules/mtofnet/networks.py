@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from lightning_modules.common.backbones import Normalize, create_backbone, init_classifier_normal
+from ..common.backbones import Normalize, create_backbone, init_classifier_normal
 
 AgreementLoss = Literal["infonce", "cosine_stopgrad"]
 DEPTH_MEAN, DEPTH_STD = (0.5,), (0.25,)

@@ -17,7 +17,7 @@ from einops import einsum, rearrange
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from lightning_modules.common.backbones import create_backbone
+from ..common.backbones import create_backbone
 
 CNNMap = Literal["relu", "softmax"]
 Divergence = Literal["kl", "reverse_kl", "mse"]
