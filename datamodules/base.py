@@ -57,6 +57,16 @@ class ReseededTransformMixin:
             self._seeded_from = seed
 
 
+def skip_or_raise(error: BadImageError, bad_files: BadFiles, what: str) -> None:
+    """The bad-file policy of every dataset: ``error`` re-raises one line naming the file and the switch,
+    ``skip`` logs it (the collate function then drops the sample and counts it)."""
+    if bad_files == "error":
+        raise BadImageError(
+            f"{error} (set data.init_args.bad_files: skip to skip and count such files)"
+        ) from None
+    log.warning("skipping unreadable %s %s", what, error)
+
+
 class ImageRecordDataset(ReseededTransformMixin, Dataset):
     """Reads :class:`ImageRecord` files and applies an albumentations transform, one dict per sample.
 
@@ -82,11 +92,7 @@ class ImageRecordDataset(ReseededTransformMixin, Dataset):
         try:
             image = read_rgb(record.path)
         except BadImageError as error:
-            if self.bad_files == "error":
-                raise BadImageError(
-                    f"{error} (set data.init_args.bad_files: skip to skip and count such files)"
-                ) from None
-            log.warning("skipping unreadable image %s", error)
+            skip_or_raise(error, self.bad_files, "image")
             return None
         self._reseed_transform()
         return {

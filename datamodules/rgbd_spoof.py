@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin
+from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
 from datamodules.depth_io import DEPTH_EXTENSIONS, normalize_depth, read_depth
 from datamodules.image_io import BadImageError, read_rgb
 from datamodules.standins.rgbd import STANDIN_VERSION, write_rgbd_standin
@@ -106,11 +106,7 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
         try:
             rgb, depth = self.load(record)
         except BadImageError as error:
-            if self.bad_files == "error":
-                raise BadImageError(
-                    f"{error} (set data.init_args.bad_files: skip to skip and count such files)"
-                ) from None
-            log.warning("skipping unreadable capture %s", error)
+            skip_or_raise(error, self.bad_files, "capture")
             return None
         self._reseed_transform()
         out = self.transform(image=rgb, depth=depth)
