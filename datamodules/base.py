@@ -140,6 +140,8 @@ class BaseDataModule(L.LightningDataModule):
 
     layout: str = "base"
     standin_version: int | None = None  # what the layout's stand-in writer records in STANDIN.json
+    # the split of ``self.datasets`` (filled by ``setup``) each loader reads; a layout changes what differs
+    loader_splits: dict[str, str] = {"train": "train", "val": "val", "test": "test", "predict": "test"}
 
     def __init__(
         self,
@@ -173,6 +175,7 @@ class BaseDataModule(L.LightningDataModule):
         self.seed = seed
         self.shuffle = shuffle
         self.skipped_files: Counter[str] = Counter()
+        self.datasets: dict[str, Dataset] = {}
 
     # ----------------------------------------------------------------------------------------------- data
     @property
@@ -234,6 +237,22 @@ class BaseDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0 and train,
             collate_fn=collate_skipping_bad,
         )
+
+    def loader(self, stage: str) -> DataLoader:
+        """The loader of ``stage`` (train, val, test, predict) over the split ``loader_splits`` names."""
+        return self.make_loader(self.datasets[self.loader_splits[stage]], train=stage == "train")
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader("predict")
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the files the collate function dropped, so the run can report them."""

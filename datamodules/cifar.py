@@ -282,9 +282,6 @@ class CIFARDataModule(BaseDataModule):
             kept.append(members[:count])
         return np.sort(np.concatenate(kept))
 
-    def train_dataloader(self) -> DataLoader:
-        return self.make_loader(self.datasets["train"], train=True)
-
     def val_dataloader(self) -> DataLoader:
         """The calibration split (held out from training); the test set when there is none."""
         split = "calibration" if len(self.datasets["calibration"]) else "test"
@@ -294,12 +291,6 @@ class CIFARDataModule(BaseDataModule):
         if not len(self.datasets["calibration"]):
             raise DatasetNotFoundError("calibration_fraction is 0: there is no calibration split to fit on")
         return self.make_loader(self.datasets["calibration"], train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.make_loader(self.datasets["test"], train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     @property
     def num_classes(self) -> int:

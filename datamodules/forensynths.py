@@ -67,6 +67,7 @@ class ForenSynthsDataModule(BaseDataModule):
     """
 
     layout = "forensynths"
+    loader_splits = BaseDataModule.loader_splits | {"predict": "predict"}  # predict_dir's images
     standin_version = STANDIN_VERSION
 
     def __init__(
@@ -235,18 +236,6 @@ class ForenSynthsDataModule(BaseDataModule):
             counts[1],
             len(self.stage_groups[name]),
         )
-
-    def train_dataloader(self):
-        return self.make_loader(self.datasets["train"], train=True)
-
-    def val_dataloader(self):
-        return self.make_loader(self.datasets["val"], train=False)
-
-    def test_dataloader(self):
-        return self.make_loader(self.datasets["test"], train=False)
-
-    def predict_dataloader(self):
-        return self.make_loader(self.datasets["predict"], train=False)
 
     @property
     def num_classes(self) -> int:

@@ -28,7 +28,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
 from datamodules.depth_io import DEPTH_EXTENSIONS, normalize_depth, read_depth
@@ -193,18 +193,6 @@ class RGBDSpoofDataModule(BaseDataModule):
             counts,
             self.unseen_displays(),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self.make_loader(self.datasets["train"], train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.make_loader(self.datasets["val"], train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.make_loader(self.datasets["test"], train=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     @property
     def num_classes(self) -> int:
