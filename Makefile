@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo demo-calibration demo-mixing demo-vit demo-antispoof lint bench clean
+.PHONY: help install test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of t
 
 demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py
+
+demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
+	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

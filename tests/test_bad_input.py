@@ -263,3 +263,31 @@ def test_a_missing_cnn_checkpoint_or_links_file_is_named(run_cli, tmp_path: Path
                    "cnn.ckpt' is not a file")  # fmt: skip
     one_line_error(*run(capsys, *base, "--model.init_args.pretrained", "false",
                         "--model.init_args.links_path", str(tmp_path / "nowhere")), "no links.pt there")  # fmt: skip
+
+
+@pytest.fixture
+def mvtec(standin_root: Path, tmp_path: Path):
+    """A copy of the tiny MVTec-layout stand-in as a user's own data, and the arguments that fit PatchCore on it."""
+    from datamodules.mvtec import MVTecDataModule
+
+    MVTecDataModule(root=str(standin_root), synthetic=True, standin_size="tiny").prepare_data()
+    root = tmp_path / "mvtec"
+    shutil.copytree(standin_root / "mvtec_standin_tiny", root)
+    args = ["fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--config", SMOKE, "--data.init_args.root",
+            str(root), "--data.init_args.synthetic", "false", "--model.init_args.pretrained", "false",
+            "--data.init_args.category", "brick", "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    return root, args
+
+
+def test_anomaly_data_errors_name_the_folder_file_or_category(mvtec, capsys) -> None:
+    root, args = mvtec
+    one_line_error(*run(capsys, *args, "--data.init_args.category", "bottle"), "no mvtec_ad category bottle",
+                   "mvtec-ad", "--data.init_args.synthetic true")  # fmt: skip
+    shutil.rmtree(root / "brick" / "ground_truth" / "scratch")
+    one_line_error(*run(capsys, *args), "ground_truth/scratch does not exist")
+    shutil.rmtree(root / "brick" / "test" / "scratch")
+    victim = first_image(root / "brick" / "test" / "hole")
+    victim.write_bytes(b"not a png")
+    one_line_error(*run(capsys, *args, "--data.init_args.bad_files", "error"), str(victim), "cannot decode")
+    status, stderr = run(capsys, *args, "--trainer.limit_val_batches", "1.0")
+    assert status == 0, stderr[-3000:]

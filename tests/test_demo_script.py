@@ -87,3 +87,25 @@ def test_antispoof_demo_script_compares_both_methods_per_display(
     assert demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), "--report_only"]).startswith(
         "| method"
     )
+
+
+def test_anomaly_demo_script_tables_every_regime_and_category(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_anomaly
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    arguments = ["--categories", "brick", "--regimes", "one-shot", "full-shot", "--rd_steps", "4",
+                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    markdown = demo_anomaly.main([*arguments, *smoke])
+    assert "**one-shot**" in markdown and "**full-shot**" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| brick", "| mean"))]
+    assert len(rows) == 4 and all("—" not in row for row in rows), markdown
+    assert (
+        "| category | PatchCore image | PatchCore pixel | PatchCore PRO | Reverse Distillation image"
+        in markdown
+    )
+    report = demo_anomaly.main([*arguments, "--report_only"])
+    assert report.strip() == markdown.split("Trained")[0].strip()

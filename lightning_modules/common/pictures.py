@@ -66,3 +66,11 @@ def upsampled_maps(maps: torch.Tensor, grid: tuple[int, int], size: tuple[int, i
     high = pictures.amax(dim=(-2, -1), keepdim=True)
     pictures = (pictures - low) / (high - low).clamp_min(1e-12)
     return torch.nn.functional.interpolate(pictures, size=size, mode="nearest").expand(-1, 3, -1, -1)
+
+
+def heat_picture(maps: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """(B, 1, H, W) scores as (B, 3, H, W) colours on one fixed scale: ``low`` dark blue, through cyan and
+    yellow, to ``high`` dark red (a jet-like ramp), so pictures of different images compare."""
+    x = ((maps.detach().float() - low) / max(high - low, 1e-12)).clamp(0, 1)
+    channels = [(1.5 - (4 * x - centre).abs()).clamp(0, 1) for centre in (3.0, 2.0, 1.0)]  # red, green, blue
+    return torch.cat(channels, dim=1)

@@ -1,0 +1,308 @@
+"""Industrial anomaly detection data in the MVTec AD, MVTec LOCO AD and BTAD layouts, one category per run.
+
+Layouts (``dataset``)::
+
+    mvtec_ad    <root>/<category>/train/good/*.png, test/{good,<defect>}/*.png,
+                ground_truth/<defect>/<stem>_mask.png
+    mvtec_loco  <root>/<category>/train/good, validation/good, test/{good,logical_anomalies,structural_anomalies},
+                ground_truth/<defect>/<stem>/000.png, 001.png ... (one file per annotated region, united)
+    btad        <root>/<category>/train/ok, test/{ok,ko}, ground_truth/ko/<stem>.png (or .bmp)
+
+Training images are normal only. ``shots: k`` keeps k of them (seeded; k = 1 is the one-shot regime) and
+``epoch_size`` cycles a few-shot set so an epoch still has a batch's worth of samples. Batches: ``image``
+(B, 3, S, S) in [0, 1], ``mask`` (B, 1, S, S) in {0, 1} (zeros for normal images), ``label`` (0 normal,
+1 anomalous), ``group`` (the defect type, ``good`` / ``ok`` for normal images), ``path``.
+
+Validation is the test split by default (anomalib's ``same_as_test``): the methods here select no checkpoint,
+so it only shows progress; ``val_split: none`` switches it off. MVTec AD downloads itself when online (4.9 GB,
+checksum, resumable, safe extraction); the other layouts say where to get them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.archives import download_and_extract
+from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
+from datamodules.image_io import BadImageError, list_images, read_rgb
+from datamodules.standins.mvtec import STANDIN_VERSION, write_mvtec_standin
+
+log = logging.getLogger(__name__)
+
+AnomalyDataset = Literal["mvtec_ad", "mvtec_loco", "btad"]
+NORMAL = {"mvtec_ad": "good", "mvtec_loco": "good", "btad": "ok"}
+MVTEC_AD_URL = (
+    "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/420938113-1629952094/"
+    "mvtec_anomaly_detection.tar.xz"
+)
+MVTEC_AD_SHA256 = (
+    "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"  # as anomalib publishes it
+)
+WHERE_TO_GET = {
+    "mvtec_ad": "MVTec AD: https://www.mvtec.com/company/research/datasets/mvtec-ad (downloaded automatically "
+    "when online with data.init_args.download: true)",
+    "mvtec_loco": "MVTec LOCO AD: https://www.mvtec.com/company/research/datasets/mvtec-loco",
+    "btad": "BTAD: https://github.com/pankajmishra000/VT-ADL (unpack so that <root>/01/train/ok exists)",
+}
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    """One image: label 0 normal / 1 anomalous, its defect type, and the mask files (none for normal images)."""
+
+    path: Path
+    label: int
+    group: str
+    masks: tuple[Path, ...] = ()
+
+
+def find_masks(category_dir: Path, dataset: str, defect: str, image: Path) -> tuple[Path, ...]:
+    """The ground-truth files of one anomalous image in its layout; raises naming what is missing."""
+    folder = category_dir / "ground_truth" / defect
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"{folder} does not exist: every defect type under test/ needs its ground_truth/{defect} folder"
+        )
+    if dataset == "mvtec_loco":
+        masks = tuple(list_images(folder / image.stem, recursive=False))
+    elif dataset == "btad":
+        masks = tuple(p for p in list_images(folder, recursive=False) if p.stem == image.stem)
+    else:
+        masks = tuple(p for p in (folder / f"{image.stem}_mask.png",) if p.is_file())
+    if not masks:
+        expected = {"mvtec_ad": f"{image.stem}_mask.png", "mvtec_loco": f"{image.stem}/000.png",
+                    "btad": f"{image.stem}.png"}[dataset]  # fmt: skip
+        raise DatasetNotFoundError(f"{image}: no ground-truth mask (expected {folder / expected})")
+    return masks
+
+
+def find_records(category_dir: Path, dataset: str, split: str) -> list[AnomalyRecord]:
+    """Every image of ``split`` (``train``, ``validation`` or ``test``) of one category, defects with masks."""
+    normal = NORMAL[dataset]
+    split_dir = category_dir / split
+    if not split_dir.is_dir():
+        raise DatasetNotFoundError(f"{split_dir} does not exist ({WHERE_TO_GET[dataset]})")
+    records = []
+    for group_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for image in list_images(group_dir, recursive=False):
+            if group_dir.name == normal:
+                records.append(AnomalyRecord(image, 0, normal))
+            elif split == "test":
+                masks = find_masks(category_dir, dataset, group_dir.name, image)
+                records.append(AnomalyRecord(image, 1, group_dir.name, masks))
+    if not records:
+        raise DatasetNotFoundError(f"{split_dir}: no images")
+    return records
+
+
+def read_mask(paths: tuple[Path, ...], shape: tuple[int, int]) -> np.ndarray:
+    """The union of the mask files (any non-zero pixel is anomalous) as (H, W) uint8 in {0, 1}."""
+    mask = np.zeros(shape, np.uint8)
+    for path in paths:
+        region = read_rgb(path).max(axis=2) > 0
+        if region.shape != shape:
+            raise BadImageError(
+                f"{path}: mask is {region.shape[1]}x{region.shape[0]}, its image {shape[1]}x{shape[0]}"
+            )
+        mask |= region
+    return mask
+
+
+class AnomalyImageDataset(ReseededTransformMixin, Dataset):
+    """Image + mask per record; an unreadable image or mask is skipped (``None``) or an error (``bad_files``)."""
+
+    def __init__(
+        self,
+        records: list[AnomalyRecord],
+        transform: A.Compose,
+        bad_files: str = "skip",
+        length: int | None = None,
+    ) -> None:
+        self.records, self.transform, self.bad_files = records, transform, bad_files
+        self.length = max(length or 0, len(records))  # cycles the records when longer (few-shot epochs)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        if not 0 <= index < self.length:
+            raise IndexError(index)  # ends plain iteration (``for sample in dataset``) despite the cycling
+        record = self.records[index % len(self.records)]
+        try:
+            image = read_rgb(record.path)
+            mask = read_mask(record.masks, image.shape[:2])
+        except BadImageError as error:
+            skip_or_raise(error, self.bad_files, "image")
+            return None
+        self._reseed_transform()
+        out = self.transform(image=image, mask=mask)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float() / 255.0,
+            "mask": torch.from_numpy(np.ascontiguousarray(out["mask"]))[None].float(),
+            "label": record.label,
+            "group": record.group,
+            "path": str(record.path),
+        }
+
+
+class MVTecDataModule(BaseDataModule):
+    """One category of an industrial anomaly-detection dataset; full-, few- or one-shot training.
+
+    Args:
+        category: Category folder under ``root`` (``bottle``, ``screw``...; BTAD: ``01``); null: the first one
+            found (said in the log). The paper protocols run every category, one run each.
+        dataset: On-disk layout: ``mvtec_ad``, ``mvtec_loco`` or ``btad``.
+        shots: Keep this many normal training images (seeded by ``seed``; 1 = one-shot); null: all of them.
+        epoch_size: Training samples per epoch; the training images are cycled to fill it (few-shot runs).
+            null: each image once.
+        crop_fraction: Centre crop keeping this fraction of the side: images are resized to
+            ``round(image_size / crop_fraction)`` and centre-cropped to ``image_size`` (PatchCore's 256 -> 224:
+            0.875); 1: resize straight to ``image_size``.
+        augment: Random horizontal flip and small rotation in training (off in the papers' protocols).
+        val_split: ``test`` validates on the test split (progress only: no checkpoint is selected), ``none``
+            runs no validation.
+        download: Download MVTec AD into ``root`` when the category is missing (needs the internet).
+        **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
+            num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
+    """
+
+    layout = "mvtec"
+    standin_version = STANDIN_VERSION
+    loader_splits = BaseDataModule.loader_splits | {"val": "test"}  # anomalib's same_as_test
+
+    def __init__(
+        self,
+        category: str | None = None,
+        dataset: AnomalyDataset = "mvtec_ad",
+        shots: int | None = None,
+        epoch_size: int | None = None,
+        crop_fraction: float = 1.0,
+        augment: bool = False,
+        val_split: Literal["test", "none"] = "test",
+        download: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("root", "data/mvtec_anomaly_detection")
+        super().__init__(**kwargs)
+        if dataset not in NORMAL:
+            raise ValueError(f"data.init_args.dataset must be one of {sorted(NORMAL)}, got {dataset!r}")
+        if shots is not None and shots < 1:
+            raise ValueError(f"data.init_args.shots must be >= 1 or null (all images), got {shots}")
+        if not 0 < crop_fraction <= 1:
+            raise ValueError(f"data.init_args.crop_fraction must be in (0, 1], got {crop_fraction}")
+        if val_split not in ("test", "none"):
+            raise ValueError(f"data.init_args.val_split must be 'test' or 'none', got {val_split!r}")
+        self.category, self.dataset = category, dataset
+        self.shots, self.epoch_size, self.crop_fraction, self.augment = (
+            shots,
+            epoch_size,
+            crop_fraction,
+            augment,
+        )
+        self.val_split, self.download = val_split, download
+        self.datasets: dict[str, AnomalyImageDataset] = {}
+
+    # ------------------------------------------------------------------------------------------ on disk
+    def write_standin(self, out_dir: Path) -> None:
+        write_mvtec_standin(out_dir, size=self.standin_size, seed=self.seed)
+
+    def categories(self) -> list[str]:
+        """Category folders under the data folder (those with a train/ folder)."""
+        return sorted(p.name for p in self.data_dir.glob("*") if (p / "train").is_dir())
+
+    @property
+    def category_dir(self) -> Path:
+        if self.category is None:
+            found = self.categories()
+            if not found:
+                raise DatasetNotFoundError(self.missing_data_message())
+            self.category = found[0]
+            log.info("data.init_args.category not set: using %r (first of %s)", self.category, found)
+        return self.data_dir / self.category
+
+    def missing_data_message(self) -> str:
+        return (f"no {self.dataset} category {self.category or ''} under data.init_args.root={str(self.data_dir)!r}: "
+                f"get {WHERE_TO_GET[self.dataset]}, or run on the built-in stand-in with "
+                "--data.init_args.synthetic true")  # fmt: skip
+
+    def check_data_present(self) -> None:
+        present = (self.data_dir / self.category).is_dir() if self.category else bool(self.categories())
+        if present:
+            return
+        if self.dataset == "mvtec_ad" and self.download:
+            try:
+                download_and_extract(MVTEC_AD_URL, self.data_dir, "mvtec_anomaly_detection.tar.xz",
+                                     sha256=MVTEC_AD_SHA256)  # fmt: skip
+                return
+            except OSError as error:  # URLError, timeouts, DNS: offline
+                raise DatasetNotFoundError(
+                    f"{self.missing_data_message()} (download failed: {type(error).__name__}: {error})"
+                ) from None
+        raise DatasetNotFoundError(self.missing_data_message())
+
+    # ----------------------------------------------------------------------------------------- lightning
+    def setup(self, stage: str) -> None:
+        if self.datasets:
+            return
+        if self.synthetic and self.category is not None and not (self.data_dir / self.category).is_dir():
+            raise DatasetNotFoundError(
+                f"data.init_args.category={self.category!r} is not in the stand-in (it has {self.categories()})"
+            )
+        if not self.category_dir.is_dir():
+            raise DatasetNotFoundError(self.missing_data_message())
+        train = find_records(self.category_dir, self.dataset, "train")
+        if self.shots is not None:
+            if self.shots > len(train):
+                raise ValueError(
+                    f"data.init_args.shots={self.shots} but {self.category_dir}/train has {len(train)}"
+                )
+            chosen = np.random.default_rng(self.seed).choice(len(train), self.shots, replace=False)
+            train = [train[i] for i in sorted(chosen)]
+            log.info("%d-shot: training on %s", self.shots, ", ".join(r.path.name for r in train))
+        test = find_records(self.category_dir, self.dataset, "test")
+        self.datasets = {
+            "train": AnomalyImageDataset(train, self.train_transform(), self.bad_files, self.epoch_size),
+            "test": AnomalyImageDataset(test, self.eval_transform(), self.bad_files),
+        }
+        log.info("%s/%s: %d normal training images, %d test images (%d anomalous, defects %s)", self.dataset,
+                 self.category, len(train), len(test), sum(r.label for r in test),
+                 self.groups_for("test")[1:])  # fmt: skip
+
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self.val_split == "none" else self.loader("val")
+
+    @property
+    def num_classes(self) -> int:
+        return 2
+
+    def groups_for(self, split: str) -> list[str]:
+        """Defect types of ``split``, the normal one first (the result table's row order)."""
+        if not self.datasets:
+            self.setup("fit")
+        dataset = self.datasets["train" if split == "train" else "test"]
+        normal = NORMAL[self.dataset]
+        return [normal] + sorted({r.group for r in dataset.records} - {normal})
+
+    # ---------------------------------------------------------------------------------------- transforms
+    def _resize(self) -> list[A.BasicTransform]:
+        if self.crop_fraction == 1:
+            return [A.Resize(self.image_size, self.image_size)]
+        side = round(self.image_size / self.crop_fraction)
+        return [A.Resize(side, side), A.CenterCrop(self.image_size, self.image_size)]
+
+    def train_transform(self) -> A.Compose:
+        steps = self._resize()
+        if self.augment:
+            steps += [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-5, 5), border_mode=2, p=0.5)]
+        return A.Compose(steps)
+
+    def eval_transform(self) -> A.Compose:
+        return A.Compose(self._resize())

@@ -1,0 +1,1 @@
+"""Industrial anomaly detection: PatchCore, Reverse Distillation and their shared evaluation routine."""

@@ -1,0 +1,353 @@
+"""Anomaly stack: MVTec / LOCO / BTAD layouts, few-shot selection, download (loopback server), coreset and
+nearest-neighbour search, PatchCore and Reverse Distillation maps, PRO on hand cases, thresholds, pictures."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import http.server
+import math
+import shutil
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datamodules.archives import ChecksumError, download_resumable
+from datamodules.base import DatasetNotFoundError, collate_skipping_bad
+from datamodules.mvtec import MVTecDataModule, find_records
+from lightning_modules.anomaly.metrics import anomaly_metrics, aupro, pro_curve
+from lightning_modules.anomaly.patchcore import PatchCoreNet, greedy_coreset, nearest_neighbours
+from lightning_modules.anomaly.reverse_distillation import ReverseDistillationNet, distillation_loss
+from lightning_modules.anomaly.routine import f1_optimal_threshold
+from lightning_modules.common.pictures import heat_picture
+
+
+def tiny_mvtec(standin_root: Path) -> MVTecDataModule:
+    datamodule = MVTecDataModule(root=str(standin_root), synthetic=True, standin_size="tiny", category="brick",
+                                 image_size=64, batch_size=4, num_workers=0)  # fmt: skip
+    datamodule.prepare_data()
+    return datamodule
+
+
+def save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def test_standin_batches_carry_masks_that_match_the_defects(standin_root: Path) -> None:
+    datamodule = tiny_mvtec(standin_root)
+    datamodule.setup("fit")
+    assert datamodule.groups_for("test") == ["good", "contamination", "hole", "scratch", "stain"]
+    batch = collate_skipping_bad(
+        [datamodule.datasets["test"][i] for i in range(len(datamodule.datasets["test"]))]
+    )
+    assert batch["image"].shape[1:] == (3, 64, 64) and batch["mask"].shape[1:] == (1, 64, 64)
+    normal = batch["label"] == 0
+    assert batch["mask"][normal].sum() == 0 and (batch["mask"][~normal].flatten(1).sum(1) > 0).all()
+    assert set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
+    # the defect changed the pixels its mask marks: inside differs more from a normal image's statistics
+    hole = batch["group"].index("hole")
+    inside = batch["image"][hole][:, batch["mask"][hole, 0] > 0].mean()
+    assert inside < batch["image"][hole].mean() - 0.1  # a dark pit
+
+
+def test_few_shot_is_seeded_and_epoch_size_cycles_the_shots(standin_root: Path) -> None:
+    def train_files(seed: int, **kwargs) -> list[str]:
+        datamodule = tiny_mvtec(standin_root)
+        datamodule.seed, datamodule.shots = seed, 2
+        datamodule.epoch_size = kwargs.get("epoch_size")
+        datamodule.setup("fit")
+        return [r.path.name for r in datamodule.datasets["train"].records], len(datamodule.datasets["train"])
+
+    (first, n), (again, _) = train_files(0), train_files(0)
+    assert len(first) == 2 and first == again and n == 2
+    assert any(train_files(seed)[0] != first for seed in range(1, 6))
+    _, cycled = train_files(0, epoch_size=10)
+    assert cycled == 10
+    with pytest.raises(ValueError, match="shots"):
+        MVTecDataModule(shots=0)
+
+
+def test_a_defect_without_its_ground_truth_folder_is_a_clear_error(
+    standin_root: Path, tmp_path: Path
+) -> None:
+    category = tmp_path / "brick"
+    shutil.copytree(standin_root / "mvtec_standin_tiny" / "brick", category)
+    shutil.rmtree(category / "ground_truth" / "hole")
+    with pytest.raises(DatasetNotFoundError, match=r"ground_truth/hole does not exist"):
+        find_records(category, "mvtec_ad", "test")
+    (category / "ground_truth" / "hole").mkdir()
+    with pytest.raises(
+        DatasetNotFoundError, match=r"000\.png: no ground-truth mask \(expected .*000_mask\.png\)"
+    ):
+        find_records(category, "mvtec_ad", "test")
+
+
+def test_loco_unites_region_masks_and_btad_reads_ok_ko(tmp_path: Path) -> None:
+    image = np.full((8, 8, 3), 100, np.uint8)
+    loco = tmp_path / "loco" / "juice_bottle"
+    for split in ("train", "validation", "test"):
+        save(loco / split / "good" / "000.png", image)
+    save(loco / "test" / "logical_anomalies" / "000.png", image)
+    first, second = np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)
+    first[0, :2], second[7, 7] = 255, 255
+    save(loco / "ground_truth" / "logical_anomalies" / "000" / "000.png", first)
+    save(loco / "ground_truth" / "logical_anomalies" / "000" / "001.png", second)
+    datamodule = MVTecDataModule(
+        root=str(tmp_path / "loco"), dataset="mvtec_loco", image_size=8, num_workers=0
+    )
+    datamodule.setup("fit")
+    assert datamodule.category == "juice_bottle"
+    sample = next(s for s in datamodule.datasets["test"] if s["label"] == 1)
+    assert sample["mask"].sum() == 3 and sample["mask"][0, 7, 7] == 1
+
+    btad = tmp_path / "btad" / "01"
+    save(btad / "train" / "ok" / "0000.bmp", image)
+    save(btad / "test" / "ok" / "0001.bmp", image)
+    save(btad / "test" / "ko" / "0002.bmp", image)
+    save(btad / "ground_truth" / "ko" / "0002.png", first)
+    datamodule = MVTecDataModule(root=str(tmp_path / "btad"), dataset="btad", image_size=8, num_workers=0)
+    datamodule.setup("fit")
+    assert datamodule.groups_for("test") == ["ok", "ko"]
+    assert [s["mask"].sum().item() for s in datamodule.datasets["test"]] == [2.0, 0.0]
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves one payload, honouring ``Range: bytes=N-`` (what a resumed download asks for)."""
+
+    payload = b""
+    ranges: list[str] = []
+
+    def do_GET(self) -> None:
+        start = 0
+        if "Range" in self.headers:
+            type(self).ranges.append(self.headers["Range"])
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+        if start and start >= len(self.payload):
+            self.send_response(416)  # Range Not Satisfiable: the client has it all
+            self.end_headers()
+            return
+        body = self.payload[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    RangeHandler.ranges = []
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/archive.tar.xz"
+    httpd.shutdown()
+
+
+def test_download_resumes_after_the_bytes_it_has_and_checks_the_sha256(server: str, tmp_path: Path) -> None:
+    RangeHandler.payload = bytes(range(256)) * 1000
+    digest = hashlib.sha256(RangeHandler.payload).hexdigest()
+    target = tmp_path / "archive.bin"
+    (tmp_path / "archive.bin.part").write_bytes(RangeHandler.payload[:100_000])  # an interrupted download
+    download_resumable(server, target, sha256=digest)
+    assert target.read_bytes() == RangeHandler.payload and RangeHandler.ranges == ["bytes=100000-"]
+    assert not (tmp_path / "archive.bin.part").exists()
+    download_resumable(server, target, sha256=digest)  # complete and correct: nothing fetched again
+    assert RangeHandler.ranges == ["bytes=100000-"]
+    (tmp_path / "whole.bin.part").write_bytes(
+        RangeHandler.payload
+    )  # killed after the last byte, before renaming
+    download_resumable(server, tmp_path / "whole.bin", sha256=digest)
+    assert (tmp_path / "whole.bin").read_bytes() == RangeHandler.payload
+    with pytest.raises(ChecksumError, match="differs from the published"):
+        download_resumable(server, tmp_path / "other.bin", sha256="0" * 64)
+    assert not (tmp_path / "other.bin").exists() and not (tmp_path / "other.bin.part").exists()
+
+
+def test_mvtec_downloads_and_unpacks_when_the_category_is_missing(
+    server: str, standin_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "mvtec.tar.xz"
+    with tarfile.open(archive, "w:xz") as handle:
+        handle.add(standin_root / "mvtec_standin_tiny" / "brick", arcname="brick")
+    RangeHandler.payload = archive.read_bytes()
+    import datamodules.mvtec as mvtec
+
+    monkeypatch.setattr(mvtec, "MVTEC_AD_URL", server)
+    monkeypatch.setattr(mvtec, "MVTEC_AD_SHA256", hashlib.sha256(RangeHandler.payload).hexdigest())
+    datamodule = MVTecDataModule(root=str(tmp_path / "data"), category="brick", image_size=32, num_workers=0)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert len(datamodule.datasets["train"]) == 6
+
+    monkeypatch.setattr(mvtec, "MVTEC_AD_URL", "http://127.0.0.1:9/unreachable.tar.xz")
+    offline = MVTecDataModule(root=str(tmp_path / "empty"), category="bottle")
+    with pytest.raises(
+        DatasetNotFoundError, match=r"no mvtec_ad category bottle .*mvtec-ad.*download failed"
+    ):
+        offline.prepare_data()
+
+
+# ------------------------------------------------------------------------------------------- PatchCore
+def test_coreset_keeps_the_fraction_and_picks_the_farthest_point_each_step() -> None:
+    points = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [20.0], [21.0], [22.0]])
+    chosen = greedy_coreset(points, ratio=1 / 3, projection_dim=None, seed=0)
+    assert len(chosen) == 3 and len(set(chosen.tolist())) == 3
+    assert sorted(int(points[i]) // 10 for i in chosen) == [0, 1, 2]  # one centre per cluster
+    features = torch.randn(200, 16, generator=torch.Generator().manual_seed(0))
+    chosen = greedy_coreset(features, ratio=0.1, projection_dim=None, seed=1)
+    assert len(chosen) == 20
+    for step in range(1, len(chosen)):
+        distance_to_chosen = torch.cdist(features, features[chosen[:step]]).amin(dim=1)
+        assert distance_to_chosen[chosen[step]] == distance_to_chosen.max()
+
+
+def test_chunked_nearest_neighbours_equal_the_full_distance_matrix() -> None:
+    generator = torch.Generator().manual_seed(0)
+    queries, bank = torch.randn(50, 8, generator=generator), torch.randn(130, 8, generator=generator)
+    distances, indices = nearest_neighbours(queries, bank, k=3, max_elements=64 * 7)  # many small blocks
+    full = torch.cdist(queries, bank)
+    expected_d, expected_i = full.topk(3, dim=1, largest=False)
+    assert torch.equal(indices, expected_i) and torch.allclose(distances, expected_d, atol=1e-5)
+
+
+@pytest.mark.parametrize("net_class", [PatchCoreNet, ReverseDistillationNet], ids=["patchcore", "rd"])
+def test_anomaly_maps_have_the_input_size(net_class) -> None:
+    net = net_class(backbone="resnet18", pretrained=False).eval()
+    images = torch.rand(2, 3, 64, 96)
+    if net_class is PatchCoreNet:
+        embedding = net.embed(images)
+        net.fit(embedding.reshape(-1, embedding.shape[-1]))
+        maps, scores = net(images)
+    else:
+        maps, scores = net.anomaly_map(images)
+    assert maps.shape == (2, 1, 64, 96) and scores.shape == (2,) and torch.isfinite(maps).all()
+
+
+def test_patchcore_bank_survives_a_checkpoint_round_trip() -> None:
+    net = PatchCoreNet(pretrained=False)
+    net.fit(torch.randn(100, sum(net.features.channels)))
+    restored = PatchCoreNet(pretrained=False)
+    restored.load_state_dict(net.state_dict())
+    assert torch.equal(restored.memory_bank, net.memory_bank) and len(restored.memory_bank) == 10
+
+
+def test_patchcore_finds_the_stand_in_defects(standin_root: Path) -> None:
+    """A hand case of the whole method: bank from the six normal bricks, maps brighter inside the defects."""
+    torch.manual_seed(0)
+    datamodule = tiny_mvtec(standin_root)
+    datamodule.setup("fit")
+    net = PatchCoreNet(pretrained=False, blur_sigma=2.0).eval()
+    train = collate_skipping_bad(list(datamodule.datasets["train"]))
+    net.fit(net.embed(train["image"]).reshape(-1, sum(net.features.channels)))
+    test = collate_skipping_bad(list(datamodule.datasets["test"]))
+    maps, scores = net(test["image"])
+    values = anomaly_metrics(scores, test["label"], maps, test["mask"])
+    assert values["pixel_auroc"] > 0.8 and values["image_auroc"] > 0.7, values
+
+
+# --------------------------------------------------------------------------------- Reverse Distillation
+def test_distillation_loss_on_hand_cases() -> None:
+    same = [torch.randn(2, 4, 3, 3)]
+    assert distillation_loss(same, same).abs() < 1e-6
+    teacher = [torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).repeat(1, 1, 2, 2)]
+    student = [torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).repeat(1, 1, 2, 2)]
+    assert torch.isclose(distillation_loss(teacher, student, "per_position"), torch.tensor(1.0))
+    # one position of four flipped: per position (0 + 0 + 0 + 2) / 4; flattened, 1 - cos = 1 - (3 - 1) / 4
+    student = [teacher[0].clone()]
+    student[0][0, :, 0, 0] = torch.tensor([-1.0, 0.0])
+    assert torch.isclose(distillation_loss(teacher, student, "per_position"), torch.tensor(0.5))
+    assert torch.isclose(distillation_loss(teacher, student, "flattened"), torch.tensor(0.5))
+    with pytest.raises(ValueError, match="per_position"):
+        distillation_loss(teacher, student, "cosine")
+
+
+def test_the_teacher_stays_frozen_in_training_mode() -> None:
+    net = ReverseDistillationNet("resnet18", pretrained=False).train()
+    assert not net.teacher.body.training and all(not p.requires_grad for p in net.teacher.parameters())
+    teacher, student = net(torch.rand(2, 3, 64, 64))
+    distillation_loss(teacher, student).backward()
+    assert all(p.grad is None for p in net.teacher.parameters())
+    assert all(p.grad is not None for p in net.student.parameters())
+
+
+# ------------------------------------------------------------------------------------------- metrics
+def test_pro_on_hand_cases() -> None:
+    # one image, four pixels; region = the first two; scores 0.9 (region), 0.5 (normal), 0.2 (region), 0.1
+    maps, masks = torch.tensor([[[0.9, 0.2, 0.5, 0.1]]]), torch.tensor([[[1, 1, 0, 0]]])
+    fpr, pro = pro_curve(maps, masks)
+    assert np.allclose(fpr, [0, 0, 0.5, 0.5, 1, 1]) and np.allclose(pro, [0, 0.5, 0.5, 1, 1, 1])
+    assert math.isclose(aupro(maps, masks, 0.3), 0.5) and math.isclose(aupro(maps, masks, 1.0), 0.75)
+    # regions count equally, whatever their size: a found 1-pixel region and a missed 3-pixel one give PRO 1/2
+    masks = torch.tensor([[[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]]])
+    maps = torch.tensor([[[1.0, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.0, 0.0, 0.0, 0.2]]])
+    fpr, pro = pro_curve(maps, masks)
+    assert fpr[1] == 0 and pro[1] == 0.5
+    assert math.isnan(aupro(maps, torch.zeros_like(masks)))
+
+
+def test_f1_threshold_separates_a_clean_split() -> None:
+    scores, labels = torch.tensor([0.1, 0.2, 0.3, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1])
+    threshold = f1_optimal_threshold(scores, labels)
+    assert 0.3 < threshold <= 0.8
+    assert math.isnan(f1_optimal_threshold(scores, torch.zeros(5)))
+
+
+def test_heat_picture_maps_low_to_blue_and_high_to_red() -> None:
+    picture = heat_picture(torch.tensor([0.0, 0.5, 1.0]).view(3, 1, 1, 1), low=0.0, high=1.0)
+    assert torch.allclose(picture[0, :, 0, 0], torch.tensor([0.0, 0.0, 0.5]))
+    assert torch.allclose(picture[1, :, 0, 0], torch.tensor([0.5, 1.0, 0.5]))
+    assert torch.allclose(picture[2, :, 0, 0], torch.tensor([0.5, 0.0, 0.0]))
+
+
+# ----------------------------------------------------------------------------------------- end to end
+def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
+    from tests.helpers import read_events
+    from tests.test_logging import decode
+
+    fit = run_cli("fit", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
+                  "--trainer.limit_val_batches", "1.0")  # fmt: skip
+    run_dir = Path(fit.trainer.log_dir)
+    events = read_events(run_dir)
+    tags = set(events.Tags()["images"])
+    assert {
+        "pictures/image",
+        "pictures/ground_truth",
+        "pictures/anomaly_map",
+        "pictures/predicted_mask",
+    } <= tags
+    records = fit.datamodule.datasets["test"].records
+    normal = [i for i, r in enumerate(records) if r.label == 0][:4]
+    first = {r.group: i for i, r in reversed(list(enumerate(records))) if r.label == 1}
+    chosen = normal + sorted(first.values())[:4]
+    masks = torch.stack([fit.datamodule.datasets["test"][i]["mask"] for i in chosen])
+    logged = decode(events.Images("pictures/ground_truth")[-1]).astype(np.float32) / 255.0
+    side = 32
+    for column, mask in enumerate(masks):  # make_grid: one row, 2 px padding
+        left = 2 + column * (side + 2)
+        assert np.array_equal(logged[2 : 2 + side, left : left + side, 0] > 0.5, mask[0].numpy() > 0.5)
+    assert not math.isnan(float(fit.model.pixel_threshold))
+    test = run_cli("test", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
+                   "--ckpt_path", "last")  # fmt: skip
+    assert {"test/image_auroc", "test/pixel_auroc", "test/pro", "test/pro/hole"} <= set(
+        test.trainer.callback_metrics
+    )
+    table = (run_dir / "results.md").read_text()
+    for row in ("| all |", "| contamination |", "| hole |", "| scratch |", "| stain |"):
+        assert row in table
+    assert "mvtec_ad/brick, full-shot" in table
+    run_cli("predict", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
+            "--ckpt_path", "last", "--trainer.limit_predict_batches", "1.0")  # fmt: skip
+    with open(run_dir / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["path"] for r in rows) == sorted(str(r.path) for r in records)
+    threshold = float(fit.model.image_threshold)
+    assert all(int(r["pred_label"]) == int(float(r["anomaly_score"]) > threshold) for r in rows)
