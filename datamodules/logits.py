@@ -113,6 +113,8 @@ class LogitsDataModule(BaseDataModule):
 
     layout = "logits"
     standin_version = LOGITS_STANDIN_VERSION
+    # fit on logits means fitting the calibrator: training and validation read the calibration split
+    loader_splits = {"train": "cal", "val": "cal", "test": "test", "predict": "test"}
 
     def __init__(self, path: str = "logits.npz", **kwargs: Any) -> None:
         kwargs.setdefault("batch_size", 4096)
@@ -147,18 +149,9 @@ class LogitsDataModule(BaseDataModule):
         dataset = _DictDataset(self.tensors[f"{split}_logits"], self.tensors[f"{split}_labels"])
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
 
+    def loader(self, stage: str) -> DataLoader:
+        """In order, in memory, for every stage (the base's train/val/test/predict loaders call this)."""
+        return self._loader(self.loader_splits[stage])
+
     def calibration_dataloader(self) -> DataLoader:
         return self._loader("cal")
-
-    def train_dataloader(self) -> DataLoader:
-        """The calibration split: ``fit`` on logits means fitting the calibrator."""
-        return self._loader("cal")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("cal")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
