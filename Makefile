@@ -42,7 +42,7 @@ demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .
 
-bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~4 min)
+bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~5 min)
 	$(PY) -m benchmarks.run
 
 clean:  ## remove runs and stand-in data (keeps .venv)
