@@ -134,7 +134,8 @@ class AnomalyDetectionRoutine(L.LightningModule):
         self.test_maps.reset()
         if math.isnan(float(self.image_threshold)):  # no validation ran: thresholds (display only) from test
             self._set_thresholds(result)
-        normal = self._groups()[0] if self._groups() else "good"
+        groups = self.test_maps.group_names  # set from the datamodule at epoch start, normal first
+        normal = groups[0] if groups else "good"
         rows = anomaly_rows(result["scores"], result["labels"], result["maps"], result["masks"],
                             result["groups"], normal, self.pro_fpr_limit)  # fmt: skip
         for row in rows:
