@@ -5,12 +5,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly lint bench clean
+.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-topics lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv from nothing and install the project with its dev tools (quick when done)
+install: $(STAMP) wordnet  ## create .venv from nothing and install the project with its dev tools (quick when done)
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+WORDNET_INDEX := /usr/share/wordnet/index.noun
+
+wordnet:  ## WordNet 3.0 from Debian's wordnet-base (topic-model preprocessing; read by NLTK, never downloaded at run time)
+	@test -f $(WORDNET_INDEX) || $(SUDO) apt-get install -y -q wordnet-base >/dev/null \
+	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q wordnet-base >/dev/null) \
+	  || echo "WordNet not installed: topic-model configs need data.init_args.wordnet: false (or WORDNET_DIR)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)  ## run the whole test suite on CPU (tiny stand-in data, no network)
+test: $(STAMP) wordnet  ## run the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min on 2 CPU cores), print the table
@@ -38,6 +46,9 @@ demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the sta
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py
+
+demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
+	cd $(CURDIR) && $(PY) scripts/demo_topics.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -94,6 +94,7 @@ class RobustVisionCLI(LightningCLI):
         )
         # what the data knows and the model needs (skipped for models without the argument)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
         # The resumable checkpoint: no monitor, so it is refreshed every epoch (Lightning 2.6 refreshes last.ckpt
         # only when a top-k file is written; a monitored checkpoint would leave it stale after a flat epoch).
         # A best-model checkpoint is a second ModelCheckpoint in trainer.callbacks (see configs/bihpf.yaml).

@@ -109,3 +109,22 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     )
     report = demo_anomaly.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
+
+
+def test_topics_demo_script_compares_the_three_models(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_topics
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    arguments = ["--seeds", "1", "2", "--topics", "3", "--corpora", "mini_newsgroup", "--vq_epochs", "1",
+                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    markdown = demo_topics.main([*arguments, *smoke])
+    rows = [line for line in markdown.splitlines() if line.startswith(("| TVQ-VAE", "| ProdLDA", "| LDA"))]
+    assert len(rows) == 3 and all("—" not in row and " ± " in row for row in rows), markdown
+    assert "| model | K | npmi | td | tq | npmi_50 | td_50 | tq_50 |" in markdown
+    assert markdown.count("```") == 6 and "topic " in markdown  # one word list per model
+    report = demo_topics.main([*arguments, "--report_only"])
+    assert report.strip() == markdown.split("Trained")[0].strip()

@@ -1,0 +1,115 @@
+"""`make demo-topics`: TVQ-VAE vs ProdLDA vs LDA on gensim's shipped corpora, K = 5 and 10, three seeds:
+internal NPMI, topic diversity and topic quality (all topics, and the best half as the paper's "50 %"), read
+back from each run's results.csv, with example topic word lists from topics.txt.
+
+Each corpus first gets one token VQ autoencoder (configs/tvqvae_vq_pretrain.yaml, seed 42 as the official
+script, ``--vq_epochs`` epochs); every TVQ-VAE run of that corpus reads it. Topic models train the configs' 500
+epochs (LDA its 20 passes). All runs use ``configs/demo_topics.yaml``.
+
+    python scripts/demo_topics.py [--seeds 1 2 3] [--topics 5 10] [--corpora mini_newsgroup lee_background]
+                                  [--models TVQ-VAE ProdLDA LDA] [--report_only] [extra cli arguments]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from demo_common import cli_run, write_report
+
+from lightning_modules.common.results import read_result_table
+
+MODELS = {"TVQ-VAE": "tvqvae_20ng", "ProdLDA": "prodlda_20ng", "LDA": "lda_20ng"}
+CORPORA = ("mini_newsgroup", "lee_background")
+METRICS = ("npmi", "td", "tq", "npmi_50", "td_50", "tq_50")
+
+
+def run_name(model: str, corpus: str, topics: int, seed: int) -> str:
+    return f"demo_topics_{MODELS[model]}_{corpus}_K{topics}_seed{seed}"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--topics", type=int, nargs="+", default=[5, 10])
+    parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--vq_epochs", type=int, default=200, help="token VQ autoencoder epochs")
+    parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
+    parser.add_argument("--runs_dir", default="runs")
+    args, extra = parser.parse_known_args(argv)
+    started = time.perf_counter()
+    for corpus in [] if args.report_only else args.corpora:
+        data = ["--config", "configs/demo_topics.yaml", "--data.init_args.standin", corpus]
+        vq_run = f"demo_topics_vq_{corpus}"
+        if "TVQ-VAE" in args.models:
+            cli_run(["fit", "--config", "configs/tvqvae_vq_pretrain.yaml", *data, "--trainer.max_epochs",
+                     str(args.vq_epochs), "--run_name", vq_run, "--runs_dir", args.runs_dir, *extra])  # fmt: skip
+        for seed in args.seeds:
+            for topics in args.topics:
+                for model in args.models:
+                    vq = (
+                        ["--model.init_args.vq_path", str(Path(args.runs_dir) / vq_run)]
+                        if model == "TVQ-VAE"
+                        else []
+                    )
+                    seeded = ["--model.init_args.seed", str(seed)] if model == "LDA" else []
+                    common = ["--config", f"configs/{MODELS[model]}.yaml", *data, *vq, *seeded,
+                              "--model.init_args.num_topics", str(topics), "--seed_everything", str(seed),
+                              "--run_name", run_name(model, corpus, topics, seed), "--runs_dir", args.runs_dir,
+                              *extra]  # fmt: skip
+                    cli_run(["fit", *common])
+                    cli_run(["test", *common, "--ckpt_path", "last"])
+    markdown = report(args)
+    if not args.report_only:
+        markdown += (
+            f"\nTrained here in {(time.perf_counter() - started) / 60:.1f} min ({len(args.seeds)} seeds)\n"
+        )
+    write_report(markdown, args.runs_dir, "demo_topics")
+    return markdown
+
+
+def _newest(
+    args: argparse.Namespace, model: str, corpus: str, topics: int, seed: int, name: str
+) -> Path | None:
+    found = sorted((Path(args.runs_dir) / run_name(model, corpus, topics, seed)).glob(f"version_*/{name}"),
+                   key=lambda f: f.stat().st_mtime)  # fmt: skip
+    return found[-1] if found else None
+
+
+def report(args: argparse.Namespace) -> str:
+    """Per corpus: a row per model and K, each metric's mean ± standard deviation over the seeds; then the
+    first seed's K=5 topics of each model."""
+    lines = []
+    for corpus in args.corpora:
+        lines += [f"**{corpus}** (internal NPMI over the corpus; mean ± sd over seeds {args.seeds})", "",
+                  "| model | K | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]  # fmt: skip
+        for topics in args.topics:
+            for model in args.models:
+                files = [_newest(args, model, corpus, topics, s, "results.csv") for s in args.seeds]
+                if not all(files):
+                    lines.append(f"| {model} | {topics} | " + " | ".join("—" for _ in METRICS) + " |")
+                    continue
+                rows = [read_result_table(f)[0] for f in files]
+                cells = []
+                for metric in METRICS:
+                    values = [float(r[metric]) for r in rows]
+                    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                    cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}")
+                lines.append(f"| {model} | {topics} | " + " | ".join(cells) + " |")
+        lines.append("")
+        topics = min(args.topics)
+        for model in args.models:
+            found = _newest(args, model, corpus, topics, args.seeds[0], "topics.txt")
+            if found:
+                lines += [f"{model}, K={topics}, seed {args.seeds[0]} (best NPMI first):", "", "```",
+                          *found.read_text().splitlines(), "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
