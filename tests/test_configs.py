@@ -73,8 +73,8 @@ def test_fit_then_test_with_smoke(config: Path, run_cli, tmp_path: Path) -> None
     test = run_cli("test", "--config", str(config), "--ckpt_path", "last", *reads)
     assert Path(test.trainer.log_dir) == run_dir  # the table lands beside the model it evaluates
     assert list(run_dir.glob("*.md")) and (run_dir / "test_config.yaml").is_file()
-    # classifiers, detectors; anti-spoofing; anomaly; topic models (the VQ pre-training has its loss)
-    headline = {"test/acc", "test/acer", "test/image_auroc", "test/npmi", "test/mse"}
+    # classifiers, detectors; anti-spoofing; anomaly; topic models (VQ pre-trainings: their MSE; images: purity)
+    headline = {"test/acc", "test/acer", "test/image_auroc", "test/npmi", "test/mse", "test/purity"}
     assert headline & set(test.trainer.callback_metrics), test.trainer.callback_metrics
 
 

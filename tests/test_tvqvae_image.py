@@ -59,3 +59,29 @@ def test_pixelcnn_samples_are_valid_codes_and_follow_the_condition() -> None:
     codes = torch.randint(0, 12, (1, 4, 5))
     a, b = prior(codes, torch.zeros(1, 4)), prior(codes, torch.ones(1, 4))
     assert not torch.allclose(a, b)  # the condition reaches the logits
+
+
+def test_image_topic_model_writes_topic_and_reference_grids(run_cli, tmp_path) -> None:
+    """vqvae_cifar10 then tvqvae_image_cifar10 on the digits stand-in: results, and sample grids whose layout is
+    a row per topic and whose first column of reference_samples.png is the test images themselves."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import CONFIGS
+
+    run_cli("fit", "--config", str(CONFIGS / "vqvae_cifar10.yaml"))
+    config = str(CONFIGS / "tvqvae_image_cifar10.yaml")
+    options = ["--model.init_args.vqvae_path", str(tmp_path / "runs" / "vqvae_cifar10"),
+               "--model.init_args.num_topics", "3", "--model.init_args.samples_per_topic", "2",
+               "--model.init_args.prior_layers", "2"]  # fmt: skip
+    run_cli("fit", "--config", config, *options)
+    test = run_cli("test", "--config", config, *options, "--ckpt_path", "last")
+    run_dir = tmp_path / "runs" / "tvqvae_image_cifar10" / "version_0"
+    assert {"test/purity", "test/nmi"} <= set(test.trainer.callback_metrics)
+    topics = np.asarray(Image.open(run_dir / "topic_samples.png"))
+    assert topics.shape == (3 * 33 + 1, 2 * 33 + 1, 3)  # 3 topics x 2 samples of 32 px, 1 px padding
+    references = np.asarray(Image.open(run_dir / "reference_samples.png")).astype(float) / 255
+    first = next(iter(test.datamodule.test_dataloader()))["image"][:2].permute(0, 2, 3, 1).numpy()
+    for row in range(2):
+        top = 1 + row * 33
+        assert np.abs(references[top : top + 32, 1:33] - first[row]).max() <= 1 / 255 + 1e-6
