@@ -128,3 +128,20 @@ def test_topics_demo_script_compares_the_three_models(
     assert markdown.count("```") == 6 and "topic " in markdown  # one word list per model
     report = demo_topics.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
+
+
+def test_image_topic_demo_script_reports_reconstruction_purity_and_grids(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_tvqvae_image
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    arguments = ["--vq_epochs", "1", "--topic_epochs", "1", "--topics", "3", "--dim", "16", "--prior_layers", "2",
+                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    markdown = demo_tvqvae_image.main([*arguments, *smoke])
+    assert "reconstruction MSE" in markdown and "| 3 | 1 |" in markdown
+    assert (tmp_path / "demo_tvqvae_image" / "version_0" / "topic_samples.png").is_file()
+    report = demo_tvqvae_image.main([*arguments, "--report_only"])
+    assert report.strip() == markdown.split("Trained")[0].strip()

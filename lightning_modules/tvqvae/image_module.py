@@ -201,8 +201,10 @@ class TopicImageModule(L.LightningModule):
         self.test_theta.reset()
         self.test_labels.reset()
         topics = theta.argmax(1).cpu().numpy()
+        counts = torch.bincount(labels)
         row = {"purity": purity(labels.cpu().numpy(), topics),
-               "nmi": float(normalized_mutual_info_score(labels.cpu().numpy(), topics))}  # fmt: skip
+               "nmi": float(normalized_mutual_info_score(labels.cpu().numpy(), topics)),
+               "chance_purity": float(counts.max() / counts.sum())}  # all in one cluster  # fmt: skip
         self.log_dict({f"test/{k}": v for k, v in row.items()}, prog_bar=True)
         if not self.trainer.is_global_zero:
             return
