@@ -287,3 +287,10 @@ def test_the_two_stages_train_different_parts(run_cli, tmp_path: Path) -> None:
         second.concept_bags.sum(1).tolist()
         == (top_n * np.diff(second.trainer.datamodule.token_embeddings().offsets)).tolist()
     )
+
+
+def test_codebook_use_hand_case() -> None:
+    from lightning_modules.tvqvae.networks import codebook_use
+
+    use = codebook_use(torch.tensor([3.0, 3.0, 0.0, 0.0, 3.0, 3.0]))
+    assert use["perplexity"] == pytest.approx(4.0, rel=1e-5) and use["codes_used"] == 4.0

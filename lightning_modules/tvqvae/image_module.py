@@ -23,7 +23,7 @@ from torchvision.utils import make_grid, save_image
 from lightning_modules.common.results import write_result_table
 from lightning_modules.tvqvae.image_networks import CodeMapFront, GatedPixelCNN, ImageVQVAE, code_bag
 from lightning_modules.tvqvae.module import VQCheckpointError
-from lightning_modules.tvqvae.networks import ProdLDA, bag_nll
+from lightning_modules.tvqvae.networks import ProdLDA, bag_nll, codebook_use
 from lightning_modules.tvqvae.topic_metrics import purity
 
 
@@ -76,10 +76,7 @@ class ImageVQVAEModule(L.LightningModule):
         """The test split's reconstruction MSE and codebook use, as results.csv / results.md."""
         sums = self.trainer.strategy.reduce(self._test_sums, reduce_op="sum")
         usage = self.trainer.strategy.reduce(self._test_usage, reduce_op="sum")
-        share = usage / usage.sum().clamp_min(1)
-        row = {"mse": float(sums[0] / sums[1].clamp_min(1)),
-               "perplexity": float(torch.exp(-(share * torch.log(share + 1e-10)).sum())),
-               "codes_used": float((usage > 0).sum())}  # fmt: skip
+        row = {"mse": float(sums[0] / sums[1].clamp_min(1)), **codebook_use(usage)}
         if self.trainer.is_global_zero:
             out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
             markdown = write_result_table([{"group": "test images", **row}], list(row), out,

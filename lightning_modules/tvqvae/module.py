@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from lightning_modules.common.results import write_result_table
-from lightning_modules.tvqvae.networks import ConceptToWords, ProdLDA, TokenVQAutoencoder, bag_nll
+from lightning_modules.tvqvae.networks import (
+    ConceptToWords,
+    ProdLDA,
+    TokenVQAutoencoder,
+    bag_nll,
+    codebook_use,
+)
 from lightning_modules.tvqvae.routine import TopicModelRoutine
 
 
@@ -118,10 +124,11 @@ class TokenVQModule(L.LightningModule):
         usage = self.trainer.strategy.reduce(self._test_usage, reduce_op="sum")
         if totals[2] == 0:
             return
-        share = usage / usage.sum()
-        row = {"mse": float(totals[0] / totals[2]), "vq_loss": float(totals[1] / totals[2]),
-               "perplexity": float(torch.exp(-(share * torch.log(share + 1e-10)).sum())),
-               "codes_used": float((usage > 0).sum())}  # fmt: skip
+        row = {
+            "mse": float(totals[0] / totals[2]),
+            "vq_loss": float(totals[1] / totals[2]),
+            **codebook_use(usage),
+        }
         self.log_dict({f"test/{k}": v for k, v in row.items()})
         if self.trainer.is_global_zero:
             out = Path(self.trainer.log_dir or self.trainer.default_root_dir)

@@ -94,6 +94,14 @@ class MultiHotQuantizer(nn.Module):
         return z + (quantized - z).detach(), loss, encodings, perplexity
 
 
+def codebook_use(usage: torch.Tensor) -> dict[str, float]:
+    """``perplexity`` (exp of the entropy of the code frequencies: the effective number of codes) and
+    ``codes_used`` (codes chosen at least once) of per-code counts ``usage``."""
+    share = usage.float() / usage.sum().clamp_min(1)
+    return {"perplexity": float(torch.exp(-(share * torch.log(share + 1e-10)).sum())),
+            "codes_used": float((usage > 0).sum())}  # fmt: skip
+
+
 def mlp(dims: Sequence[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
