@@ -120,6 +120,7 @@ class TextCorpusDataModule(BaseDataModule):
         self.split_indices: dict[str, list[int]] = {}
         self._normaliser: WordNormaliser | None = None
         self._embeddings: TokenEmbeddings | None = None
+        self._newsgroups: tuple[list[str], list[str]] | None = None
 
     # ----------------------------------------------------------------------------------------------- data
     @property
@@ -150,6 +151,9 @@ class TextCorpusDataModule(BaseDataModule):
         )
 
     def _read_20newsgroups(self, download: bool) -> tuple[list[str], list[str]]:
+        """The corpus and its group names, read once per datamodule (checking that it is there reads it)."""
+        if self._newsgroups is not None:
+            return self._newsgroups
         from sklearn.datasets import fetch_20newsgroups
 
         try:
@@ -161,7 +165,8 @@ class TextCorpusDataModule(BaseDataModule):
                 f"({str(error).splitlines()[0][:100]}): run once online (scikit-learn's fetcher caches "
                 "20news-bydate in root), or use the stand-in (data.init_args.synthetic: true)"
             ) from None
-        return list(bunch.data), [bunch.target_names[t] for t in bunch.target]
+        self._newsgroups = list(bunch.data), [bunch.target_names[t] for t in bunch.target]
+        return self._newsgroups
 
     def read_documents(self) -> tuple[list[str], list[str | None]]:
         """(texts, label names or None) of the whole corpus, in its order."""

@@ -163,16 +163,17 @@ def cached_token_embeddings(
 ) -> TokenEmbeddings:
     """The corpus's token vectors, read from ``cache_dir`` or computed (progress bar) and written there once."""
     wordnet = normaliser.wordnet is not None
-    for name in dict.fromkeys([encoder, fallback]):  # a cache of the configured encoder, else the fallback's
-        if name is not None:
-            folder = (
-                cache_dir
-                / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
-            )
-            if (folder / "meta.json").is_file():
-                return _read(folder)
+    folders = {  # a cache of the configured encoder, else the fallback's (the texts are hashed once per name)
+        name: cache_dir
+        / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
+        for name in dict.fromkeys([encoder, fallback])
+        if name is not None
+    }
+    for folder in folders.values():
+        if (folder / "meta.json").is_file():
+            return _read(folder)
     tokenizer, model, used = load_encoder(encoder, fallback)
-    folder = cache_dir / f"tokens-{Path(used).name}-{cache_key(used, texts, dictionary, max_tokens, wordnet)}"
+    folder = folders[used]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vectors, word_ids, offsets = embed_documents(texts, tokenizer, model, normaliser, dictionary, max_tokens,
                                                  batch_size, device)  # fmt: skip

@@ -22,7 +22,7 @@ from torchvision.utils import make_grid, save_image
 
 from lightning_modules.common.results import write_result_table
 from lightning_modules.tvqvae.image_networks import CodeMapFront, GatedPixelCNN, ImageVQVAE, code_bag
-from lightning_modules.tvqvae.module import VQCheckpointError
+from lightning_modules.tvqvae.module import read_run_checkpoint
 from lightning_modules.tvqvae.networks import ProdLDA, bag_nll, codebook_use
 from lightning_modules.tvqvae.topic_metrics import purity
 
@@ -44,17 +44,20 @@ class ImageVQVAEModule(L.LightningModule):
         self.save_hyperparameters()
         self.net = ImageVQVAE(3, dim, num_codes, commitment, codebook_init)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        images = batch["image"] * 2 - 1
+    def _step(
+        self, batch: dict[str, Any], stage: str
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """(loss, the VQ-VAE's outputs, the images in [-1, 1]), the loss terms logged."""
+        images = batch["image"].float() * 2 - 1
         out = self.net(images)
-        mse = F.mse_loss(out["reconstruction"].float(), images.float())
+        mse = F.mse_loss(out["reconstruction"].float(), images)
         loss = mse + out["vq_loss"]
         self.log_dict({f"{stage}/loss": loss, f"{stage}/mse": mse, f"{stage}/perplexity": out["perplexity"]},
                       prog_bar=True, batch_size=len(images))  # fmt: skip
-        return loss
+        return loss, out, images
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -64,13 +67,10 @@ class ImageVQVAEModule(L.LightningModule):
         self._test_usage = torch.zeros(self.net.num_codes, device=self.device)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._step(batch, "test")
-        with torch.no_grad():
-            images = batch["image"].float() * 2 - 1
-            out = self.net(images)
-            self._test_sums += torch.stack([((out["reconstruction"].float() - images) ** 2).sum(),
-                                            torch.tensor(float(images.numel()), device=self.device)])  # fmt: skip
-            self._test_usage += torch.bincount(out["codes"].flatten(), minlength=self.net.num_codes)
+        _, out, images = self._step(batch, "test")
+        self._test_sums += torch.stack([((out["reconstruction"].float() - images) ** 2).sum(),
+                                        torch.tensor(float(images.numel()), device=self.device)])  # fmt: skip
+        self._test_usage += torch.bincount(out["codes"].flatten(), minlength=self.net.num_codes)
 
     def on_test_epoch_end(self) -> None:
         """The test split's reconstruction MSE and codebook use, as results.csv / results.md."""
@@ -97,19 +97,9 @@ class ImageVQVAEModule(L.LightningModule):
 
 def load_image_vqvae(path: str | Path) -> ImageVQVAE:
     """The frozen VQ-VAE of an :class:`ImageVQVAEModule` checkpoint, or of a run folder's newest last.ckpt."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
-        path = found[-1] if found else path / "missing"
-    if not path.is_file():
-        raise VQCheckpointError(
-            f"vqvae_path={str(path)!r}: no checkpoint; run configs/vqvae_cifar10.yaml first"
-        )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    h = checkpoint.get("hyper_parameters", {})
-    state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-    if not state or "num_codes" not in h:
-        raise VQCheckpointError(f"vqvae_path={str(path)!r} is not an ImageVQVAEModule checkpoint")
+    h, state = read_run_checkpoint(
+        path, "vqvae_path", "net.", "vqvae_cifar10.yaml", "ImageVQVAEModule", "num_codes"
+    )
     model = ImageVQVAE(3, h["dim"], h["num_codes"], h["commitment"], h.get("codebook_init", "data"))
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)
@@ -160,7 +150,8 @@ class TopicImageModule(L.LightningModule):
             )
         return codes
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, the topic model's outputs), the loss terms logged."""
         codes = self._codes(batch)
         out = self.topic_model(codes)
         reconstruction = bag_nll(code_bag(codes, self.prior.num_codes), out["distribution"]).mean()
@@ -170,10 +161,10 @@ class TopicImageModule(L.LightningModule):
         loss = prior + reconstruction + kl
         self.log_dict({f"{stage}/loss": loss, f"{stage}/prior_ce": prior, f"{stage}/reconstruction": reconstruction,
                        f"{stage}/kl": kl}, prog_bar=stage != "train", batch_size=len(codes))  # fmt: skip
-        return loss
+        return loss, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -184,8 +175,10 @@ class TopicImageModule(L.LightningModule):
         return F.softmax(mean.float(), dim=1)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._step(batch, "test")
-        self.test_theta.update(self.document_topics(batch))
+        _, out = self._step(batch, "test")
+        self.test_theta.update(
+            F.softmax(out["mean"].float(), dim=1)
+        )  # the posterior mean, as document_topics
         self.test_labels.update(batch["label"].float())
         if batch_idx == 0:
             self._references = batch["image"][: self.hparams.samples_per_topic].detach()

@@ -87,15 +87,23 @@ class TokenVQModule(L.LightningModule):
                                               h.dropout, h.soft_multi_hot, h.codebook_init,
                                               h.dead_code_restart, h.standardize)  # fmt: skip
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+    def _forward(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor, int] | None:
+        """(the autoencoder's outputs, the reconstruction MSE, tokens) of the batch's documents; None without
+        a valid token."""
         tokens = document_tokens(_embeddings(self), batch["index"]).to(self.device)
         if not len(tokens):
             return None
         out = self.autoencoder(tokens)
-        mse = F.mse_loss(out["reconstruction"].float(), out["target"])
+        return out, F.mse_loss(out["reconstruction"].float(), out["target"]), len(tokens)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor | None:
+        result = self._forward(batch)
+        if result is None:
+            return None
+        out, mse, count = result
         loss = mse + out["vq_loss"]
         self.log_dict({f"{stage}/loss": loss, f"{stage}/mse": mse, f"{stage}/vq_loss": out["vq_loss"],
-                       f"{stage}/perplexity": out["perplexity"]}, prog_bar=True, batch_size=len(tokens))  # fmt: skip
+                       f"{stage}/perplexity": out["perplexity"]}, prog_bar=True, batch_size=count)  # fmt: skip
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -109,12 +117,11 @@ class TokenVQModule(L.LightningModule):
         self._test_usage = torch.zeros(self.autoencoder.quantizer.num_codes, device=self.device)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        tokens = document_tokens(_embeddings(self), batch["index"]).to(self.device)
-        if len(tokens):
-            out = self.autoencoder(tokens)
-            mse = F.mse_loss(out["reconstruction"].float(), out["target"])
-            self._test_totals += torch.stack([mse * len(tokens), out["vq_loss"] * len(tokens),
-                                              torch.tensor(float(len(tokens)), device=self.device)])  # fmt: skip
+        result = self._forward(batch)
+        if result is not None:
+            out, mse, count = result
+            self._test_totals += torch.stack([mse * count, out["vq_loss"] * count,
+                                              torch.tensor(float(count), device=self.device)])  # fmt: skip
             self._test_usage += out["encodings"].sum(0)
 
     def on_test_epoch_end(self) -> None:
@@ -150,29 +157,30 @@ class TokenVQModule(L.LightningModule):
             self._build(int(checkpoint["hyper_parameters"]["input_dim"]))
 
 
-def load_token_autoencoder(path: str | Path) -> TokenVQAutoencoder:
-    """The autoencoder of a :class:`TokenVQModule` checkpoint, or of the newest ``last.ckpt`` of a run folder."""
+def read_run_checkpoint(path: str | Path, key: str, prefix: str, config: str, module: str, needs: str):
+    """(hyper-parameters, the sub-network's state dict under ``prefix``) of a checkpoint file, or of the newest
+    ``last.ckpt`` under a run folder; one-line :class:`VQCheckpointError` naming ``key`` and the ``config`` to
+    run first, or saying it is not a ``module`` checkpoint (no ``prefix`` weights, no ``needs`` hyper-parameter)."""
     path = Path(path)
     if path.is_dir():
         found = sorted(path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
         if not found:
-            raise VQCheckpointError(
-                f"vq_path={str(path)!r}: no last.ckpt under it; run configs/tvqvae_vq_pretrain.yaml first"
-            )
+            raise VQCheckpointError(f"{key}={str(path)!r}: no last.ckpt under it; run configs/{config} first")
         path = found[-1]
     if not path.is_file():
-        raise VQCheckpointError(
-            f"vq_path={str(path)!r}: no such file; run configs/tvqvae_vq_pretrain.yaml first"
-        )
+        raise VQCheckpointError(f"{key}={str(path)!r}: no such file; run configs/{config} first")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     h = checkpoint.get("hyper_parameters", {})
-    state = {
-        k.removeprefix("autoencoder."): v
-        for k, v in checkpoint["state_dict"].items()
-        if k.startswith("autoencoder.")
-    }
-    if not state or "input_dim" not in h:
-        raise VQCheckpointError(f"vq_path={str(path)!r} is not a TokenVQModule checkpoint")
+    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    if not state or needs not in h:
+        raise VQCheckpointError(f"{key}={str(path)!r} is not a {module} checkpoint")
+    return h, state
+
+
+def load_token_autoencoder(path: str | Path) -> TokenVQAutoencoder:
+    """The autoencoder of a :class:`TokenVQModule` checkpoint, or of the newest ``last.ckpt`` of a run folder."""
+    h, state = read_run_checkpoint(path, "vq_path", "autoencoder.", "tvqvae_vq_pretrain.yaml", "TokenVQModule",
+                                   "input_dim")  # fmt: skip
     model = TokenVQAutoencoder(int(h["input_dim"]), h["hidden_dims"], h["num_codes"], h["top_n"], h["commitment"],
                                0.0, h.get("soft_multi_hot", False), h.get("codebook_init", "data"),
                                standardize=h.get("standardize", True))  # fmt: skip
@@ -253,7 +261,8 @@ class TopicModelModule(TopicModelRoutine):
         epochs = self.hparams.word_reconstruction_epochs
         return self.mode == "prodlda" or epochs is None or self.current_epoch < epochs
 
-    def _loss(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+    def _loss(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, the topic model's outputs), the loss terms logged."""
         bag = self._input(batch).float()
         out = self.topic_model(bag)
         if self.mode == "prodlda":
@@ -269,18 +278,20 @@ class TopicModelModule(TopicModelRoutine):
         loss = reconstruction + kl
         self.log_dict({f"{stage}/loss": loss, f"{stage}/reconstruction": reconstruction, f"{stage}/kl": kl},
                       prog_bar=stage != "train", batch_size=len(bag))  # fmt: skip
-        return loss
+        return loss, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._loss(batch, "train")
+        return self._loss(batch, "train")[0]
+
+    def _evaluate_step(self, batch: dict[str, Any], stage: str) -> None:
+        _, out = self._loss(batch, stage)
+        self._collect(batch, F.softmax(out["mean"].float(), dim=1))  # the posterior mean, as document_topics
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._loss(batch, "val")
-        self._collect(batch)
+        self._evaluate_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._loss(batch, "test")
-        self._collect(batch)
+        self._evaluate_step(batch, "test")
 
     def topic_word_matrix(self) -> torch.Tensor:
         if self.mode == "prodlda":

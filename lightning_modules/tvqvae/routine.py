@@ -47,8 +47,10 @@ class TopicModelRoutine(L.LightningModule):
         raise NotImplementedError
 
     # ----------------------------------------------------------------------------------------- evaluation
-    def _collect(self, batch: dict[str, Any]) -> None:
-        self.eval_theta.update(self.document_topics(batch).float())
+    def _collect(self, batch: dict[str, Any], theta: torch.Tensor | None = None) -> None:
+        """Keep the batch's topic proportions (``theta`` when the step already has them) and labels."""
+        theta = self.document_topics(batch) if theta is None else theta
+        self.eval_theta.update(theta.detach().float())
         self.eval_labels.update(batch["label"].float())
 
     def _corpus(self) -> Any:
