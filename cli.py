@@ -53,6 +53,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# datamodule attributes passed to the model's argument of the same name, when the model has one
+LINKED_FROM_DATA = ("num_classes", "vocab_size", "image_size", "clip_len", "latent_dim")
+
+
 class CheckpointNotFoundError(FileNotFoundError):
     """``--ckpt_path`` names no checkpoint."""
 
@@ -93,8 +97,8 @@ class RobustVisionCLI(LightningCLI):
             "requeued job finds its HPC checkpoint and keeps writing to the same folder",
         )
         # what the data knows and the model needs (skipped for models without the argument)
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        for key in LINKED_FROM_DATA:
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
         # The resumable checkpoint: no monitor, so it is refreshed every epoch (Lightning 2.6 refreshes last.ckpt
         # only when a top-k file is written; a monitored checkpoint would leave it stale after a flat epoch).
         # A best-model checkpoint is a second ModelCheckpoint in trainer.callbacks (see configs/bihpf.yaml).
@@ -131,6 +135,12 @@ class RobustVisionCLI(LightningCLI):
                     Path(ckpt_path), config.get("model"), config.get("weights_only") is not False
                 )
         super()._parse_ckpt_path()
+        if subcommand:
+            # the checkpoint's hyper-parameters hold the linked values even for a model without such an argument
+            # (jsonargparse keeps them as dict_kwargs); the links set them again where they belong
+            extra = (self.config[subcommand].get("model") or {}).get("dict_kwargs") or {}
+            for key in LINKED_FROM_DATA:
+                extra.pop(key, None)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

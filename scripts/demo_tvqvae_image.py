@@ -1,10 +1,14 @@
-"""`make demo-tvqvae-image`: the image TVQ-VAE on the CIFAR-10-layout stand-in (digit scans painted at 32 px):
-the VQ-VAE, then the topic model with its PixelCNN prior; reports the VQ-VAE's test reconstruction and codebook
-use, the topics' purity and NMI against the digit classes (with the chance purity), and where the sample grids
-are (topic_samples.png: a row per topic; reference_samples.png: a test image, then samples from its topics).
+"""`make demo-tvqvae-image`: the image TVQ-VAE on a stand-in: the VQ-VAE, then the topic model with its PixelCNN
+prior; reports the VQ-VAE's test reconstruction and codebook use, the topics' purity and NMI against the stand-in's
+classes (with the chance purity), and where the sample grids are (topic_samples.png: a row per topic;
+reference_samples.png: a test image, then samples from its topics).
 
-    python scripts/demo_tvqvae_image.py [--vq_epochs 15] [--topic_epochs 20] [--topics 10] [--dim 128] [--prior_layers 15]
-                                        [--report_only] [extra cli arguments]
+``--dataset cifar10``: the CIFAR-10-layout stand-in (digit scans painted at 32 px in random colour palettes; the
+classes are the digits). ``--dataset celeba64``: the CelebA-layout stand-in (LFW faces at 64 px; the classes are
+the four combinations of Pale_Skin and Wearing_Hat).
+
+    python scripts/demo_tvqvae_image.py [--dataset cifar10] [--vq_epochs 15] [--topic_epochs 20] [--topics 10]
+                                        [--dim 128] [--prior_layers 15] [--report_only] [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--dataset", choices=["cifar10", "celeba64"], default="cifar10")
     parser.add_argument("--vq_epochs", type=int, default=15)
     parser.add_argument("--topic_epochs", type=int, default=20)
     parser.add_argument("--topics", type=int, default=10)
@@ -35,14 +40,15 @@ def main(argv: list[str] | None = None) -> str:
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     overlay = ["--config", "configs/demo_tvqvae_image.yaml"]
-    vq = ["--config", "configs/vqvae_cifar10.yaml", *overlay, "--model.init_args.dim", str(args.dim),
-          "--trainer.max_epochs", str(args.vq_epochs), "--run_name", "demo_vqvae_image", "--runs_dir", args.runs_dir,
+    vq_run, topic_run = run_names(args.dataset)
+    vq = ["--config", f"configs/vqvae_{args.dataset}.yaml", *overlay, "--model.init_args.dim", str(args.dim),
+          "--trainer.max_epochs", str(args.vq_epochs), "--run_name", vq_run, "--runs_dir", args.runs_dir,
           *extra]  # fmt: skip
-    topics = ["--config", "configs/tvqvae_image_cifar10.yaml", *overlay,
-              "--model.init_args.vqvae_path", str(Path(args.runs_dir) / "demo_vqvae_image"),
+    topics = ["--config", f"configs/tvqvae_image_{args.dataset}.yaml", *overlay,
+              "--model.init_args.vqvae_path", str(Path(args.runs_dir) / vq_run),
               "--model.init_args.num_topics", str(args.topics), "--trainer.max_epochs", str(args.topic_epochs),
               "--model.init_args.prior_layers", str(args.prior_layers),
-              "--seed_everything", str(args.seed), "--run_name", "demo_tvqvae_image", "--runs_dir", args.runs_dir,
+              "--seed_everything", str(args.seed), "--run_name", topic_run, "--runs_dir", args.runs_dir,
               *extra]  # fmt: skip
     if not args.report_only:
         for command in (["fit", *vq], ["test", *vq, "--ckpt_path", "last"], ["fit", *topics],
@@ -51,8 +57,15 @@ def main(argv: list[str] | None = None) -> str:
     markdown = report(args)
     if not args.report_only:
         markdown += f"\nTrained here in {(time.perf_counter() - started) / 60:.1f} min\n"
-    write_report(markdown, args.runs_dir, "demo_tvqvae_image")
+    write_report(markdown, args.runs_dir, topic_run)
     return markdown
+
+
+def run_names(dataset: str) -> tuple[str, str]:
+    """The VQ-VAE's and the topic model's run folders (the CIFAR-10 ones keep their first names)."""
+    if dataset == "cifar10":
+        return "demo_vqvae_image", "demo_tvqvae_image"
+    return f"demo_vqvae_{dataset}", f"demo_tvqvae_{dataset}"
 
 
 def _newest(runs_dir: str, run: str, name: str) -> Path:
@@ -63,11 +76,12 @@ def _newest(runs_dir: str, run: str, name: str) -> Path:
 
 
 def report(args: argparse.Namespace) -> str:
-    vq = read_result_table(_newest(args.runs_dir, "demo_vqvae_image", "results.csv"))[0]
-    topics_file = _newest(args.runs_dir, "demo_tvqvae_image", "results.csv")
+    vq_run, topic_run = run_names(args.dataset)
+    vq = read_result_table(_newest(args.runs_dir, vq_run, "results.csv"))[0]
+    topics_file = _newest(args.runs_dir, topic_run, "results.csv")
     topics = read_result_table(topics_file)[0]
     return "\n".join([
-        f"Image VQ-VAE (width {args.dim}, 512 codes, {args.vq_epochs} epochs), test split: reconstruction MSE "
+        f"{args.dataset} stand-in. Image VQ-VAE (width {args.dim}, 512 codes, {args.vq_epochs} epochs), test split: reconstruction MSE "
         f"{float(vq['mse']):.4f} on [-1, 1] pixels, codebook perplexity {float(vq['perplexity']):.1f}, "
         f"{float(vq['codes_used']):.0f} codes used",
         "",

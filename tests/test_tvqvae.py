@@ -21,8 +21,9 @@ from datamodules.standins.text import _BunchUnpickler, read_lee_background, read
 from datamodules.text_corpus import TextCorpusDataModule
 from datamodules.text_processing import WordNormaliser
 from datamodules.token_embeddings import EncoderNotFoundError, TokenEmbeddings, load_encoder
+from lightning_modules.common.checkpoints import RunCheckpointError
 from lightning_modules.tvqvae.lda import LDAModule
-from lightning_modules.tvqvae.module import VQCheckpointError, conceptual_bags, load_token_autoencoder
+from lightning_modules.tvqvae.module import conceptual_bags, load_token_autoencoder
 from lightning_modules.tvqvae.networks import MultiHotQuantizer, TokenVQAutoencoder, gaussian_kl
 from lightning_modules.tvqvae.topic_metrics import npmi_per_topic, purity, topic_diversity, topic_scores
 from tests.conftest import CONFIGS
@@ -195,7 +196,7 @@ def test_an_unloadable_encoder_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_vq_path_without_a_pretraining_run_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(VQCheckpointError, match="run configs/tvqvae_vq_pretrain.yaml first"):
+    with pytest.raises(RunCheckpointError, match="run configs/tvqvae_vq_pretrain.yaml first"):
         load_token_autoencoder(tmp_path)
 
 

@@ -20,9 +20,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.aggregation import CatMetric
 from torchvision.utils import make_grid, save_image
 
+from lightning_modules.common.checkpoints import read_run_checkpoint
 from lightning_modules.common.results import write_result_table
 from lightning_modules.tvqvae.image_networks import CodeMapFront, GatedPixelCNN, ImageVQVAE, code_bag
-from lightning_modules.tvqvae.module import read_run_checkpoint
 from lightning_modules.tvqvae.networks import ProdLDA, bag_nll, codebook_use
 from lightning_modules.tvqvae.topic_metrics import purity
 
@@ -111,7 +111,7 @@ class TopicImageModule(L.LightningModule):
     Args:
         vqvae_path: An ImageVQVAEModule checkpoint or its run folder.
         num_topics: K (paper: 10, 20, 50, 100).
-        image_size: Side of the input images (the code map is a quarter of it).
+        image_size: Side of the input images (the code map is a quarter of it); linked from the data's.
         hidden: Inference-network widths (100, 100).
         dropout: Inference-network dropout (0.2 in the official image model).
         prior_dim, prior_layers: Gated PixelCNN width and depth (64, 15).

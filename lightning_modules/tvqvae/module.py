@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lightning_modules.common.checkpoints import read_run_checkpoint
 from lightning_modules.common.results import write_result_table
 from lightning_modules.tvqvae.networks import (
     ConceptToWords,
@@ -25,10 +26,6 @@ from lightning_modules.tvqvae.networks import (
     codebook_use,
 )
 from lightning_modules.tvqvae.routine import TopicModelRoutine
-
-
-class VQCheckpointError(ValueError):
-    """``vq_path`` does not hold a token VQ autoencoder."""
 
 
 def _embeddings(module: Any):
@@ -155,26 +152,6 @@ class TokenVQModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.autoencoder is None:
             self._build(int(checkpoint["hyper_parameters"]["input_dim"]))
-
-
-def read_run_checkpoint(path: str | Path, key: str, prefix: str, config: str, module: str, needs: str):
-    """(hyper-parameters, the sub-network's state dict under ``prefix``) of a checkpoint file, or of the newest
-    ``last.ckpt`` under a run folder; one-line :class:`VQCheckpointError` naming ``key`` and the ``config`` to
-    run first, or saying it is not a ``module`` checkpoint (no ``prefix`` weights, no ``needs`` hyper-parameter)."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted(path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise VQCheckpointError(f"{key}={str(path)!r}: no last.ckpt under it; run configs/{config} first")
-        path = found[-1]
-    if not path.is_file():
-        raise VQCheckpointError(f"{key}={str(path)!r}: no such file; run configs/{config} first")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    h = checkpoint.get("hyper_parameters", {})
-    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    if not state or needs not in h:
-        raise VQCheckpointError(f"{key}={str(path)!r} is not a {module} checkpoint")
-    return h, state
 
 
 def load_token_autoencoder(path: str | Path) -> TokenVQAutoencoder:
