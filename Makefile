@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-topics demo-tvqvae-image lint bench clean
+.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-topics demo-tvqvae-image demo-styleflow lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -50,8 +50,12 @@ demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py
 
-demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits stand-in: VQ-VAE, topics + PixelCNN, purity, sample grids (~20 min)
+demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-ins: VQ-VAE, topics + PixelCNN, purity, grids (~50 min)
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py
+	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30
+
+demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, on the FF++ stand-in
+	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.config_introspection import prerequisites, takes_pretrained
+from scripts.config_introspection import offline_smoke_arguments, prerequisites
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,10 +27,9 @@ def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]
     """Peak RSS (MiB) and peak CUDA allocation (MiB, or None) of ``fit`` with the smoke overlay."""
     args = ["fit", "--config", str(config), "--config", str(REPO / "configs" / "smoke.yaml"),
             "--data.init_args.root", str(root), "--runs_dir", str(runs), "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    if takes_pretrained(config):
-        args += ["--model.init_args.pretrained", "false"]  # offline
+    args += offline_smoke_arguments(config)  # no weight download, tiny widths where the model says so
     for key, name in prerequisites(config).items():  # the run it reads was measured before it (in_run_order)
-        args += [f"--model.init_args.{key}", str(runs / name)]
+        args += [f"--{key}", str(runs / name)]
     result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True)
     peak = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
     if result.returncode or not peak:

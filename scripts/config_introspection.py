@@ -61,17 +61,31 @@ def takes_pretrained(config: str | Path) -> bool:
     return model is not None and "pretrained" in accepted_arguments(model)
 
 
+def offline_smoke_arguments(config: str | Path) -> list[str]:
+    """What a smoke run of ``config`` adds to the smoke overlay: ``pretrained false`` for models that would download
+    weights, and the model class's ``SMOKE_ARGUMENTS`` (tiny widths for models whose paper sizes — a 4096-wide
+    GRU — are too big for a CPU test step)."""
+    model = config_classes(config).get("model")
+    if model is None:
+        return []
+    arguments = ["--model.init_args.pretrained", "false"] if takes_pretrained(config) else []
+    for key, value in getattr(model, "SMOKE_ARGUMENTS", {}).items():
+        arguments += [f"--model.init_args.{key}", str(value)]
+    return arguments
+
+
 def prerequisites(config: str | Path) -> dict[str, str]:
-    """Model arguments that read another config's run (a value ``runs/<config>``, e.g. the advanced ViT's
-    ``links_path``), mapped to that config's name: it must run first, and the argument then points to its run
-    folder under whatever runs directory is used."""
+    """Model or data arguments that read another config's run (a value ``runs/<config>``, e.g. the advanced
+    ViT's ``model.init_args.links_path``), as full keys mapped to that config's name: it must run first, and the
+    argument then points to its run folder under whatever runs directory is used."""
     content = yaml.safe_load(Path(config).read_text()) or {}
-    init = (content.get("model") or {}).get("init_args") or {}
-    return {
-        key: value.split("/")[1]
-        for key, value in init.items()
-        if isinstance(value, str) and value.startswith("runs/") and len(value.split("/")) == 2
-    }
+    found = {}
+    for section in ("model", "data"):
+        init = (content.get(section) or {}).get("init_args") or {}
+        for key, value in init.items():
+            if isinstance(value, str) and value.startswith("runs/") and len(value.split("/")) == 2:
+                found[f"{section}.init_args.{key}"] = value.split("/")[1]
+    return found
 
 
 def in_run_order(configs: list[Path]) -> list[Path]:

@@ -12,6 +12,7 @@ from scripts.config_introspection import (  # noqa: F401  (tests import these fr
     CONFIGS,
     accepted_arguments,
     config_classes,
+    offline_smoke_arguments,
     takes_pretrained,
 )
 
@@ -44,11 +45,7 @@ def run_cli(tmp_path: Path, standin_root: Path):
         if smoke:
             configs = [i for i, a in enumerate(argv) if a == "--config"]
             at = configs[-1] + 2 if configs else 1
-            offline = (
-                ["--model.init_args.pretrained", "false"]
-                if configs and takes_pretrained(argv[configs[0] + 1])
-                else []
-            )
+            offline = offline_smoke_arguments(argv[configs[0] + 1]) if configs else []
             argv[at:at] = [
                 "--config",
                 str(CONFIGS / "smoke.yaml"),

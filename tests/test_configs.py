@@ -26,21 +26,33 @@ METHOD_CONFIGS = [p for p in ALL_CONFIGS if is_method_config(p)]
 OVERLAYS = [p for p in ALL_CONFIGS if not is_method_config(p)]
 
 
-def runs_it_reads(config: Path, run_cli, tmp_path: Path) -> list[str]:
-    """Run (smoke-sized) the configs whose runs ``config`` reads; the arguments that point it to them."""
+def runs_it_reads(config: Path, run_cli, tmp_path: Path, done: set[str] | None = None) -> list[str]:
+    """Run (smoke-sized) the configs whose runs ``config`` reads, and theirs first; the arguments that point
+    it to them."""
+    done = set() if done is None else done
     arguments = []
     for key, name in prerequisites(config).items():
-        run_cli("fit", "--config", str(CONFIGS / f"{name}.yaml"))
-        arguments += [f"--model.init_args.{key}", str(tmp_path / "runs" / name)]
+        if name not in done:
+            reads = runs_it_reads(CONFIGS / f"{name}.yaml", run_cli, tmp_path, done)
+            run_cli("fit", "--config", str(CONFIGS / f"{name}.yaml"), *reads)
+            done.add(name)
+        arguments += [f"--{key}", str(tmp_path / "runs" / name)]
     return arguments
 
 
 def test_configs_that_read_other_runs_come_after_them() -> None:
     advanced = CONFIGS / "vit_aal_advanced_cifar100.yaml"
-    assert prerequisites(advanced) == {"links_path": "vit_aal_cifar100"}
+    assert prerequisites(advanced) == {"model.init_args.links_path": "vit_aal_cifar100"}
     order = in_run_order(METHOD_CONFIGS)
     assert sorted(order) == METHOD_CONFIGS
     assert order.index(advanced) > order.index(CONFIGS / "vit_aal_cifar100.yaml")
+    # a data argument counts too, and chains: face autoencoder -> StyleGRU -> StyleFlow
+    assert prerequisites(CONFIGS / "styleflow.yaml") == {
+        "model.init_args.stylegru_path": "stylegru",
+        "data.init_args.style_encoder": "face_autoencoder",
+    }
+    position = {p.stem: i for i, p in enumerate(order)}
+    assert position["face_autoencoder"] < position["stylegru"] < position["styleflow"]
 
 
 def test_the_glob_finds_both_kinds() -> None:

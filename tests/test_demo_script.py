@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CONFIGS, REPO
 
 
@@ -130,18 +132,39 @@ def test_topics_demo_script_compares_the_three_models(
     assert report.strip() == markdown.split("Trained")[0].strip()
 
 
+@pytest.mark.parametrize("dataset", ["cifar10", "celeba64"])
 def test_image_topic_demo_script_reports_reconstruction_purity_and_grids(
-    tmp_path: Path, standin_root: Path, monkeypatch
+    dataset: str, tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(REPO)
     sys.path.insert(0, str(REPO / "scripts"))
     import demo_tvqvae_image
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = ["--vq_epochs", "1", "--topic_epochs", "1", "--topics", "3", "--dim", "16", "--prior_layers", "2",
-                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    arguments = ["--dataset", dataset, "--vq_epochs", "1", "--topic_epochs", "1", "--topics", "3", "--dim", "16",
+                 "--prior_layers", "2", "--runs_dir", str(tmp_path)]  # fmt: skip
     markdown = demo_tvqvae_image.main([*arguments, *smoke])
-    assert "reconstruction MSE" in markdown and "| 3 | 1 |" in markdown
-    assert (tmp_path / "demo_tvqvae_image" / "version_0" / "topic_samples.png").is_file()
+    assert f"{dataset} stand-in" in markdown and "reconstruction MSE" in markdown and "| 3 | 1 |" in markdown
+    topic_run = demo_tvqvae_image.run_names(dataset)[1]
+    assert (tmp_path / topic_run / "version_0" / "topic_samples.png").is_file()
     report = demo_tvqvae_image.main([*arguments, "--report_only"])
+    assert report.strip() == markdown.split("Trained")[0].strip()
+
+
+def test_styleflow_demo_script_tables_the_three_detectors_on_the_held_out_manipulation(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_styleflow
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    arguments = ["--held_out", "FaceSwap", "--runs_dir", str(tmp_path)]
+    markdown = demo_styleflow.main([*arguments, *smoke, "--trainer.limit_test_batches", "1.0"])  # every group
+    assert "StyleGRU alone: unseen / seen AUC" in markdown and "| FaceSwap |" in markdown
+    for tag in ("stylegru", "content", "styleflow"):
+        assert (
+            tmp_path / demo_styleflow.run_name(tag, "FaceSwap", 1) / "version_0" / "results.csv"
+        ).is_file()
+    report = demo_styleflow.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()

@@ -77,7 +77,9 @@ class BinaryDetectionModule(L.LightningModule):
             return
         logits = self.logits(batch)
         self.log(f"{stage}/loss", self.loss(logits, batch), batch_size=batch_size_of(batch), sync_dist=True)
-        metrics.update(torch.sigmoid(logits.float()), batch["label"], batch.get("group"))
+        metrics.update(
+            torch.sigmoid(logits.float()), batch["label"], batch.get("group"), batch.get("video_index")
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
@@ -86,10 +88,10 @@ class BinaryDetectionModule(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def on_validation_epoch_start(self) -> None:
-        self.val_metrics.set_groups(self._datamodule_groups("val"))
+        self.val_metrics.set_groups(self._datamodule_groups("val"), self._real_group())
 
     def on_test_epoch_start(self) -> None:
-        self.test_metrics.set_groups(self._datamodule_groups("test"))
+        self.test_metrics.set_groups(self._datamodule_groups("test"), self._real_group())
 
     def on_validation_epoch_end(self) -> None:
         self._log_results(self.val_metrics, "val")
@@ -128,6 +130,10 @@ class BinaryDetectionModule(L.LightningModule):
     def _datamodule_groups(self, split: str) -> list[str]:
         datamodule = getattr(self.trainer, "datamodule", None)
         return datamodule.groups_for(split) if hasattr(datamodule, "groups_for") else []
+
+    def _real_group(self) -> str | None:
+        """The group of real samples shared by every other group (FF++ originals), when the data has one."""
+        return getattr(getattr(self.trainer, "datamodule", None), "real_group", None)
 
     def _seen_groups(self) -> list[str] | None:
         datamodule = getattr(self.trainer, "datamodule", None)

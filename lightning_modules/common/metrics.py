@@ -24,6 +24,11 @@ class GroupedBinaryMetrics(Metric):
     group names are mapped to indices through ``group_names``, which must be the same list on every rank
     (the DataModule provides it); with no group list, only the pooled metrics are computed. ``compute()`` returns ``{None: pooled, "<group>": {...}, ...}``; a metric that
     is undefined for a group (AP with no fakes, real ACC with no reals) is NaN.
+
+    Two options serve video detection: ``units`` in ``update`` (a video index per clip) makes every metric
+    video-level, each video scored σ(mean clip logit); ``set_groups(..., real_group=name)`` scores every other
+    group together with that group's real samples (FF++: each manipulation against the originals) and gives
+    the real group no row of its own.
     """
 
     full_state_update = False
@@ -36,13 +41,17 @@ class GroupedBinaryMetrics(Metric):
         self.add_state("probs", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
         self.add_state("group_ids", default=[], dist_reduce_fx="cat")
+        self.add_state("unit_ids", default=[], dist_reduce_fx="cat")
+        self.real_group: str | None = None
 
-    def set_groups(self, group_names: Sequence[str]) -> None:
+    def set_groups(self, group_names: Sequence[str], real_group: str | None = None) -> None:
         """Replace the group list (call before the first ``update`` of an epoch)."""
         self.group_names = list(group_names)
         self._index = {name: i for i, name in enumerate(self.group_names)}
+        self.real_group = real_group if real_group in self._index else None
 
-    def update(self, probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[str] | None = None) -> None:
+    def update(self, probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[str] | None = None,
+               units: torch.Tensor | None = None) -> None:  # fmt: skip
         probs = probs.detach().float().flatten()
         labels = labels.detach().long().flatten()
         if groups is None or not self.group_names:  # no group list: pooled metrics only
@@ -55,15 +64,45 @@ class GroupedBinaryMetrics(Metric):
         self.probs.append(probs)
         self.labels.append(labels)
         self.group_ids.append(ids)
+        self.unit_ids.append(
+            torch.full_like(labels, -1) if units is None else units.detach().long().flatten()
+        )
 
     def compute(self) -> dict[str | None, dict[str, float]]:
-        probs, labels, ids = (_cat(state) for state in (self.probs, self.labels, self.group_ids))
+        probs, labels, ids, units = (
+            _cat(s) for s in (self.probs, self.labels, self.group_ids, self.unit_ids)
+        )
+        if len(units) and bool((units >= 0).all()):
+            probs, labels, ids = per_unit(probs, labels, ids, units)
         results: dict[str | None, dict[str, float]] = {None: binary_scores(probs, labels, self.threshold)}
+        reals = (
+            ids == self._index[self.real_group]
+            if self.real_group
+            else torch.zeros_like(ids, dtype=torch.bool)
+        )
         for index, name in enumerate(self.group_names):
+            if name == self.real_group:
+                continue
             member = ids == index
             if member.any():
+                member = member | reals
                 results[name] = binary_scores(probs[member], labels[member], self.threshold)
         return results
+
+
+def per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One row per unit (video): σ of the mean logit of its rows (clips), with its label and group. Logits are
+    recovered from the probabilities, clamped at |logit| <= 16.6 (float32 saturation)."""
+    unique, inverse = torch.unique(units, return_inverse=True)
+    logits = torch.logit(probs.double().clamp(1e-7, 1 - 1e-7))
+    device = probs.device
+    sums = torch.zeros(len(unique), dtype=torch.float64, device=device).index_add_(0, inverse, logits)
+    counts = torch.zeros_like(sums).index_add_(0, inverse, torch.ones_like(logits))
+    first = torch.full((len(unique),), len(units), dtype=torch.long, device=device).scatter_reduce_(
+        0, inverse, torch.arange(len(units), device=device), reduce="amin"
+    )
+    return torch.sigmoid(sums / counts).float(), labels[first], ids[first]
 
 
 def _cat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
