@@ -170,6 +170,9 @@ class MVTecDataModule(BaseDataModule):
         val_split: ``test`` validates on the test split (progress only: no checkpoint is selected), ``none``
             runs no validation.
         download: Download MVTec AD into ``root`` when the category is missing (needs the internet).
+        extra_normal_dir: More normal training images (e.g. generated ones), added after the shots are chosen
+            and never to a test split: a folder in the MVTec layout (``<dir>/<category>/train/good``) or a plain
+            folder of images.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
             num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
     """
@@ -188,6 +191,7 @@ class MVTecDataModule(BaseDataModule):
         augment: bool = False,
         val_split: Literal["test", "none"] = "test",
         download: bool = True,
+        extra_normal_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("root", "data/mvtec_anomaly_detection")
@@ -207,7 +211,7 @@ class MVTecDataModule(BaseDataModule):
             crop_fraction,
             augment,
         )
-        self.val_split, self.download = val_split, download
+        self.val_split, self.download, self.extra_normal_dir = val_split, download, extra_normal_dir
         self.datasets: dict[str, AnomalyImageDataset] = {}
 
     # ------------------------------------------------------------------------------------------ on disk
@@ -267,6 +271,7 @@ class MVTecDataModule(BaseDataModule):
             chosen = np.random.default_rng(self.seed).choice(len(train), self.shots, replace=False)
             train = [train[i] for i in sorted(chosen)]
             log.info("%d-shot: training on %s", self.shots, ", ".join(r.path.name for r in train))
+        train += self._extra_normals()
         test = find_records(self.category_dir, self.dataset, "test")
         self.datasets = {
             "train": AnomalyImageDataset(train, self.train_transform(), self.bad_files, self.epoch_size),
@@ -275,6 +280,21 @@ class MVTecDataModule(BaseDataModule):
         log.info("%s/%s: %d normal training images, %d test images (%d anomalous, defects %s)", self.dataset,
                  self.category, len(train), len(test), sum(r.label for r in test),
                  self.groups_for("test")[1:])  # fmt: skip
+
+    def _extra_normals(self) -> list[AnomalyRecord]:
+        """The normal images of ``extra_normal_dir`` (its ``<category>/train/<normal>`` folder when it has one)."""
+        if not self.extra_normal_dir:
+            return []
+        root = Path(self.extra_normal_dir)
+        laid_out = root / str(self.category) / "train" / NORMAL[self.dataset]
+        folder = laid_out if laid_out.is_dir() else root
+        images = list_images(folder, recursive=False) if folder.is_dir() else []
+        if not images:
+            raise DatasetNotFoundError(
+                f"data.init_args.extra_normal_dir={self.extra_normal_dir!r}: no images in {laid_out} or {root}"
+            )
+        log.info("adding %d normal training images from %s", len(images), folder)
+        return [AnomalyRecord(path, 0, NORMAL[self.dataset]) for path in images]
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_split == "none" else self.loader("val")

@@ -20,6 +20,8 @@ from PIL import Image
 from datamodules.archives import ChecksumError, download_resumable
 from datamodules.base import DatasetNotFoundError, collate_skipping_bad
 from datamodules.mvtec import MVTecDataModule, find_records
+from lightning_modules.anomaly.cflow import CFlowNet, ConditionalFlow, positional_encoding
+from lightning_modules.anomaly.efficientad import EfficientADNet
 from lightning_modules.anomaly.metrics import anomaly_metrics, aupro, pro_curve
 from lightning_modules.anomaly.patchcore import PatchCoreNet, greedy_coreset, nearest_neighbours
 from lightning_modules.anomaly.reverse_distillation import ReverseDistillationNet, distillation_loss
@@ -72,6 +74,28 @@ def test_few_shot_is_seeded_and_epoch_size_cycles_the_shots(standin_root: Path) 
     assert cycled == 10
     with pytest.raises(ValueError, match="shots"):
         MVTecDataModule(shots=0)
+
+
+def test_extra_normal_images_join_training_only(standin_root: Path, tmp_path: Path) -> None:
+    """Generated normals (issue 13) are added after the shots, in the MVTec layout or as a plain folder."""
+    datamodule = tiny_mvtec(standin_root)
+    category = datamodule.category_dir.name
+    laid_out = tmp_path / "generated" / category / "train" / "good"
+    laid_out.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(laid_out / f"gen_{i}.png")
+    for folder in (tmp_path / "generated", laid_out):
+        datamodule = tiny_mvtec(standin_root)
+        datamodule.shots, datamodule.extra_normal_dir = 1, str(folder)
+        datamodule.setup("fit")
+        train = datamodule.datasets["train"].records
+        assert len(train) == 4 and sum(r.path.name.startswith("gen_") for r in train) == 3
+        assert all(r.label == 0 for r in train)
+        assert not any(r.path.name.startswith("gen_") for r in datamodule.datasets["test"].records)
+    datamodule = tiny_mvtec(standin_root)
+    datamodule.extra_normal_dir = str(tmp_path / "empty")
+    with pytest.raises(DatasetNotFoundError, match="extra_normal_dir=.*no images"):
+        datamodule.setup("fit")
 
 
 def test_a_defect_without_its_ground_truth_folder_is_a_clear_error(
@@ -219,7 +243,11 @@ def test_chunked_nearest_neighbours_equal_the_full_distance_matrix() -> None:
     assert torch.equal(indices, expected_i) and torch.allclose(distances, expected_d, atol=1e-5)
 
 
-@pytest.mark.parametrize("net_class", [PatchCoreNet, ReverseDistillationNet], ids=["patchcore", "rd"])
+@pytest.mark.parametrize(
+    "net_class",
+    [PatchCoreNet, ReverseDistillationNet, CFlowNet, EfficientADNet],
+    ids=["patchcore", "rd", "cflow", "efficientad"],
+)
 def test_anomaly_maps_have_the_input_size(net_class) -> None:
     net = net_class(backbone="resnet18", pretrained=False).eval()
     images = torch.rand(2, 3, 64, 96)
@@ -228,7 +256,8 @@ def test_anomaly_maps_have_the_input_size(net_class) -> None:
         net.fit(embedding.reshape(-1, embedding.shape[-1]))
         maps, scores = net(images)
     else:
-        maps, scores = net.anomaly_map(images)
+        with torch.no_grad():
+            maps, scores = net.anomaly_map(images)
     assert maps.shape == (2, 1, 64, 96) and scores.shape == (2,) and torch.isfinite(maps).all()
 
 
@@ -351,3 +380,91 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
     assert sorted(r["path"] for r in rows) == sorted(str(r.path) for r in records)
     threshold = float(fit.model.image_threshold)
     assert all(int(r["pred_label"]) == int(float(r["anomaly_score"]) > threshold) for r in rows)
+
+
+def test_cflow_positional_encoding_varies_x_in_one_half_and_y_in_the_other() -> None:
+    encoding = positional_encoding(8, 3, 5)
+    assert encoding.shape == (8, 3, 5)
+    assert torch.equal(encoding[:4], encoding[:4, :1].expand(-1, 3, -1))  # x half: the same on every row
+    assert torch.equal(
+        encoding[4:], encoding[4:, :, :1].expand(-1, -1, 5)
+    )  # y half: the same on every column
+    assert torch.allclose(encoding[0, 0], torch.sin(torch.arange(5.0)))  # lowest frequency sin(x)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        positional_encoding(6, 2, 2)
+
+
+def test_cflow_log_likelihood_is_exact_change_of_variables() -> None:
+    """log p(x) = log N(f(x)) + log|det df/dx|, with the determinant checked against autograd's Jacobian."""
+    torch.manual_seed(0)
+    flow = ConditionalFlow(dim=5, condition_dim=4, blocks=3)
+    for parameter in flow.parameters():  # away from the identity start
+        parameter.data += 0.3 * torch.randn_like(parameter)
+    x, condition = torch.randn(5), torch.randn(4)
+
+    def forward(v: torch.Tensor) -> torch.Tensor:
+        z = v[None]
+        for block in flow.blocks:
+            z, _ = block(z, condition[None])
+        return z[0]
+
+    jacobian = torch.autograd.functional.jacobian(forward, x)
+    z = forward(x)
+    expected = (-0.5 * (z**2).sum() - 2.5 * math.log(2 * math.pi) + torch.slogdet(jacobian)[1]) / 5
+    with torch.no_grad():
+        assert flow.log_likelihood(x[None], condition[None])[0].item() == pytest.approx(
+            expected.item(), abs=1e-4
+        )
+
+
+def test_cflow_flow_learns_normal_vectors_and_ranks_outliers_lower() -> None:
+    torch.manual_seed(0)
+    flow = ConditionalFlow(dim=6, condition_dim=4, blocks=4)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    normal = torch.randn(512, 6) * 0.2 + 1.0  # a tight cluster away from the origin
+    condition = torch.zeros(512, 4)
+    before = flow.log_likelihood(normal, condition).mean().item()
+    for _ in range(200):
+        loss = -flow.log_likelihood(normal, condition).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = flow.log_likelihood(normal, condition).mean().item()
+        outliers = flow.log_likelihood(torch.randn(64, 6) * 0.2 - 1.0, condition[:64]).mean().item()
+    assert after > before + 0.5 and outliers < after - 1
+
+
+def test_cflow_reference_survives_a_checkpoint_round_trip() -> None:
+    net = CFlowNet(backbone="resnet18", pretrained=False, blocks=1, condition_dim=8)
+    net.reference.copy_(torch.tensor([1.5, -2.0, 0.25]))
+    restored = CFlowNet(backbone="resnet18", pretrained=False, blocks=1, condition_dim=8)
+    restored.load_state_dict(net.state_dict())
+    assert torch.equal(restored.reference, net.reference)
+
+
+def test_efficientad_teacher_has_the_papers_384_channels_and_the_hard_loss_keeps_the_top_errors() -> None:
+    torch.manual_seed(0)
+    net = EfficientADNet(backbone="resnet18", pretrained=False, hard_quantile=0.9)
+    images = torch.rand(2, 3, 64, 64)
+    teacher = net.teacher_features(images)
+    assert teacher.shape == (2, 384, 8, 8)  # ResNet-18 layer2 (128) + layer3 (256) at stride 8
+    student, student_ae = net.student_features(images, teacher.shape[-2:])
+    assert student.shape == student_ae.shape == teacher.shape
+    distance = (teacher - student) ** 2
+    expected = distance[distance >= torch.quantile(distance.flatten(), 0.9)].mean()
+    losses = net.losses(images, images)
+    assert losses["hard"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses["hard"] > distance.mean()  # only the hardest tenth counts
+
+
+def test_efficientad_maps_are_normalised_by_the_normal_quantiles() -> None:
+    torch.manual_seed(0)
+    net = EfficientADNet(backbone="resnet18", pretrained=False).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        st, ae = net.raw_maps(images)
+        net.quantiles.copy_(torch.tensor([st.min(), st.max(), ae.min(), ae.max()]))
+        maps, scores = net.anomaly_map(images)
+    # each half maps its [0.9, 0.995]-quantile range onto [0, 0.1]; here min..max, so the sum is in [0, 0.1]
+    assert maps.min() >= -1e-6 and maps.max() <= 0.1 + 1e-6 and scores.shape == (2,)
