@@ -171,8 +171,8 @@ class MVTecDataModule(BaseDataModule):
             runs no validation.
         download: Download MVTec AD into ``root`` when the category is missing (needs the internet).
         extra_normal_dir: More normal training images (e.g. generated ones), added after the shots are chosen
-            and never to a test split: a folder in the MVTec layout (``<dir>/<category>/train/good``) or a plain
-            folder of images.
+            and never to a test split: a folder in the MVTec layout (``<dir>/<category>/train/good``), a plain
+            folder of images, or a ``tgi_ad_generate`` run folder (its newest ``version_*/generated``).
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
             num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
     """
@@ -286,6 +286,9 @@ class MVTecDataModule(BaseDataModule):
         if not self.extra_normal_dir:
             return []
         root = Path(self.extra_normal_dir)
+        generated = sorted(root.glob("version_*/generated"), key=lambda p: p.stat().st_mtime)
+        if generated:  # a generation run's folder (configs/tgi_ad_generate.yaml): its newest version
+            root = generated[-1]
         laid_out = root / str(self.category) / "train" / NORMAL[self.dataset]
         folder = laid_out if laid_out.is_dir() else root
         images = list_images(folder, recursive=False) if folder.is_dir() else []

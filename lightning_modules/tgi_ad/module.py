@@ -1,0 +1,215 @@
+"""The generation step of text-guided variational image generation (METHODS.md section 6), as one LightningModule.
+
+``fit`` on a category's few normal images (``MVTecDataModule`` with ``shots``) trains the variance-aware generator
+in ``rounds``; at the end of each round it draws ``samples_per_image`` variants of every normal image, scores them
+with CLIP against the best WordNet prompts and their source image, keeps the best ``keep`` (outliers rejected),
+and mixes the kept images into the next round's training batches. At the end of fit the last round's kept images
+are written in the MVTec layout, ``<output_dir>/<category>/train/good/``, so any baseline trains on them through
+its unchanged config: ``--data.init_args.extra_normal_dir <output_dir>``. Generated images never reach a test split.
+TensorBoard: the real normals, the candidates, kept vs rejected ones; the chosen prompts as text.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.utils import make_grid, save_image
+
+from datamodules.base import batch_size_of
+from lightning_modules.anomaly.features import FrozenFeatures
+from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
+from lightning_modules.tgi_ad.generator import VarianceAwareVQGAN, generator_loss
+from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
+from lightning_modules.tgi_ad.selector import outliers, select
+
+log = logging.getLogger(__name__)
+
+
+class TextGuidedGenerationModule(L.LightningModule):
+    """Variance-aware generator + keyword-to-prompt + text-guided selector, iterated.
+
+    Args:
+        keyword: The object's name for WordNet (null: the data's category name).
+        clip_path: Local CLIP folder (null: a tiny random CLIP stands in and the run says so).
+        templates: Prompt templates with ``{w}``.
+        top_prompts: Best-ranked prompts whose mean embedding guides the selection (3).
+        width, code_dim, num_codes, downsamplings: Generator sizes (``code_dim``: the latent / code width; not
+            named latent_dim, which the CLI links from video data).
+        kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
+        feature_backbone, pretrained, pretrained_path: Frozen timm CNN of the feature (perceptual) loss.
+        lr: Adam learning rate.
+        rounds: Generation / selection rounds, spread evenly over the epochs.
+        samples_per_image: Variants drawn per normal image and round (S = 8).
+        temperature: σ scale of the sampling (t = 1).
+        keep: Generated images kept per round (200 per category in our reading).
+        gamma: Weight of the similarity to the source image in the selection score (0.5).
+        outlier_z: Outlier rejection threshold in standard deviations (null: none).
+        output_dir: Where the kept images are written, in the MVTec layout (null: ``<run folder>/generated``).
+    """
+
+    def __init__(self, keyword: str | None = None, clip_path: str | None = None,
+                 templates: tuple[str, ...] = TEMPLATES, top_prompts: int = 3, width: int = 64, code_dim: int = 64,
+                 num_codes: int = 512, downsamplings: int = 3, kl_weight: float = 1e-3, feature_weight: float = 1.0,
+                 feature_backbone: str = "resnet18", pretrained: bool = True, pretrained_path: str | None = None,
+                 lr: float = 2e-4, rounds: int = 2, samples_per_image: int = 8, temperature: float = 1.0,
+                 keep: int = 200, gamma: float = 0.5, outlier_z: float | None = 3.0,
+                 output_dir: str | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.save_hyperparameters()
+        if rounds < 1 or samples_per_image < 1 or keep < 1:
+            raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
+        self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings)
+        self.features = (
+            FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
+        )
+        self.register_buffer(
+            "accepted", torch.empty(0)
+        )  # the kept images so far (in the checkpoint: resumable)
+        self._normals: dict[str, torch.Tensor] = {}
+        self.prompts: list[tuple[str, float]] = []
+
+    # ------------------------------------------------------------------------------------------ training
+    def _feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen CNN's maps, with gradients to the input (FrozenFeatures' own forward has none)."""
+        return self.features.body(self.features.normalize(images))
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if not batch_size_of(batch):
+            return None
+        images = batch["image"]
+        for path, image in zip(batch["path"], images, strict=True):
+            self._normals.setdefault(path, image.detach().cpu())
+        if len(self.accepted):  # mix the images accepted so far into the batch
+            extra = self.accepted[torch.randint(len(self.accepted), (len(images),))].to(images)
+            images = torch.cat([images, extra])
+        out = self.generator(images, self.hparams.temperature)
+        terms = generator_loss(images, out, self._feature_maps if self.features is not None else None,
+                               self.hparams.kl_weight, self.hparams.feature_weight)  # fmt: skip
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(images))
+        return terms["total"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(0.5, 0.9))
+
+    def on_train_epoch_end(self) -> None:
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        per_round = max(1, epochs // self.hparams.rounds)
+        if (self.current_epoch + 1) % per_round == 0 or self.current_epoch + 1 == epochs:
+            self.generate_and_select()
+
+    # -------------------------------------------------------------------------------- generation rounds
+    @torch.no_grad()
+    def generate_and_select(self) -> None:
+        """One round: variants of every normal image, CLIP scores, the best ``keep`` accepted."""
+        if not self._normals:
+            return
+        normals = torch.stack(list(self._normals.values())).to(self.device)
+        scorer = load_clip(self.hparams.clip_path)
+        if not self.prompts:
+            keyword = self.hparams.keyword or self._category()
+            self.prompts = rank_prompts(
+                candidate_prompts(keyword, self.hparams.templates), normals.cpu(), scorer
+            )
+            log.info("prompts (CLIP %s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
+        prompt = scorer.text_embeddings([p for p, _ in self.prompts[: self.hparams.top_prompts]]).mean(0)
+        was_training = self.generator.training
+        self.generator.eval()
+        candidates = self.generator.generate(
+            normals, self.hparams.samples_per_image, self.hparams.temperature
+        )
+        self.generator.train(was_training)
+        candidates = candidates.float().cpu()
+        embeddings = scorer.image_embeddings(candidates)
+        sources = scorer.image_embeddings(normals.cpu()).repeat_interleave(
+            self.hparams.samples_per_image, dim=0
+        )
+        keep = min(self.hparams.keep, len(candidates))
+        chosen = select(embeddings, prompt, sources, keep, self.hparams.gamma, self.hparams.outlier_z)
+        self.accepted = candidates[chosen].to(self.device)
+        rejected = torch.ones(len(candidates), dtype=torch.bool)
+        rejected[chosen] = False
+        self.log_dict({"generation/kept": float(keep), "generation/candidates": float(len(candidates)),
+                       "generation/outliers": float(outliers(embeddings, self.hparams.outlier_z).sum())})  # fmt: skip
+        self._log_pictures(normals.cpu(), candidates, candidates[chosen], candidates[rejected])
+
+    def _category(self) -> str:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        category = getattr(datamodule, "category", None)
+        if not category:
+            raise ValueError(
+                "model.init_args.keyword is null and the data names no category: set the object's name"
+            )
+        return str(category).replace("_", " ")
+
+    def _log_pictures(self, normals, candidates, kept, rejected) -> None:
+        grids = {"real_normals": normals[:16], "candidates": candidates[:32], "kept": kept[:16],
+                 "rejected": rejected[:16] if len(rejected) else torch.zeros(1, 3, 8, 8)}  # fmt: skip
+        for logger in self.trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for name, images in grids.items():
+                    logger.experiment.add_image(
+                        f"generation/{name}", make_grid(images, nrow=8), self.global_step
+                    )
+                lines = [f"{score:.4f}  {prompt}" for prompt, score in self.prompts[:10]]
+                logger.experiment.add_text("generation/prompts", "\n\n".join(lines), self.global_step)
+
+    # ------------------------------------------------------------------------------------------- output
+    def on_fit_end(self) -> None:
+        """Write the last round's kept images as ``<output_dir>/<category>/train/good/generated_<n>.png``."""
+        if not self.trainer.is_global_zero or not len(self.accepted):
+            return
+        category = getattr(getattr(self.trainer, "datamodule", None), "category", None) or "category"
+        folder = self.output_dir() / str(category) / "train" / "good"
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("generated_*.png"):
+            stale.unlink()
+        for index, image in enumerate(self.accepted.float().cpu()):
+            save_image(image, folder / f"generated_{index:04d}.png")
+        self.print(f"{len(self.accepted)} generated normal images written to {folder} "
+                   f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})")  # fmt: skip
+
+    def output_dir(self) -> Path:
+        if self.hparams.output_dir:
+            return Path(self.hparams.output_dir)
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir) / "generated"
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The accepted images' buffer has the checkpoint's shape (it grows from empty during fit)."""
+        saved = checkpoint.get("state_dict", {}).get("accepted")
+        if saved is not None:
+            self.accepted = torch.empty_like(saved, device=self.device)
+
+    def _reconstruction(self, batch: dict[str, Any], stage: str) -> None:
+        """How well the generator rebuilds held-out images at t = 0 (its fit; no anomaly metric here)."""
+        if batch_size_of(batch):
+            with torch.no_grad():
+                rebuilt = self.generator(batch["image"], temperature=0.0)["reconstruction"].float()
+            error = rebuilt - batch["image"]
+            self.log_dict({f"{stage}/l1": error.abs().mean(), f"{stage}/mse": (error**2).mean()},
+                          batch_size=batch_size_of(batch))  # fmt: skip
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._reconstruction(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._reconstruction(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        metrics = {
+            k.split("/")[1]: float(v)
+            for k, v in self.trainer.callback_metrics.items()
+            if k.startswith("test/")
+        }
+        if self.trainer.is_global_zero and metrics:
+            from lightning_modules.common.results import write_result_table
+
+            out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+            markdown = write_result_table([{"group": "test images", **metrics}], list(metrics), out,
+                                          title="Variance-aware generator: reconstruction of test images (t = 0)",
+                                          digits=4)  # fmt: skip
+            self.print("\n" + markdown)

@@ -1,0 +1,136 @@
+"""Text-guided generation (issue 13): WordNet keyword expansion into prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lightning_modules.tgi_ad.prompts import candidate_prompts, expand_keyword
+
+
+def test_wordnet_expansion_of_screw_has_a_synonym_a_hypernym_and_hyponyms() -> None:
+    expanded = expand_keyword("screw")
+    assert "screw propeller" in expanded["synonyms"]
+    assert {"fastener", "inclined plane"} <= set(expanded["hypernyms"])
+    assert {"machine screw", "woodscrew"} <= set(expanded["hyponyms"])
+    assert "screw" not in expanded["synonyms"]
+    assert not {"jailer", "coitus"} & set(expanded["synonyms"] + expanded["hypernyms"])  # object senses only
+
+
+def test_prompts_fill_both_templates_keyword_first_and_unknown_words_are_refused() -> None:
+    prompts = candidate_prompts("bottle")
+    assert prompts[:2] == ["a photo of a bottle", "a photo of a flawless bottle"]
+    assert "a photo of a flawless vessel" in prompts  # bottle -> vessel (hypernym)
+    assert len(prompts) == len(set(prompts))
+    assert "a photo of an ampoule" in prompts  # the article follows the word
+    assert candidate_prompts("metal nut")[0] == "a photo of a metal nut"  # expanded through "nut"
+    with pytest.raises(ValueError, match="not a WordNet noun for an object"):
+        expand_keyword("xqzzy")
+
+
+def test_prompts_are_ranked_by_clip_similarity_to_the_images() -> None:
+    import torch
+
+    from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
+
+    scorer = load_clip(None)
+    assert "random" in scorer.description
+    prompts = candidate_prompts("screw")[:6]
+    images = torch.rand(3, 3, 48, 48)
+    ranked = rank_prompts(prompts, images, scorer)
+    assert sorted(p for p, _ in ranked) == sorted(prompts)
+    scores = [s for _, s in ranked]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    # the ranking is the cosine with the images' mean embedding: recompute one by hand
+    image = torch.nn.functional.normalize(scorer.image_embeddings(images).mean(0), dim=0)
+    best_text = scorer.text_embeddings([ranked[0][0]])[0]
+    assert float(best_text @ image) == pytest.approx(ranked[0][1], abs=1e-5)
+    with pytest.raises(FileNotFoundError, match="not a local CLIP folder"):
+        load_clip("/nonexistent/clip")
+
+
+def test_generator_encodes_a_gaussian_and_zero_temperature_is_deterministic() -> None:
+    import torch
+
+    from lightning_modules.tgi_ad.generator import VarianceAwareVQGAN, generator_loss
+
+    torch.manual_seed(0)
+    generator = VarianceAwareVQGAN(width=8, latent_dim=4, num_codes=16, downsamplings=2).eval()
+    images = torch.rand(2, 3, 32, 32)
+    mean, log_variance = generator.encode(images)
+    assert mean.shape == log_variance.shape == (2, 4, 8, 8) and (log_variance.exp() > 0).all()
+    with torch.no_grad():
+        generator(images)  # the codebook takes its codes from the first batch
+        a, b = (
+            generator.generate(images, samples=3, temperature=0.0),
+            generator.generate(images, samples=3, temperature=0.0),
+        )
+        c = generator.generate(images, samples=3, temperature=5.0)
+    assert a.shape == (6, 3, 32, 32) and torch.equal(a, b) and torch.equal(a[0], a[1])
+    assert not torch.equal(a, c) and 0 <= c.min() and c.max() <= 1
+    generator.train()
+    out = generator(images)
+    terms = generator_loss(images, out, features=lambda x: [x.mean(1, keepdim=True)], kl_weight=1.0)
+    assert set(terms) == {"l1", "vq", "kl", "feature", "total"}
+    terms["total"].backward()
+    assert generator.head.weight.grad is not None and generator.head.weight.grad.abs().sum() > 0
+
+
+def test_selector_keeps_exactly_the_requested_number_and_ranks_the_planted_match_first() -> None:
+    import torch
+
+    from lightning_modules.tgi_ad.selector import outliers, select
+
+    torch.manual_seed(0)
+    prompt = torch.randn(16)
+    sources = torch.randn(1, 16).expand(40, -1)
+    candidates = sources + 0.5 * torch.randn(40, 16)
+    candidates[17] = (
+        sources[0] + 3.0 * prompt + 0.01 * torch.randn(16)
+    )  # near-duplicate of the prompt-matching image
+    chosen = select(candidates, prompt, sources, keep=5, outlier_z=None)
+    assert len(chosen) == 5 and len(set(chosen.tolist())) == 5 and chosen[0] == 17
+    far = candidates.clone()
+    far[3] = -20 * sources[0]  # an outlier away from every other candidate
+    assert outliers(far, z=3.0).nonzero().flatten().tolist() == [3]
+    assert 3 not in select(far, prompt, sources, keep=39, outlier_z=3.0).tolist()
+    with pytest.raises(ValueError, match="cannot keep 41 of 40"):
+        select(candidates, prompt, sources, keep=41)
+
+
+def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tmp_path) -> None:
+    """fit: 2 rounds of generation and selection; the kept images land in the MVTec layout, TensorBoard shows the
+    real normals, candidates, kept and rejected images and the prompts; PatchCore then trains on them."""
+    import numpy as np
+
+    from datamodules.image_io import read_rgb
+    from tests.conftest import CONFIGS
+    from tests.helpers import read_events
+
+    generate = ["--config", str(CONFIGS / "tgi_ad_generate.yaml")]
+    sizes = ["--model.init_args.width", "8", "--model.init_args.code_dim", "8", "--model.init_args.num_codes", "32",
+             "--model.init_args.samples_per_image", "4", "--model.init_args.keep", "6", "--trainer.max_epochs", "2",
+             "--data.init_args.shots", "2", "--data.init_args.category", "brick"]  # fmt: skip
+    fit = run_cli("fit", *generate, *sizes)
+    run_dir = Path(fit.trainer.log_dir)
+    kept = sorted((run_dir / "generated" / "brick" / "train" / "good").glob("generated_*.png"))
+    assert len(kept) == 6  # keep 6 of 2 shots x 4 samples
+    pixels = read_rgb(kept[0])
+    assert pixels.shape == (32, 32, 3) and np.ptp(pixels) > 0  # a real picture, not a blank
+    events = read_events(run_dir)
+    assert {
+        "generation/real_normals",
+        "generation/candidates",
+        "generation/kept",
+        "generation/rejected",
+    } <= set(events.Tags()["images"])
+    assert (
+        events.Scalars("generation/kept")[-1].value == 6 and len(events.Scalars("generation/kept")) == 2
+    )  # rounds
+    assert "generation/prompts/text_summary" in events.Tags()["tensors"]
+
+    baseline = run_cli("fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--data.init_args.category", "brick",
+                       "--data.init_args.shots", "2", "--data.init_args.extra_normal_dir", str(run_dir / "generated"))  # fmt: skip
+    train = baseline.datamodule.datasets["train"].records
+    assert len(train) == 8 and sum(r.path.name.startswith("generated_") for r in train) == 6
