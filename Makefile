@@ -54,8 +54,8 @@ demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-i
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30
 
-demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, on the FF++ stand-in
-	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py
+demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min)
+	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --seeds 1 2 3
 
 lint: $(STAMP)  ## ruff over the code
 	$(PY) -m ruff check .

@@ -268,3 +268,20 @@ def test_video_scores_average_clip_logits_and_manipulations_are_scored_against_o
     assert results[None]["acc"] == pytest.approx(3 / 4)  # video 3 (p = 0.62) is called fake
     assert "original" not in results
     assert results["Deepfakes"]["auc"] == pytest.approx(1.0) and results["FaceSwap"]["real_acc"] == 0.5
+
+
+def test_pictures_show_a_clip_of_each_class_and_the_autoencoders_reconstructions() -> None:
+    from lightning_modules.styleflow.module import FaceAutoencoderModule, StyleFlowModule
+
+    frames = torch.rand(3, 10, 3, 16, 16)
+    module = StyleFlowModule(use_style=False, content_backbone="small3d", content_width=4, dim=8, depth=1, heads=2,
+                             mlp_dim=8)  # fmt: skip
+    clips = module.pictures({"frames": frames, "label": torch.tensor([0, 0, 1])})["clips"]
+    assert torch.equal(
+        clips, torch.cat([frames[0, :8], frames[2, :8]])
+    )  # a real clip's frames, then a fake's
+    autoencoder = FaceAutoencoderModule(image_size=16, width=4, num_layers=2, layer_dim=3).eval()
+    picture = autoencoder.pictures({"frames": frames})["reconstruction"]
+    assert picture.shape == (16, 3, 16, 16)
+    assert torch.equal(picture[:8], frames[0, :8])  # inputs on top, reconstructions below
+    assert 0 <= picture[8:].min() and picture[8:].max() <= 1
