@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import cli_run, newest_run_file, write_report
 
 from datamodules.standins.mvtec import SIZES
 from lightning_modules.common.results import read_result_table
@@ -103,11 +102,12 @@ def report(args: argparse.Namespace) -> str:
 
 
 def _seed_means(args: argparse.Namespace, config: str, category: str, shots: str) -> dict[str, float] | None:
-    found = [sorted((Path(args.runs_dir) / run_name(config, category, shots, s)).glob("version_*/results.csv"),
-                    key=lambda f: f.stat().st_mtime) for s in args.seeds]  # fmt: skip
-    if not all(found):
+    files = [
+        newest_run_file(args.runs_dir, run_name(config, category, shots, s), "results.csv")
+        for s in args.seeds
+    ]
+    if not all(files):  # the newest finished run of each seed
         return None
-    files = [versions[-1] for versions in found]  # the newest finished run of each seed
     alls = [next(r for r in read_result_table(f) if r["group"] == "all") for f in files]
     return {m: statistics.mean(float(row[m]) for row in alls) for m in METRICS}
 

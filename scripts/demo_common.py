@@ -24,6 +24,15 @@ def option(argv: list[str], name: str, default: str) -> str:
     return argv[positions[-1] + 1] if positions else default
 
 
+def newest_run_file(runs_dir: str | Path, run: str, name: str, required: bool = False) -> Path | None:
+    """``<runs_dir>/<run>/version_*/<name>`` of the newest finished version; None (or, when ``required``, a
+    FileNotFoundError saying to run the demo) when there is none."""
+    found = sorted((Path(runs_dir) / run).glob(f"version_*/{name}"), key=lambda f: f.stat().st_mtime)
+    if not found and required:
+        raise FileNotFoundError(f"no {name} under {Path(runs_dir) / run}: run the demo without --report_only")
+    return found[-1] if found else None
+
+
 def write_report(markdown: str, runs_dir: str | Path, name: str) -> Path:
     """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path."""
     out = Path(runs_dir) / f"{name}.md"

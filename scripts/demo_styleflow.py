@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import cli_run, newest_run_file, write_report
 
 from datamodules.standins.faceforensics import MANIPULATIONS
 from lightning_modules.common.results import read_result_table
@@ -90,7 +90,11 @@ def report(args: argparse.Namespace) -> str:
             for seed in args.seeds:
                 rows = {
                     str(r["group"]): r
-                    for r in read_result_table(_results(args.runs_dir, run_name(tag, held, seed)))
+                    for r in read_result_table(
+                        newest_run_file(
+                            args.runs_dir, run_name(tag, held, seed), "results.csv", required=True
+                        )
+                    )
                 }
                 unseen.append(float(rows[held]["auc"]))
                 seen.append(statistics.mean(float(rows[m]["auc"]) for m in MANIPULATIONS if m != held))
@@ -103,15 +107,6 @@ def report(args: argparse.Namespace) -> str:
         + " |"
     )
     return "\n".join(lines) + f"\n\nVideo-level AUC (%), σ(mean clip logit); seeds {args.seeds}.\n"
-
-
-def _results(runs_dir: str, run: str) -> Path:
-    found = sorted((Path(runs_dir) / run).glob("version_*/results.csv"), key=lambda f: f.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(
-            f"no results.csv under {Path(runs_dir) / run}: run the demo without --report_only"
-        )
-    return found[-1]
 
 
 def _mean_std(values: list[float]) -> str:

@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import cli_run, newest_run_file, write_report
 
 from lightning_modules.common.results import read_result_table
 
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> str:
 def _newest(
     args: argparse.Namespace, model: str, corpus: str, topics: int, seed: int, name: str
 ) -> Path | None:
-    found = sorted((Path(args.runs_dir) / run_name(model, corpus, topics, seed)).glob(f"version_*/{name}"),
-                   key=lambda f: f.stat().st_mtime)  # fmt: skip
-    return found[-1] if found else None
+    return newest_run_file(args.runs_dir, run_name(model, corpus, topics, seed), name)
 
 
 def report(args: argparse.Namespace) -> str:

@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import cli_run, newest_run_file, write_report
 
 from lightning_modules.common.results import read_result_table
 
@@ -68,17 +68,10 @@ def run_names(dataset: str) -> tuple[str, str]:
     return f"demo_vqvae_{dataset}", f"demo_tvqvae_{dataset}"
 
 
-def _newest(runs_dir: str, run: str, name: str) -> Path:
-    found = sorted((Path(runs_dir) / run).glob(f"version_*/{name}"), key=lambda f: f.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(f"no {name} under {Path(runs_dir) / run}: run the demo without --report_only")
-    return found[-1]
-
-
 def report(args: argparse.Namespace) -> str:
     vq_run, topic_run = run_names(args.dataset)
-    vq = read_result_table(_newest(args.runs_dir, vq_run, "results.csv"))[0]
-    topics_file = _newest(args.runs_dir, topic_run, "results.csv")
+    vq = read_result_table(newest_run_file(args.runs_dir, vq_run, "results.csv", required=True))[0]
+    topics_file = newest_run_file(args.runs_dir, topic_run, "results.csv", required=True)
     topics = read_result_table(topics_file)[0]
     return "\n".join([
         f"{args.dataset} stand-in. Image VQ-VAE (width {args.dim}, 512 codes, {args.vq_epochs} epochs), test split: reconstruction MSE "

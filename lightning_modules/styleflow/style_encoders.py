@@ -26,7 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.image_io import list_images, read_rgb
-from lightning_modules.common.checkpoints import RunCheckpointError, read_run_checkpoint
+from lightning_modules.common.checkpoints import (
+    RunCheckpointError,
+    newest_last_checkpoint,
+    read_run_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 LATENTS, LATENTS_INFO = "latents.npy", "latents.json"
@@ -250,8 +254,7 @@ def encoder_identity(path: str | Path) -> str:
     """Names the weights latents came from: the checkpoint file, its size and modification time."""
     path = Path(path)
     if path.is_dir():
-        found = sorted(path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
-        path = found[-1].resolve() if found else path
+        path = newest_last_checkpoint(path) or path
     stat = path.stat()
     return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 

@@ -72,6 +72,7 @@ class TextGuidedGenerationModule(L.LightningModule):
         )  # the kept images so far (in the checkpoint: resumable)
         self._normals: dict[str, torch.Tensor] = {}
         self.prompts: list[tuple[str, float]] = []
+        self._scorer = None  # CLIP, loaded at the first round and kept for the next ones
 
     # ------------------------------------------------------------------------------------------ training
     def _feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -109,7 +110,9 @@ class TextGuidedGenerationModule(L.LightningModule):
         if not self._normals:
             return
         normals = torch.stack(list(self._normals.values())).to(self.device)
-        scorer = load_clip(self.hparams.clip_path)
+        if self._scorer is None:
+            self._scorer = load_clip(self.hparams.clip_path)
+        scorer = self._scorer
         if not self.prompts:
             keyword = self.hparams.keyword or self._category()
             self.prompts = rank_prompts(
