@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
 from datamodules.image_io import BadImageError, read_rgb
 
@@ -217,11 +217,12 @@ class BaseDataModule(L.LightningDataModule):
         return f"data.init_args.root={self.root!r} does not exist"
 
     # -------------------------------------------------------------------------------------------- loaders
-    def make_loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training."""
-        sampler = None
+    def make_loader(self, dataset: Dataset, train: bool, sampler: Sampler | None = None) -> DataLoader:
+        """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training.
+        ``sampler``: an order of the datamodule's own (FF++'s triplets), kept whole (no shuffle, nothing dropped)."""
+        own_order = sampler is not None
         trainer = self.trainer
-        if train and not self.shuffle and trainer is not None and trainer.world_size > 1:
+        if not own_order and train and not self.shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning would replace the loader's sampler by a shuffling DistributedSampler for training
             sampler = DistributedSampler(
                 dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
@@ -229,9 +230,9 @@ class BaseDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and self.shuffle,
+            shuffle=train and self.shuffle and not own_order,
             sampler=sampler,
-            drop_last=train and len(dataset) > self.batch_size,
+            drop_last=train and not own_order and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0 and train,

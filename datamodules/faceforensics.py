@@ -135,7 +135,7 @@ class VideoClipDataset(Dataset):
         video_index, start = self.clips[index]
         video = self.videos[video_index]
         sample: dict[str, Any] = {"label": video.label, "group": video.group, "video_index": video_index,
-                                  "path": f"{video.folder}#{start}"}  # fmt: skip
+                                  "sample_index": index, "path": f"{video.folder}#{start}"}  # fmt: skip
         if "frames" in self.inputs:
             frames = self.frames(index)
             if frames is None:
@@ -345,8 +345,7 @@ class FaceVideoDataModule(BaseDataModule):
         dataset = self.datasets["train"]
         videos = np.array([v for v, _ in dataset.clips])
         sampler = TripletSampler(dataset.labels(), videos, self.triplets_per_epoch, self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, drop_last=False)  # fmt: skip
+        return self.make_loader(dataset, train=True, sampler=sampler)
 
     @property
     def num_classes(self) -> int:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 from demo_common import cli_run, write_report
-from torchmetrics.functional.classification import binary_auroc
+
+from lightning_modules.common.metrics import auroc
 
 METHODS = {
     "baseline": ("dcutmix", ["--trainer.callbacks.prob", "0.0"]),
@@ -92,7 +93,7 @@ def predict_uncertainty(common: list[str]) -> str:
     return (
         f"DCutMix (seed {common[common.index('--seed_everything') + 1]}) on {len(rows)} test images, "
         f"{int(wrong.sum())} misclassified: AUROC of `mix_uncertainty` for finding them "
-        f"{100 * float(binary_auroc(mix, wrong)):.1f} %, of `1 - confidence` {100 * float(binary_auroc(plain, wrong)):.1f} %.\n"
+        f"{100 * auroc(mix, wrong):.1f} %, of `1 - confidence` {100 * auroc(plain, wrong):.1f} %.\n"
     )
 
 

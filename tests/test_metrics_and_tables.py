@@ -73,3 +73,20 @@ def test_summary_rows_means_and_seen_split(tmp_path: Path) -> None:
     back = read_result_table(tmp_path / "results.csv")
     assert [r["group"] for r in back] == [r["group"] for r in rows]
     assert back[1]["ap"] == pytest.approx(90.0)
+
+
+def test_auroc_of_unbounded_scores_keeps_their_order() -> None:
+    """torchmetrics squashes scores outside [0, 1] with a sigmoid, tying every score above ~17 in float32;
+    the shared auroc() ranks them first, so large anomaly scores keep their order."""
+    from torchmetrics.functional.classification import binary_auroc
+
+    from lightning_modules.common.metrics import auroc
+
+    scores = torch.tensor([100.0, 200.0, 300.0, 400.0])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert float(binary_auroc(scores, labels)) == 0.5  # the trap
+    assert auroc(scores, labels) == 1.0 and auroc(-scores, labels) == 0.0
+    assert auroc(torch.tensor([1.0, 1.0, 1.0, 2.0]), labels) == 0.75  # ties stay ties (half credit)
+    probs = torch.rand(50)
+    target = (torch.rand(50) > 0.5).long()
+    assert auroc(probs, target) == pytest.approx(float(binary_auroc(probs, target)))

@@ -270,6 +270,29 @@ def test_video_scores_average_clip_logits_and_manipulations_are_scored_against_o
     assert results["Deepfakes"]["auc"] == pytest.approx(1.0) and results["FaceSwap"]["real_acc"] == 0.5
 
 
+def test_a_clip_repeated_by_ddp_padding_counts_once_in_its_videos_mean() -> None:
+    """The distributed sampler pads the last batch with repeated samples; with ``samples`` (dataset indices)
+    the metric drops the repeats, so video 1's score stays σ(mean(3, -1)) instead of leaning to the repeat."""
+    logit = torch.tensor([-2.0, 3.0, -1.0, -0.5])
+    labels, videos, samples = (
+        torch.tensor([0, 1, 1, 0]),
+        torch.tensor([0, 1, 1, 2]),
+        torch.tensor([0, 1, 2, 3]),
+    )
+    once, twice = GroupedBinaryMetrics(), GroupedBinaryMetrics()
+    once.update(torch.sigmoid(logit), labels, None, videos, samples)
+    repeated = torch.tensor(
+        [2, 2, 2]
+    )  # the clip with logit -1 padded in three more times (another rank's share)
+    twice.update(torch.sigmoid(logit), labels, None, videos, samples)
+    twice.update(torch.sigmoid(logit[repeated]), labels[repeated], None, videos[repeated], samples[repeated])
+    assert once.compute() == twice.compute()
+    blind = GroupedBinaryMetrics()  # without sample indices the repeats pull video 1 down
+    blind.update(torch.sigmoid(logit), labels, None, videos)
+    blind.update(torch.sigmoid(logit[repeated]), labels[repeated], None, videos[repeated])
+    assert once.compute()[None]["acc"] == pytest.approx(1.0) and blind.compute()[None]["acc"] < 1.0
+
+
 def test_pictures_show_a_clip_of_each_class_and_the_autoencoders_reconstructions() -> None:
     from lightning_modules.styleflow.module import FaceAutoencoderModule, StyleFlowModule
 

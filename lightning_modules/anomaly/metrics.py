@@ -16,7 +16,8 @@ import math
 import numpy as np
 import torch
 from scipy import ndimage
-from torchmetrics.functional.classification import binary_auroc
+
+from lightning_modules.common.metrics import auroc
 
 ANOMALY_METRICS = ("image_auroc", "pixel_auroc", "pro")
 
@@ -80,8 +81,8 @@ def anomaly_metrics(
     pixels = masks.flatten().long().cpu()
     pixel_both = bool((pixels == 0).any() and (pixels == 1).any())
     return {
-        "image_auroc": float(binary_auroc(image_scores.float().cpu(), labels)) if both else math.nan,
-        "pixel_auroc": float(binary_auroc(maps.flatten().float().cpu(), pixels)) if pixel_both else math.nan,
+        "image_auroc": auroc(image_scores, labels) if both else math.nan,
+        "pixel_auroc": auroc(maps, pixels) if pixel_both else math.nan,
         "pro": aupro(maps, masks, fpr_limit) if pixel_both else math.nan,
     }
 

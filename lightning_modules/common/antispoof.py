@@ -21,11 +21,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchmetrics.functional.classification import binary_auroc
 from torchvision.utils import make_grid
 
 from datamodules.base import batch_size_of, collate_skipping_bad
-from lightning_modules.common.metrics import GroupedBinaryMetrics, _cat
+from lightning_modules.common.metrics import GroupedBinaryMetrics, _cat, auroc
 from lightning_modules.common.results import write_result_table
 
 SPOOF_METRICS = ("apcer", "bpcer", "acer", "auc")
@@ -45,7 +44,7 @@ def spoof_metrics(scores: torch.Tensor, labels: torch.Tensor, threshold: float) 
     bpcer = float((genuine > threshold).float().mean()) if genuine.numel() else math.nan
     both = genuine.numel() and spoof.numel()
     return {"apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2,
-            "auc": float(binary_auroc(scores.float(), labels.long())) if both else math.nan}  # fmt: skip
+            "auc": auroc(scores, labels) if both else math.nan}  # fmt: skip
 
 
 def spoof_rows(

@@ -77,9 +77,8 @@ class BinaryDetectionModule(L.LightningModule):
             return
         logits = self.logits(batch)
         self.log(f"{stage}/loss", self.loss(logits, batch), batch_size=batch_size_of(batch), sync_dist=True)
-        metrics.update(
-            torch.sigmoid(logits.float()), batch["label"], batch.get("group"), batch.get("video_index")
-        )
+        metrics.update(torch.sigmoid(logits.float()), batch["label"], batch.get("group"), batch.get("video_index"),
+                       batch.get("sample_index"))  # fmt: skip
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")

@@ -29,6 +29,10 @@ class GroupedBinaryMetrics(Metric):
     video-level, each video scored σ(mean clip logit); ``set_groups(..., real_group=name)`` scores every other
     group together with that group's real samples (FF++: each manipulation against the originals) and gives
     the real group no row of its own.
+
+    ``samples`` in ``update`` (the dataset index of each row) lets ``compute`` count each sample once: under DDP
+    the distributed sampler pads the last batch with repeats, which would otherwise weigh twice (in a video's
+    mean, too).
     """
 
     full_state_update = False
@@ -42,6 +46,7 @@ class GroupedBinaryMetrics(Metric):
         self.add_state("labels", default=[], dist_reduce_fx="cat")
         self.add_state("group_ids", default=[], dist_reduce_fx="cat")
         self.add_state("unit_ids", default=[], dist_reduce_fx="cat")
+        self.add_state("sample_ids", default=[], dist_reduce_fx="cat")
         self.real_group: str | None = None
 
     def set_groups(self, group_names: Sequence[str], real_group: str | None = None) -> None:
@@ -51,7 +56,7 @@ class GroupedBinaryMetrics(Metric):
         self.real_group = real_group if real_group in self._index else None
 
     def update(self, probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[str] | None = None,
-               units: torch.Tensor | None = None) -> None:  # fmt: skip
+               units: torch.Tensor | None = None, samples: torch.Tensor | None = None) -> None:  # fmt: skip
         probs = probs.detach().float().flatten()
         labels = labels.detach().long().flatten()
         if groups is None or not self.group_names:  # no group list: pooled metrics only
@@ -67,11 +72,17 @@ class GroupedBinaryMetrics(Metric):
         self.unit_ids.append(
             torch.full_like(labels, -1) if units is None else units.detach().long().flatten()
         )
+        self.sample_ids.append(
+            torch.full_like(labels, -1) if samples is None else samples.detach().long().flatten()
+        )
 
     def compute(self) -> dict[str | None, dict[str, float]]:
-        probs, labels, ids, units = (
-            _cat(s) for s in (self.probs, self.labels, self.group_ids, self.unit_ids)
+        probs, labels, ids, units, samples = (
+            _cat(s) for s in (self.probs, self.labels, self.group_ids, self.unit_ids, self.sample_ids)
         )
+        if len(samples) and bool((samples >= 0).all()):  # each sample once (DDP padding repeats some)
+            keep = first_occurrences(samples)
+            probs, labels, ids, units = probs[keep], labels[keep], ids[keep], units[keep]
         if len(units) and bool((units >= 0).all()):
             probs, labels, ids = per_unit(probs, labels, ids, units)
         results: dict[str | None, dict[str, float]] = {None: binary_scores(probs, labels, self.threshold)}
@@ -88,6 +99,25 @@ class GroupedBinaryMetrics(Metric):
                 member = member | reals
                 results[name] = binary_scores(probs[member], labels[member], self.threshold)
         return results
+
+
+def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Binary AUROC of any real-valued scores (higher = positive). torchmetrics reads scores outside [0, 1] as
+    logits and squashes them with a sigmoid, which in float32 ties every score above ~17 (a PatchCore distance,
+    a flow's negative log-likelihood, EfficientAD's normalised map); their dense ranks scaled into [0, 1] keep
+    the order and the ties, and AUROC depends on nothing else."""
+    scores = scores.detach().flatten().double().cpu()
+    _, ranks = torch.unique(scores, return_inverse=True)
+    return float(binary_auroc(ranks.double() / max(1, int(ranks.max())), labels.flatten().long().cpu()))
+
+
+def first_occurrences(values: torch.Tensor) -> torch.Tensor:
+    """Indices of the first row of each distinct value, in row order."""
+    unique, inverse = torch.unique(values, return_inverse=True)
+    first = torch.full((len(unique),), len(values), dtype=torch.long, device=values.device).scatter_reduce_(
+        0, inverse, torch.arange(len(values), device=values.device), reduce="amin"
+    )
+    return first.sort().values
 
 
 def per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
