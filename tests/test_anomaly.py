@@ -468,3 +468,25 @@ def test_efficientad_maps_are_normalised_by_the_normal_quantiles() -> None:
         maps, scores = net.anomaly_map(images)
     # each half maps its [0.9, 0.995]-quantile range onto [0, 0.1]; here min..max, so the sum is in [0, 0.1]
     assert maps.min() >= -1e-6 and maps.max() <= 0.1 + 1e-6 and scores.shape == (2,)
+
+
+@pytest.mark.parametrize("stop", ["max_steps", "no_validation"])
+def test_efficientad_checkpoint_carries_quantiles_when_fit_ends_between_validations(
+    run_cli, stop: str
+) -> None:
+    """A fit that stops mid-epoch (max_steps) or whose last epoch has no validation must still save the
+    quantiles measured on its training images: test reads them from the checkpoint."""
+    from tests.conftest import CONFIGS
+
+    ending = (["--trainer.max_steps", "1"] if stop == "max_steps"
+              else ["--trainer.check_val_every_n_epoch", "5"])  # fmt: skip
+    fit = run_cli(
+        "fit", "--config", str(CONFIGS / "efficientad_mvtec.yaml"), "--trainer.max_epochs", "1", *ending
+    )
+    assert (
+        fit.trainer.global_step >= 1 and "val/image_auroc" not in fit.trainer.callback_metrics
+    )  # no validation
+    checkpoint = torch.load(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    quantiles = checkpoint["state_dict"]["net.quantiles"]
+    assert not torch.equal(quantiles, torch.tensor([0.0, 1.0, 0.0, 1.0]))  # measured, not the initial values
+    assert quantiles[0] <= quantiles[1] and quantiles[2] <= quantiles[3]

@@ -295,7 +295,10 @@ class EfficientADModule(AnomalyDetectionRoutine):
                                  features.sum((0, 2, 3)), (features**2).sum((0, 2, 3))]).float()  # fmt: skip
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
         mean = sums[1] / sums[0]
-        std = (sums[2] / sums[0] - mean**2).clamp_min(1e-12).sqrt()
+        std = (sums[2] / sums[0] - mean**2).clamp_min(0).sqrt()
+        # a channel that never fires on the few normal images (std ~0) would turn any activation on a test image
+        # into an astronomically large distance; floored at a tenth of the mean channel std (ours)
+        std = std.clamp_min(0.1 * float(std.mean()) + 1e-12)
         self.net.teacher_mean.copy_(mean.view(1, -1, 1, 1))
         self.net.teacher_std.copy_(std.view(1, -1, 1, 1))
         self.teacher_stats_ready.fill_(True)
@@ -324,6 +327,16 @@ class EfficientADModule(AnomalyDetectionRoutine):
         if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self._fit_quantiles()
         super().on_validation_epoch_start()
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """After the last training step, measure the quantiles too: a fit that ends between validations (a
+        ``max_steps`` mid-epoch, ``check_val_every_n_epoch`` > 1) must still save the ones its weights need."""
+        trainer = self.trainer
+        last_step = 0 < trainer.max_steps <= self.global_step
+        last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= self.current_epoch + 1
+        if last_step or (last_epoch and batch_idx + 1 >= trainer.num_training_batches):
+            self._fit_quantiles()
 
     def _fit_quantiles(self) -> None:
         """0.9 / 0.995 quantiles of both raw maps over the training images, gathered from every rank."""
