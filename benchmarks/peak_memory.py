@@ -30,8 +30,15 @@ def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]
     args += offline_smoke_arguments(config)  # no weight download, tiny widths where the model says so
     for key, name in prerequisites(config).items():  # the run it reads was measured before it (in_run_order)
         args += [f"--{key}", str(runs / name)]
-    result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True)
+    return measured_cli(args, f"{config.name}: fit")
+
+
+def measured_cli(args: list[str], what: str, timeout: float | None = None) -> dict[str, float | None]:
+    """``python cli.py <args>`` in a child process: its peak RSS and peak CUDA allocation (MiB); a RuntimeError
+    naming ``what`` with the end of its stderr when it fails (subprocess.TimeoutExpired past ``timeout`` s)."""
+    result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True,
+                            timeout=timeout)  # fmt: skip
     peak = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
     if result.returncode or not peak:
-        raise RuntimeError(f"{config.name}: fit failed\n{result.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed\n{result.stderr[-3000:]}")
     return json.loads(peak[-1][5:])

@@ -31,3 +31,31 @@ def test_gpu_check_parses_and_its_throughput_probe_runs_on_cpu() -> None:
     line = main(["--device", "cpu", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "2",
                  "--steps", "1"])  # fmt: skip
     assert "float32" in line and "bf16-mixed + channels-last" in line
+
+
+def test_config_sweep_reports_runs_failures_and_skips_with_their_reason(
+    standin_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """scripts/gpu_configs.py on CPU: a config that runs (peak memory read), one whose precision is wrong (failed,
+    the error in the note, the sweep goes on), and where the text stack is missing a config that needs it and one
+    that reads its run (skipped, each saying why)."""
+    import scripts.gpu_configs as sweep
+
+    monkeypatch.setattr(sweep, "missing_modules", lambda names=sweep.TEXT_STACK: ["gensim"])
+    out = tmp_path / "sweep"
+    outcomes = sweep.main(["--configs", "cls_logits", "patchcore_mvtec_tgi", "--precision", "32-true", "64-nonsense",
+                           "--steps", "1", "--jobs", "2", "--accelerator", "cpu", "--root", str(standin_root),
+                           "--out", str(out), "--extra", "--config", str(CONFIGS / "smoke.yaml")])  # fmt: skip
+    found = {(o.config, o.precision): o for o in outcomes}
+    assert found["cls_logits", "32-true"].result == "ok" and found["cls_logits", "32-true"].rss_mib > 100
+    assert (
+        found["cls_logits", "64-nonsense"].result == "failed"
+        and "64-nonsense" in found["cls_logits", "64-nonsense"].note
+    )
+    assert (
+        found["tgi_ad_generate", "32-true"].result == "skipped"
+        and "gensim" in found["tgi_ad_generate", "32-true"].note
+    )
+    assert found["patchcore_mvtec_tgi", "32-true"].note == "needs tgi_ad_generate, which did not run"
+    table = (out / "gpu_configs.md").read_text()
+    assert table.count("\n| ") == 1 + len(outcomes) and "| cls_logits | 32-true | ok |" in table

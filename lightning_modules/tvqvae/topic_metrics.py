@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from gensim.corpora import Dictionary
-from gensim.models.coherencemodel import CoherenceModel
+
+if TYPE_CHECKING:  # gensim is imported where NPMI is computed: the image models' purity does not need it
+    from gensim.corpora import Dictionary
 
 
 def top_words(topic_word: torch.Tensor | np.ndarray, id2word: Sequence[str], n: int) -> list[list[str]]:
@@ -28,6 +30,8 @@ def top_words(topic_word: torch.Tensor | np.ndarray, id2word: Sequence[str], n: 
 def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], dictionary: Dictionary,
                    topn: int = 10) -> list[float]:  # fmt: skip
     """gensim ``c_npmi`` of each topic's first ``topn`` words over ``texts`` (sliding windows of 10 words)."""
+    from gensim.models.coherencemodel import CoherenceModel
+
     model = CoherenceModel(topics=[list(t[:topn]) for t in topics], texts=[list(t) for t in texts],
                            dictionary=dictionary, coherence="c_npmi", topn=topn, processes=1)  # fmt: skip
     return [float(v) for v in model.get_coherence_per_topic()]
