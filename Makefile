@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-topics demo-tvqvae-image demo-styleflow lint bench clean
+.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the sta
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py
+
+demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot (~90 min)
+	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py
 
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py

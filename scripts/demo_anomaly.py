@@ -1,13 +1,17 @@
-"""`make demo-anomaly`: PatchCore and Reverse Distillation on the MVTec-layout stand-in, one-shot, few-shot (4)
-and full-shot, every category: image AUROC, pixel AUROC and AUPRO (%), read back from each run's results.csv.
+"""`make demo-anomaly`: PatchCore and Reverse Distillation (``--methods`` adds CFlow and EfficientAD) on the
+MVTec-layout stand-in, one-shot, few-shot (4) and full-shot, every category: image AUROC, pixel AUROC and AUPRO
+(%), read back from each run's results.csv.
 
-Both use ``configs/demo_anomaly.yaml`` (128 px, randomly initialised ResNet-18: no ImageNet weights offline).
-Reverse Distillation trains ``--rd_steps`` steps whatever the number of shots (the few images are cycled).
-The same script runs the real protocol: ``--overlay none --rd_steps 0`` keeps the method configs as they are
-(``--rd_steps 0``: the config's 200 epochs), with ``--data.init_args.root`` and ``--categories`` of the data.
+All use ``configs/demo_anomaly.yaml`` (128 px, randomly initialised ResNet-18: no ImageNet weights offline). The
+trained methods run a fixed number of steps whatever the number of shots (the few images are cycled):
+``--steps`` sets it for all of them, else ``STEPS`` (CFlow's coupling blocks are the slowest on a CPU). The same
+script runs the real protocol: ``--overlay none --steps 0`` keeps the method configs as they are (their epochs),
+with ``--data.init_args.root`` and ``--categories`` of the data. A run whose results exist is not run again
+(``--fresh`` reruns it; ``--retest`` only tests it again), so a stopped demo continues where it stopped.
 
     python scripts/demo_anomaly.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
-                                   [--categories brick ...] [--overlay none] [--report_only] [extra cli arguments]
+                                   [--categories brick ...] [--overlay none] [--steps N] [--fresh] [--retest] [--report_only]
+                                   [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from demo_common import cli_run, newest_run_file, write_report
 from datamodules.standins.mvtec import SIZES
 from lightning_modules.common.results import read_result_table
 
-METHODS = {"PatchCore": "patchcore_mvtec", "Reverse Distillation": "reverse_distillation_mvtec"}
+METHODS = {"PatchCore": "patchcore_mvtec", "Reverse Distillation": "reverse_distillation_mvtec",
+           "CFlow": "cflow_mvtec", "EfficientAD": "efficientad_mvtec"}  # fmt: skip
+DEFAULT_METHODS = ["PatchCore", "Reverse Distillation"]
+# (steps, batch) per trained method on the CPU: CFlow's coupling blocks and EfficientAD's PDN (4x4 convolutions at
+# 128 and 256 channels, batch 1 in the paper) cost ~1.3 and ~1.9 s a step here, RD ~0.4
+STEPS = {"reverse_distillation_mvtec": (300, 16), "cflow_mvtec": (40, 16), "efficientad_mvtec": (40, 4)}
+EPOCH_SIZE = 64  # images per epoch: the few shots cycled
 REGIMES = {"one-shot": "1", "few-shot (4)": "4", "full-shot": "null"}
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 
@@ -30,42 +40,59 @@ def run_name(config: str, category: str, shots: str, seed: int) -> str:
     return f"demo_anomaly_{config}_{category}_{'full' if shots == 'null' else shots + 'shot'}_seed{seed}"
 
 
+def fit_and_test(config: str, category: str, shots: str, seed: int, run: str, args: argparse.Namespace,
+                 extra: list[str]) -> None:  # fmt: skip
+    """``fit`` then ``test --ckpt_path last`` of one method config on one category, unless its results exist."""
+    done = not args.fresh and newest_run_file(args.runs_dir, run, "results.csv")
+    if done and not args.retest:
+        print(f"\n{run}: results exist, not run again (--fresh reruns, --retest tests again)", flush=True)
+        return
+    steps, batch = STEPS.get(config.removesuffix("_tgi"), (0, 0))  # (0, 0): not trained (PatchCore)
+    steps = steps if args.steps is None or not batch else args.steps
+    options = []
+    if steps > 0:  # the few images cycled through EPOCH_SIZE-image epochs
+        options = ["--data.init_args.epoch_size", str(EPOCH_SIZE), "--data.init_args.batch_size", str(batch),
+                   "--trainer.max_epochs", "-1", "--trainer.max_steps", str(steps)]  # fmt: skip
+    overlay = [] if args.overlay == "none" else ["--config", args.overlay]
+    common = ["--config", f"configs/{config}.yaml", *overlay, "--data.init_args.category", category,
+              "--data.init_args.shots", shots, "--data.init_args.seed", str(seed), "--seed_everything", str(seed),
+              *options, "--run_name", run, "--runs_dir", args.runs_dir, *extra]  # fmt: skip
+    if not done:
+        cli_run(["fit", *common])
+    cli_run(["test", *common, "--ckpt_path", "last"])
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments demo_anomaly and demo_tgi_ad share."""
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="data seeds (which shots are drawn)"
+    )
+    parser.add_argument("--categories", nargs="+", default=list(SIZES["small"][0]))
+    parser.add_argument("--steps", type=int, help="steps of every trained method (0: the config's)")
+    parser.add_argument("--overlay", default="configs/demo_anomaly.yaml", help="overlay config, or none")
+    parser.add_argument("--fresh", action="store_true", help="rerun runs whose results exist")
+    parser.add_argument("--retest", action="store_true",
+                        help="test finished runs again from their last checkpoint (after a change in the metrics)")  # fmt: skip
+    parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
+    parser.add_argument("--runs_dir", default="runs")
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0], help="data seeds (which shots are drawn)"
-    )
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    add_common_arguments(parser)
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
-    parser.add_argument("--categories", nargs="+", default=list(SIZES["small"][0]))
-    parser.add_argument(
-        "--rd_steps", type=int, default=300, help="Reverse Distillation steps (0: the config's)"
-    )
-    parser.add_argument("--overlay", default="configs/demo_anomaly.yaml", help="overlay config, or none")
-    parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
-    parser.add_argument("--runs_dir", default="runs")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
-    steps_per_epoch = 4  # epoch_size 64 / batch 16
     for seed in [] if args.report_only else args.seeds:
         for regime in args.regimes:
             for method in args.methods:
                 config, shots = METHODS[method], REGIMES[regime]
                 for category in args.categories:
-                    options = []
-                    if config == "reverse_distillation_mvtec" and args.rd_steps > 0:
-                        options = ["--data.init_args.epoch_size", "64", "--trainer.max_epochs",
-                                   str(max(1, args.rd_steps // steps_per_epoch))]  # fmt: skip
-                    overlay = [] if args.overlay == "none" else ["--config", args.overlay]
-                    common = ["--config", f"configs/{config}.yaml", *overlay,
-                              "--data.init_args.category", category, "--data.init_args.shots", shots,
-                              "--data.init_args.seed", str(seed), "--seed_everything", str(seed), *options,
-                              "--run_name", run_name(config, category, shots, seed), "--runs_dir", args.runs_dir,
-                              *extra]  # fmt: skip
-                    cli_run(["fit", *common])
-                    cli_run(["test", *common, "--ckpt_path", "last"])
+                    fit_and_test(config, category, shots, seed, run_name(config, category, shots, seed), args,
+                                 extra)  # fmt: skip
     markdown = report(args)
     if not args.report_only:
         markdown += (
@@ -102,10 +129,13 @@ def report(args: argparse.Namespace) -> str:
 
 
 def _seed_means(args: argparse.Namespace, config: str, category: str, shots: str) -> dict[str, float] | None:
-    files = [
-        newest_run_file(args.runs_dir, run_name(config, category, shots, s), "results.csv")
-        for s in args.seeds
-    ]
+    return seed_means(args.runs_dir, [run_name(config, category, shots, s) for s in args.seeds])
+
+
+def seed_means(runs_dir: str, runs: list[str]) -> dict[str, float] | None:
+    """Image AUROC / pixel AUROC / AUPRO of the ``all`` row, averaged over ``runs`` (one per seed); None unless
+    every run has finished."""
+    files = [newest_run_file(runs_dir, run, "results.csv") for run in runs]
     if not all(files):  # the newest finished run of each seed
         return None
     alls = [next(r for r in read_result_table(f) if r["group"] == "all") for f in files]

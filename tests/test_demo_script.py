@@ -99,7 +99,7 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     import demo_anomaly
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = ["--categories", "brick", "--regimes", "one-shot", "full-shot", "--rd_steps", "4",
+    arguments = ["--categories", "brick", "--regimes", "one-shot", "full-shot", "--steps", "4",
                  "--runs_dir", str(tmp_path)]  # fmt: skip
     markdown = demo_anomaly.main([*arguments, *smoke])
     assert "**one-shot**" in markdown and "**full-shot**" in markdown
@@ -111,6 +111,47 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     )
     report = demo_anomaly.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
+
+
+def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_normals(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    """One generation run feeds the four ``*_tgi`` configs; real-only runs that exist are reused, not rerun."""
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_tgi_ad
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    generation = (f"--config {CONFIGS / 'smoke.yaml'} --data.init_args.root {standin_root} "
+                  "--model.init_args.samples_per_image 4 --model.init_args.keep 3")  # fmt: skip
+    arguments = ["--categories", "brick", "--regimes", "one-shot", "--steps", "2", "--runs_dir", str(tmp_path),
+                 "--generation_arguments", generation]  # fmt: skip
+    markdown = demo_tgi_ad.main([*arguments, *smoke])
+    for metric in ("image AUROC", "pixel AUROC", "AUPRO"):
+        assert f"**one-shot, {metric}**" in markdown
+    rows = [
+        line
+        for line in markdown.splitlines()
+        if line.startswith(("| PatchCore", "| Reverse", "| CFlow", "| Eff"))
+    ]
+    assert len(rows) == 3 * 8 and all("—" not in row for row in rows), markdown
+    assert "| PatchCore | real + generated |" in markdown
+    generated = next(line for line in markdown.splitlines() if line.startswith("| one-shot | brick |"))
+    assert "| 3 / 4 |" in generated and generated.endswith(
+        "| — |"
+    )  # one real normal: no spread between normals
+    kept = list(
+        (tmp_path / "demo_tgi_generate_brick_1shot_seed0").glob("version_0/generated/brick/train/good/*.png")
+    )
+    assert len(kept) == 3
+    tgi_run = tmp_path / "demo_anomaly_cflow_mvtec_tgi_brick_1shot_seed0" / "version_0" / "config.yaml"
+    assert (
+        "demo_tgi_generate_brick_1shot_seed0" in tgi_run.read_text()
+    )  # the augmented config read the generation
+    again = demo_tgi_ad.main([*arguments, *smoke])  # everything exists: nothing is run again
+    assert not (tmp_path / "demo_tgi_generate_brick_1shot_seed0" / "version_1").exists()
+    assert again.split("Run here")[0] == markdown.split("Run here")[0]
+    assert demo_tgi_ad.main([*arguments, "--report_only"]).strip() == markdown.split("Run here")[0].strip()
 
 
 def test_topics_demo_script_compares_the_three_models(

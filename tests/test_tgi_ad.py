@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from lightning_modules.tgi_ad.prompts import candidate_prompts, expand_keyword
 
@@ -25,8 +28,10 @@ def test_prompts_fill_both_templates_keyword_first_and_unknown_words_are_refused
     assert len(prompts) == len(set(prompts))
     assert "a photo of an ampoule" in prompts  # the article follows the word
     assert candidate_prompts("metal nut")[0] == "a photo of a metal nut"  # expanded through "nut"
-    with pytest.raises(ValueError, match="not a WordNet noun for an object"):
+    with pytest.raises(ValueError, match="not a WordNet noun"):
         expand_keyword("xqzzy")
+    coins = expand_keyword("coins")  # the stand-in's category: a coin is noun.possession, not an object sense
+    assert "coin" in coins["synonyms"] and coins["hypernyms"]
 
 
 def test_prompts_are_ranked_by_clip_similarity_to_the_images() -> None:
@@ -38,7 +43,7 @@ def test_prompts_are_ranked_by_clip_similarity_to_the_images() -> None:
     assert "random" in scorer.description
     prompts = candidate_prompts("screw")[:6]
     images = torch.rand(3, 3, 48, 48)
-    ranked = rank_prompts(prompts, images, scorer)
+    ranked = rank_prompts(prompts, scorer.image_embeddings(images), scorer)
     assert sorted(p for p, _ in ranked) == sorted(prompts)
     scores = [s for _, s in ranked]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
@@ -129,8 +134,39 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
         events.Scalars("generation/kept")[-1].value == 6 and len(events.Scalars("generation/kept")) == 2
     )  # rounds
     assert "generation/prompts/text_summary" in events.Tags()["tensors"]
+    summary = json.loads((run_dir / "generated" / "generation.json").read_text())
+    assert summary["kept"] == 6 and summary["candidates"] == 8 and summary["category"] == "brick"
+    assert summary["source_distance"] > 0 and summary["diversity"] > 0 and len(summary["prompts"]) == 3
+    assert events.Scalars("generation/source_distance")[-1].value == pytest.approx(summary["source_distance"])
 
     baseline = run_cli("fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--data.init_args.category", "brick",
                        "--data.init_args.shots", "2", "--data.init_args.extra_normal_dir", str(run_dir / "generated"))  # fmt: skip
     train = baseline.datamodule.datasets["train"].records
     assert len(train) == 8 and sum(r.path.name.startswith("generated_") for r in train) == 6
+
+
+def test_diversity_is_zero_for_copies_of_the_source_and_grows_with_the_difference() -> None:
+    """The copying pitfall's measure: kept images identical to their source score 0 on both distances."""
+    from lightning_modules.anomaly.features import FrozenFeatures
+    from lightning_modules.tgi_ad.diversity import generation_diversity
+
+    torch.manual_seed(0)
+    features = FrozenFeatures("resnet18", (1, 2), pretrained=False)
+    normals = torch.rand(2, 3, 32, 32)
+    copies = normals.repeat_interleave(3, dim=0)
+    sources = torch.tensor([0, 0, 0, 1, 1, 1])
+    same = generation_diversity(features, copies, sources, normals)
+    assert same["source_distance"] == pytest.approx(0, abs=1e-6) and same["diversity"] == pytest.approx(
+        0, abs=1e-6
+    )
+    assert same["normal_diversity"] > 0
+    slightly = generation_diversity(
+        features, (copies + 0.05 * torch.randn_like(copies)).clamp(0, 1), sources, normals
+    )
+    strongly = generation_diversity(
+        features, (copies + 0.3 * torch.randn_like(copies)).clamp(0, 1), sources, normals
+    )
+    assert 0 < slightly["source_distance"] < strongly["source_distance"]
+    assert 0 < slightly["diversity"] < strongly["diversity"]
+    one = generation_diversity(features, copies[:3], sources[:3], normals[:1])
+    assert math.isnan(one["normal_diversity"])

@@ -96,11 +96,13 @@ def load_clip(path: str | None = None, seed: int = 0) -> ClipScorer:
     return ClipScorer(model, tokenizer, "tiny random CLIP (stand-in; set clip_path to a local CLIP)")
 
 
-def rank_prompts(prompts: Sequence[str], images: torch.Tensor, scorer: ClipScorer) -> list[tuple[str, float]]:
-    """(prompt, cosine similarity to the normal images' mean embedding), best first."""
+def rank_prompts(
+    prompts: Sequence[str], image_embeddings: torch.Tensor, scorer: ClipScorer
+) -> list[tuple[str, float]]:
+    """(prompt, cosine similarity to the mean of the normal images' embeddings), best first."""
     if not prompts:
         raise ValueError("no prompts to rank")
-    image = F.normalize(scorer.image_embeddings(images).mean(0), dim=0)
+    image = F.normalize(image_embeddings.mean(0), dim=0)
     scores = scorer.text_embeddings(prompts) @ image
     order = torch.argsort(scores, descending=True).tolist()
     return [(prompts[i], float(scores[i])) for i in order]

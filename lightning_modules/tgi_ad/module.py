@@ -11,6 +11,7 @@ TensorBoard: the real normals, the candidates, kept vs rejected ones; the chosen
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from torchvision.utils import make_grid, save_image
 from datamodules.base import batch_size_of
 from lightning_modules.anomaly.features import FrozenFeatures
 from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
+from lightning_modules.tgi_ad.diversity import generation_diversity
 from lightning_modules.tgi_ad.generator import VarianceAwareVQGAN, generator_loss
 from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
 from lightning_modules.tgi_ad.selector import outliers, select
@@ -73,6 +75,7 @@ class TextGuidedGenerationModule(L.LightningModule):
         self._normals: dict[str, torch.Tensor] = {}
         self.prompts: list[tuple[str, float]] = []
         self._scorer = None  # CLIP, loaded at the first round and kept for the next ones
+        self.statistics: dict[str, Any] = {}  # the last round's counts and diversity, for generation.json
 
     # ------------------------------------------------------------------------------------------ training
     def _feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -113,10 +116,11 @@ class TextGuidedGenerationModule(L.LightningModule):
         if self._scorer is None:
             self._scorer = load_clip(self.hparams.clip_path)
         scorer = self._scorer
+        normal_embeddings = scorer.image_embeddings(normals.cpu())
         if not self.prompts:
             keyword = self.hparams.keyword or self._category()
             self.prompts = rank_prompts(
-                candidate_prompts(keyword, self.hparams.templates), normals.cpu(), scorer
+                candidate_prompts(keyword, self.hparams.templates), normal_embeddings, scorer
             )
             log.info("prompts (CLIP %s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
         prompt = scorer.text_embeddings([p for p, _ in self.prompts[: self.hparams.top_prompts]]).mean(0)
@@ -128,16 +132,18 @@ class TextGuidedGenerationModule(L.LightningModule):
         self.generator.train(was_training)
         candidates = candidates.float().cpu()
         embeddings = scorer.image_embeddings(candidates)
-        sources = scorer.image_embeddings(normals.cpu()).repeat_interleave(
-            self.hparams.samples_per_image, dim=0
-        )
+        sources = normal_embeddings.repeat_interleave(self.hparams.samples_per_image, dim=0)
         keep = min(self.hparams.keep, len(candidates))
         chosen = select(embeddings, prompt, sources, keep, self.hparams.gamma, self.hparams.outlier_z)
         self.accepted = candidates[chosen].to(self.device)
         rejected = torch.ones(len(candidates), dtype=torch.bool)
         rejected[chosen] = False
-        self.log_dict({"generation/kept": float(keep), "generation/candidates": float(len(candidates)),
-                       "generation/outliers": float(outliers(embeddings, self.hparams.outlier_z).sum())})  # fmt: skip
+        self.statistics = {"kept": keep, "candidates": len(candidates),
+                           "outliers": int(outliers(embeddings, self.hparams.outlier_z).sum())}  # fmt: skip
+        if self.features is not None:  # copying the source is the one-shot failure: measure it
+            source_index = chosen.to(self.device) // self.hparams.samples_per_image
+            self.statistics |= generation_diversity(self.features, self.accepted, source_index, normals)
+        self.log_dict({f"generation/{k}": float(v) for k, v in self.statistics.items()})
         self._log_pictures(normals.cpu(), candidates, candidates[chosen], candidates[rejected])
 
     def _category(self) -> str:
@@ -173,6 +179,9 @@ class TextGuidedGenerationModule(L.LightningModule):
             stale.unlink()
         for index, image in enumerate(self.accepted.float().cpu()):
             save_image(image, folder / f"generated_{index:04d}.png")
+        summary = {**self.statistics, "category": str(category),
+                   "prompts": [[prompt, score] for prompt, score in self.prompts[: self.hparams.top_prompts]]}  # fmt: skip
+        (self.output_dir() / "generation.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.print(f"{len(self.accepted)} generated normal images written to {folder} "
                    f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})")  # fmt: skip
 

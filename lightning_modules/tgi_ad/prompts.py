@@ -8,10 +8,13 @@ offline copy ``datamodules.wordnet`` reads (Debian's wordnet-base); nothing is d
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
 from datamodules.wordnet import load_wordnet
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = ("a photo of a {w}", "a photo of a flawless {w}")
 # senses an inspected object can have (WordNet lexicographer files): "screw" the fastener and the propeller, not
@@ -26,14 +29,19 @@ def expand_keyword(
     levels, as readable words (underscores to spaces), each list sorted and without the keyword itself."""
     wordnet = load_wordnet()
 
-    def lookup(word: str) -> list:
-        return [s for s in wordnet.synsets(word.strip().replace(" ", "_"), pos="n") if s.lexname() in senses]
+    def lookup(word: str, only_objects: bool = True) -> list:
+        found = wordnet.synsets(word.strip().replace(" ", "_"), pos="n")
+        return [s for s in found if s.lexname() in senses or not only_objects]
 
     synsets = lookup(keyword) or lookup(keyword.split()[-1])  # "metal nut": WordNet knows "nut"
+    if not synsets:  # no object sense ("coins": a coin is noun.possession): every noun sense, said in the log
+        synsets = lookup(keyword, only_objects=False) or lookup(keyword.split()[-1], only_objects=False)
+        if synsets:
+            log.warning("%r has no object sense in WordNet (%s): expanding all its noun senses", keyword,
+                        ", ".join(sorted({s.lexname() for s in synsets})))  # fmt: skip
     if not synsets:
         raise ValueError(
-            f"{keyword!r} is not a WordNet noun for an object ({', '.join(senses)}): give the object's name "
-            "(e.g. screw, bottle, carpet)"
+            f"{keyword!r} is not a WordNet noun: give the object's name (e.g. screw, bottle, carpet)"
         )
 
     def words(found) -> list[str]:

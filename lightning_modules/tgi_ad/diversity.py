@@ -1,0 +1,53 @@
+"""How varied the generated images are, and how far from their source (METHODS.md section 6, pitfall "copying the
+source image": one-shot generation can return its input, which adds nothing to a baseline's training set).
+
+The distance is LPIPS's form without its learnt weights: per layer of a frozen CNN, unit-normalise each position's
+channel vector, take the squared difference summed over channels and averaged over positions, and sum over
+layers. LPIPS proper needs ImageNet-trained AlexNet / VGG weights that cannot be fetched offline; through the
+generator's feature network (a random ResNet-18 offline, ImageNet's with ``pretrained``) the numbers compare runs
+with each other, not with published LPIPS values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def perceptual_distance(maps_a: list[torch.Tensor], maps_b: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) distances between the N image pairs whose feature maps (each (N, C, h, w) per layer) are given."""
+    return sum(
+        ((F.normalize(a.float(), dim=1) - F.normalize(b.float(), dim=1)) ** 2).sum(1).mean((1, 2))
+        for a, b in zip(maps_a, maps_b, strict=True)
+    )
+
+
+@torch.no_grad()
+def generation_diversity(features: Callable[[torch.Tensor], list[torch.Tensor]], kept: torch.Tensor,
+                         kept_sources: torch.Tensor, normals: torch.Tensor,
+                         max_per_source: int = 8) -> dict[str, float]:  # fmt: skip
+    """``diversity``: mean distance between kept images drawn from the same source (up to ``max_per_source`` of
+    each, every pair); ``source_distance``: mean distance of each kept image to its source; ``normal_diversity``:
+    mean distance between different real normals (the scale to read the two against; nan with one normal).
+    ``kept_sources[i]`` is the index in ``normals`` of ``kept[i]``'s source."""
+    kept_maps, normal_maps = features(kept), features(normals)
+    to_source = perceptual_distance(kept_maps, [m[kept_sources] for m in normal_maps])
+    pairs = []
+    for source in kept_sources.unique():
+        members = (kept_sources == source).nonzero().flatten()[:max_per_source]
+        pairs += torch.combinations(members, 2).tolist() if len(members) > 1 else []
+    result = {"source_distance": float(to_source.mean()), "diversity": float("nan"),
+              "normal_diversity": float("nan")}  # fmt: skip
+    if pairs:
+        first, second = torch.tensor(pairs).T
+        result["diversity"] = float(
+            perceptual_distance([m[first] for m in kept_maps], [m[second] for m in kept_maps]).mean()
+        )
+    if len(normals) > 1:
+        first, second = torch.combinations(torch.arange(len(normals)), 2).T
+        result["normal_diversity"] = float(
+            perceptual_distance([m[first] for m in normal_maps], [m[second] for m in normal_maps]).mean()
+        )
+    return result

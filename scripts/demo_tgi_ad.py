@@ -1,0 +1,126 @@
+"""`make demo-tgi-ad`: text-guided generation of normal images (configs/tgi_ad_generate.yaml) for the four
+anomaly baselines, one-shot and few-shot (4), on the MVTec-layout stand-in: each baseline trained on the real
+shots alone and on the real shots plus the generated images (its ``*_tgi`` config), image AUROC / pixel AUROC /
+AUPRO (%) per category and mean.
+
+Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``: 128 px, a tiny random
+CLIP and a random ResNet-18 offline) writes its kept images; the four ``*_tgi`` configs read that run folder
+(``--data.init_args.extra_normal_dir``), the same real shots (same data seed) and the untouched test split.
+The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
+
+    python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
+                                  [--categories brick ...] [--steps N] [--fresh]
+                                  [--report_only] [extra cli arguments for the baselines]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import time
+
+from demo_anomaly import METHODS, METRICS, add_common_arguments, fit_and_test, run_name, seed_means
+from demo_common import cli_run, newest_run_file, write_report
+
+REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
+TRAINING_SETS = {"real": "", "real + generated": "_tgi"}
+GENERATION_OVERLAY = "configs/demo_tgi_ad.yaml"
+
+
+def generation_run(category: str, shots: str, seed: int) -> str:
+    return f"demo_tgi_generate_{category}_{shots}shot_seed{seed}"
+
+
+def generate(category: str, shots: str, seed: int, args: argparse.Namespace) -> str:
+    """Run the generation step once per (category, shots, seed); its run folder, for ``extra_normal_dir``."""
+    run = generation_run(category, shots, seed)
+    if args.fresh or not newest_run_file(args.runs_dir, run, "generated"):
+        cli_run(["fit", "--config", "configs/tgi_ad_generate.yaml", "--config", GENERATION_OVERLAY,
+                 "--data.init_args.category", category, "--data.init_args.shots", shots,
+                 "--data.init_args.seed", str(seed), "--seed_everything", str(seed),
+                 "--run_name", run,
+                 "--runs_dir", args.runs_dir, *shlex.split(args.generation_arguments)])  # fmt: skip
+    return f"{args.runs_dir}/{run}"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_arguments(parser)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--generation_arguments", default="",
+                        help='more cli arguments for the generation runs only, one string ("--config x.yaml")')  # fmt: skip
+    args, extra = parser.parse_known_args(argv)
+    started = time.perf_counter()
+    for seed in [] if args.report_only else args.seeds:
+        for regime in args.regimes:
+            shots = REGIMES[regime]
+            for category in args.categories:
+                generated = generate(category, shots, seed, args)
+                for method in args.methods:
+                    for suffix in TRAINING_SETS.values():
+                        config = METHODS[method] + suffix
+                        more = ["--data.init_args.extra_normal_dir", generated] if suffix else []
+                        fit_and_test(config, category, shots, seed, run_name(config, category, shots, seed), args,
+                                     [*more, *extra])  # fmt: skip
+    markdown = report(args)
+    if not args.report_only:
+        markdown += (
+            f"\nRun here in {(time.perf_counter() - started) / 60:.1f} min ({len(args.seeds)} seed(s))\n"
+        )
+    write_report(markdown, args.runs_dir, "demo_tgi_ad")
+    return markdown
+
+
+def report(args: argparse.Namespace) -> str:
+    """Per regime and metric: a row per method and training set, a column per category and their mean."""
+    lines = []
+    for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
+        for metric, label in zip(METRICS, ("image AUROC", "pixel AUROC", "AUPRO"), strict=True):
+            lines += [f"**{regime}, {label}** (%, mean over {len(args.seeds)} seed(s))", "",
+                      "| method | trained on | " + " | ".join(args.categories) + " | mean |",
+                      "|---|---|" + "---:|" * (len(args.categories) + 1)]  # fmt: skip
+            for method in args.methods:
+                for training_set, suffix in TRAINING_SETS.items():
+                    config = METHODS[method] + suffix
+                    values = [seed_means(args.runs_dir, [run_name(config, c, shots, s) for s in args.seeds])
+                              for c in args.categories]  # fmt: skip
+                    cells = ["—" if v is None else f"{v[metric]:.1f}" for v in values]
+                    mean = (f"**{statistics.mean(v[metric] for v in values):.1f}**"
+                            if all(values) else "—")  # fmt: skip
+                    lines.append(f"| {method} | {training_set} | " + " | ".join(cells) + f" | {mean} |")
+            lines.append("")
+    return "\n".join(lines + generation_table(args))
+
+
+def generation_table(args: argparse.Namespace) -> list[str]:
+    """What each generation run kept, and how far its images lie from their source and from each other (LPIPS-style
+    feature distance, ``lightning_modules/tgi_ad/diversity.py``; the real normals' spread is the scale)."""
+    lines = ["**generated normals** (last round; distances: LPIPS-style through the generator's feature network)", "",
+             "| regime | category | kept / candidates | outliers | to source | between samples | between real normals |",
+             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
+        for category in args.categories:
+            for seed in args.seeds:
+                found = newest_run_file(
+                    args.runs_dir, generation_run(category, shots, seed), "generated/generation.json"
+                )
+                if found is None:
+                    lines.append(f"| {regime} | {category} | — | — | — | — | — |")
+                    continue
+                g = json.loads(found.read_text())
+                cells = [
+                    f"{g.get(k, float('nan')):.3f}"
+                    for k in ("source_distance", "diversity", "normal_diversity")
+                ]
+                lines.append(f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {g['outliers']} | "
+                             + " | ".join(c.replace("nan", "—") for c in cells) + " |")  # fmt: skip
+    return [*lines, ""]
+
+
+if __name__ == "__main__":
+    main()
