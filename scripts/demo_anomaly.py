@@ -10,8 +10,8 @@ with ``--data.init_args.root`` and ``--categories`` of the data. A run whose res
 (``--fresh`` reruns it; ``--retest`` only tests it again), so a stopped demo continues where it stopped.
 
     python scripts/demo_anomaly.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
-                                   [--categories brick ...] [--overlay none] [--steps N] [--fresh] [--retest] [--report_only]
-                                   [extra cli arguments]
+                                   [--categories brick ...] [--overlay none] [--steps N] [--fresh] [--retest]
+                                   [--report_only] [extra cli arguments]
 """
 
 from __future__ import annotations

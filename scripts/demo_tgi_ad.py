@@ -9,8 +9,8 @@ CLIP and a random ResNet-18 offline) writes its kept images; the four ``*_tgi`` 
 The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
-                                  [--categories brick ...] [--steps N] [--fresh]
-                                  [--report_only] [extra cli arguments for the baselines]
+                                  [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
+                                  [--generation_arguments "..."] [extra cli arguments for the baselines]
 """
 
 from __future__ import annotations
