@@ -40,9 +40,10 @@ def run_name(config: str, category: str, shots: str, seed: int) -> str:
     return f"demo_anomaly_{config}_{category}_{'full' if shots == 'null' else shots + 'shot'}_seed{seed}"
 
 
-def fit_and_test(config: str, category: str, shots: str, seed: int, run: str, args: argparse.Namespace,
+def fit_and_test(config: str, category: str, shots: str, seed: int, args: argparse.Namespace,
                  extra: list[str]) -> None:  # fmt: skip
     """``fit`` then ``test --ckpt_path last`` of one method config on one category, unless its results exist."""
+    run = run_name(config, category, shots, seed)
     done = not args.fresh and newest_run_file(args.runs_dir, run, "results.csv")
     if done and not args.retest:
         print(f"\n{run}: results exist, not run again (--fresh reruns, --retest tests again)", flush=True)
@@ -91,8 +92,7 @@ def main(argv: list[str] | None = None) -> str:
             for method in args.methods:
                 config, shots = METHODS[method], REGIMES[regime]
                 for category in args.categories:
-                    fit_and_test(config, category, shots, seed, run_name(config, category, shots, seed), args,
-                                 extra)  # fmt: skip
+                    fit_and_test(config, category, shots, seed, args, extra)
     markdown = report(args)
     if not args.report_only:
         markdown += (

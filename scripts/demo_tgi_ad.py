@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> str:
                     for suffix in TRAINING_SETS.values():
                         config = METHODS[method] + suffix
                         more = ["--data.init_args.extra_normal_dir", generated] if suffix else []
-                        fit_and_test(config, category, shots, seed, run_name(config, category, shots, seed), args,
-                                     [*more, *extra])  # fmt: skip
+                        fit_and_test(config, category, shots, seed, args, [*more, *extra])
     markdown = report(args)
     if not args.report_only:
         markdown += (

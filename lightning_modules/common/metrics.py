@@ -111,27 +111,28 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(binary_auroc(ranks.double() / max(1, int(ranks.max())), labels.flatten().long().cpu()))
 
 
-def first_occurrences(values: torch.Tensor) -> torch.Tensor:
-    """Indices of the first row of each distinct value, in row order."""
+def first_rows(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inverse, first): each row's index among the distinct values (sorted), and each distinct value's first row."""
     unique, inverse = torch.unique(values, return_inverse=True)
     first = torch.full((len(unique),), len(values), dtype=torch.long, device=values.device).scatter_reduce_(
         0, inverse, torch.arange(len(values), device=values.device), reduce="amin"
     )
-    return first.sort().values
+    return inverse, first
+
+
+def first_occurrences(values: torch.Tensor) -> torch.Tensor:
+    """Indices of the first row of each distinct value, in row order."""
+    return first_rows(values)[1].sort().values
 
 
 def per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """One row per unit (video): σ of the mean logit of its rows (clips), with its label and group. Logits are
     recovered from the probabilities, clamped at |logit| <= 16.6 (float32 saturation)."""
-    unique, inverse = torch.unique(units, return_inverse=True)
+    inverse, first = first_rows(units)  # per unit, in the order of the sums below
     logits = torch.logit(probs.double().clamp(1e-7, 1 - 1e-7))
-    device = probs.device
-    sums = torch.zeros(len(unique), dtype=torch.float64, device=device).index_add_(0, inverse, logits)
+    sums = torch.zeros(len(first), dtype=torch.float64, device=probs.device).index_add_(0, inverse, logits)
     counts = torch.zeros_like(sums).index_add_(0, inverse, torch.ones_like(logits))
-    first = torch.full((len(unique),), len(units), dtype=torch.long, device=device).scatter_reduce_(
-        0, inverse, torch.arange(len(units), device=device), reduce="amin"
-    )
     return torch.sigmoid(sums / counts).float(), labels[first], ids[first]
 
 
