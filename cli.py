@@ -39,7 +39,7 @@ from callbacks import (
     TensorBoardPictures,
 )
 from datamodules.image_io import BadImageError
-from lightning_modules.common.backbones import BackboneWeightsError
+from lightning_modules.components.backbones import BackboneWeightsError
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (

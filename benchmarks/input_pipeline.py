@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from datamodules.base import collate_skipping_bad
+from datamodules.batch import collate_skipping_bad
 from datamodules.forensynths import ForenSynthsDataModule
 
 

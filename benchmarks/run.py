@@ -1,6 +1,6 @@
 """`make bench`: three measurements, written to benchmarks/results.md (not tests: numbers, not pass/fail).
 
-1. Training step through Lightning vs a plain PyTorch loop, same network, same batches, same optimiser: the
+1. Training step through Lightning vs a plain PyTorch loop, same network, same batches, same optimizer: the
    ratio of median step times (1.00 = no overhead).
 2. Our image input pipeline vs torchvision ImageFolder + transforms.v2 doing the same work (benchmarks/
    input_pipeline.py): ratio of images/s.
@@ -53,15 +53,15 @@ def make_batches(count: int, batch_size: int, image_size: int) -> list[dict[str,
 
 
 def plain_step_times(module: BiHPFModule, batches: list[dict[str, torch.Tensor]]) -> list[float]:
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     module.train()
     times = []
     for batch in batches:
         start = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss = F.binary_cross_entropy_with_logits(module.net(batch["image"]).float(), batch["label"].float())
         loss.backward()
-        optimiser.step()
+        optimizer.step()
         times.append(time.perf_counter() - start)
     return times
 

@@ -14,15 +14,20 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from datamodules.logits import save_logits_file
-from lightning_modules.common.calibration_metrics import calibration_report
-from lightning_modules.common.calibrators import CALIBRATORS, CalibratorName, fit_calibrator, make_calibrator
-from lightning_modules.common.classwise_loss import ClasswiseScaledCrossEntropy, Normalisation
-from lightning_modules.common.pictures import reliability_diagram
-from lightning_modules.common.results import write_result_table
+from lightning_modules.metrics.calibration import calibration_report
+from lightning_modules.outputs.pictures import reliability_diagram
+from lightning_modules.outputs.run_outputs import log_image, run_dir
+from lightning_modules.outputs.tables import write_result_table
+from lightning_modules.post_processing.calibrators import (
+    CALIBRATORS,
+    CalibratorName,
+    fit_calibrator,
+    make_calibrator,
+)
+from lightning_modules.post_processing.classwise_loss import ClasswiseScaledCrossEntropy, Normalization
 
 log = logging.getLogger(__name__)
 Objective = Literal["nll", "cl"]
@@ -42,7 +47,7 @@ class PostHocCalibration(Callback):
     Args:
         calibrator: ``ts``, ``cts``, ``ets`` or ``pts``.
         objective: ``nll`` or ``cl`` (SCTL's class-wise loss scaling).
-        norm: Normalisation of the class-wise loss: ``ND``, ``MM`` or ``CM``.
+        norm: Normalization of the class-wise loss: ``ND``, ``MM`` or ``CM``.
         reduction: ``sum`` (the official code) or ``mean`` over classes in the class-wise loss.
         ets_space: ``prob`` (Zhang et al.'s ETS) or ``logit`` (the SCTL repository's variant).
         compare: Also fit and tabulate every calibrator x objective at test.
@@ -56,7 +61,7 @@ class PostHocCalibration(Callback):
         self,
         calibrator: CalibratorName = "ts",
         objective: Objective = "cl",
-        norm: Normalisation = "ND",
+        norm: Normalization = "ND",
         reduction: Literal["sum", "mean"] = "sum",
         ets_space: Literal["prob", "logit"] = "prob",
         compare: bool = True,
@@ -193,7 +198,7 @@ class PostHocCalibration(Callback):
         self._draw(trainer, logits, calibrated, labels)
         if not trainer.is_global_zero or not (self.compare or self.save_logits):
             return
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        out_dir = run_dir(trainer)
         # the network is frozen: the pass made to fit the calibrator still holds, unless it was loaded instead
         cal_logits, cal_labels = self._calibration or self.calibration_logits(trainer, pl_module)
         if self.save_logits:
@@ -237,13 +242,10 @@ class PostHocCalibration(Callback):
     ) -> None:
         if not trainer.is_global_zero:
             return
-        for logger in (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)):
-            for tag, values in (("uncalibrated", logits), ("calibrated", calibrated)):
-                confidence, prediction = values.softmax(dim=1).max(dim=1)
-                picture = reliability_diagram(confidence, prediction == labels, self.n_bins)
-                logger.experiment.add_image(
-                    f"pictures/reliability_{tag}", picture, global_step=trainer.global_step
-                )
+        for tag, values in (("uncalibrated", logits), ("calibrated", calibrated)):
+            confidence, prediction = values.softmax(dim=1).max(dim=1)
+            picture = reliability_diagram(confidence, prediction == labels, self.n_bins)
+            log_image(trainer, f"pictures/reliability_{tag}", picture)
 
     # ------------------------------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ class NonFiniteLossGuard(Callback):
     """Raise :class:`NonFiniteLossError` naming the step, the batch index and the batch's files when the training
     loss is NaN or infinite, instead of letting the run go on training (and checkpointing) garbage.
 
-    Reads the loss ``training_step`` returned, or, for manual optimisation (which returns nothing), the
+    Reads the loss ``training_step`` returned, or, for manual optimization (which returns nothing), the
     ``train/loss`` value the step logged. On by default in ``cli.py``.
     """
 

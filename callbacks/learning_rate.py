@@ -31,7 +31,7 @@ class LearningRateMonitorIfLogged(LearningRateMonitor):
 
 
 class StopBelowLearningRate(Callback):
-    """Stop training once every optimiser's learning rate has fallen below ``min_lr``.
+    """Stop training once every optimizer's learning rate has fallen below ``min_lr``.
 
     With ``ReduceLROnPlateau(factor=0.1, patience=5)`` on ``val/acc`` this is CNNDetection's schedule: each
     plateau divides the learning rate by 10 and training ends when it drops under 1e-6.

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from lightning_modules.common.mixing import MixMode, Placement, k_image_mix, one_hot, smooth_targets
+from lightning_modules.components.mixing import MixMode, Placement, k_image_mix, one_hot, smooth_targets
 
 
 class KImageMixing(Callback):

@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from lightning_modules.outputs.run_outputs import run_dir
+
 
 class PredictionCSVWriter(BasePredictionWriter):
     """Write what ``predict_step`` returns, a dict of equal-length columns, as CSV rows as batches arrive.
@@ -26,7 +28,7 @@ class PredictionCSVWriter(BasePredictionWriter):
         self._columns: list[str] | None = None
 
     def _folder(self, trainer: L.Trainer) -> Path:
-        return Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        return Path(self.output_dir) if self.output_dir else run_dir(trainer)
 
     def _part(self, trainer: L.Trainer) -> Path:
         return self._folder(trainer) / f".{self.filename}.rank{trainer.global_rank}"

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 class RNGStateCheckpoint(Callback):
     """Save the torch, CUDA, NumPy and Python generator states of every rank and restore them on resume.
 
-    Lightning checkpoints model, optimiser, scheduler and loop state but not the generators, so a run resumed
+    Lightning checkpoints model, optimizer, scheduler and loop state but not the generators, so a run resumed
     from the end of epoch ``k`` shuffles epoch ``k + 1`` (and draws dropout, mixing and augmentation in the main
     process) differently from the run that was never stopped. With this callback (on by default in ``cli.py``)
     the two are identical: the kill-and-resume test compares final weights. Not restored: the state inside

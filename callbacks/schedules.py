@@ -58,7 +58,7 @@ class ScheduleCallback(Callback):
         end: Value after ``delay + duration`` (linear, cosine).
         duration: Length of the ramp in ``interval`` units, or, as a float in (0, 1], a fraction of the
             whole training (``trainer.max_epochs`` or the estimated number of iterations).
-        interval: ``step`` (training iterations, i.e. batches; the global step of a one-optimiser module) or
+        interval: ``step`` (training iterations, i.e. batches; the global step of a one-optimizer module) or
             ``epoch``.
         delay: Units to hold ``start`` before the ramp begins.
         milestones: Units at which a ``step`` schedule multiplies by ``gamma``.
@@ -117,7 +117,7 @@ class ScheduleCallback(Callback):
             self._units = max(1, math.ceil(self.duration * total))
 
     def _apply(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # iterations, not trainer.global_step: with several optimisers (GANs) global_step counts each one's steps
+        # iterations, not trainer.global_step: with several optimizers (GANs) global_step counts each one's steps
         progress = (
             trainer.fit_loop.epoch_loop.total_batch_idx if self.interval == "step" else trainer.current_epoch
         )

@@ -1,4 +1,4 @@
-"""Pictures to TensorBoard from any module that can draw them."""
+"""Pictures to the image loggers (TensorBoard, ...) from any module that can draw them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
+
+from lightning_modules.outputs.run_outputs import log_image
 
 
 class TensorBoardPictures(Callback):
@@ -42,10 +43,8 @@ class TensorBoardPictures(Callback):
             return
         if trainer.current_epoch % self.every_n_epochs or not callable(getattr(pl_module, "pictures", None)):
             return
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers or not isinstance(batch, dict) or "image" not in batch:
+        if not trainer.loggers or not isinstance(batch, dict) or "image" not in batch:
             return
         for name, images in pl_module.pictures(batch).items():
             grid = make_grid(images[: self.max_images].detach().float().clamp(0, 1).cpu(), nrow=8, padding=2)
-            for logger in loggers:
-                logger.experiment.add_image(f"pictures/{name}", grid, global_step=trainer.global_step)
+            log_image(trainer, f"pictures/{name}", grid)

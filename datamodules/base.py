@@ -1,8 +1,8 @@
-"""The behaviour every DataModule shares: common arguments, loaders, the bad-file policy and stand-in building.
+"""The behavior every DataModule shares: common arguments, loaders, the bad-file policy and stand-in building.
 
 A layout module (forensynths.py, ...) only says where its files are and how to transform them; this base turns
-that into loaders whose batches are dicts with the keys DESIGN.md fixes (``image``, ``label``, ``group``,
-``path``), skips or rejects undecodable files as configured, and builds the stand-in dataset when
+that into loaders whose batches are dicts with the keys of :class:`datamodules.batch.Batch` (``image``,
+``label``, ``group``, ``path``...), skips or rejects undecodable files as configured, and builds the stand-in dataset when
 ``synthetic`` is true.
 """
 
@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from datamodules.batch import collate_skipping_bad
 from datamodules.image_io import BadImageError, read_rgb
 
 log = logging.getLogger(__name__)
@@ -101,22 +102,6 @@ class ImageRecordDataset(ReseededTransformMixin, Dataset):
             "group": record.group,
             "path": str(record.path),
         }
-
-
-def collate_skipping_bad(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
-    """``default_collate`` over the decodable samples; ``skipped`` holds how many were dropped."""
-    good = [sample for sample in samples if sample is not None]
-    batch: dict[str, Any] = default_collate(good) if good else {}
-    batch["skipped"] = len(samples) - len(good)
-    return batch
-
-
-def batch_size_of(batch: dict[str, Any]) -> int:
-    """Number of samples in a dict batch (0 when every file in it was skipped)."""
-    for key in ("image", "label", "video", "latents"):
-        if key in batch and hasattr(batch[key], "shape"):
-            return int(batch[key].shape[0])
-    return 0
 
 
 class BaseDataModule(L.LightningDataModule):

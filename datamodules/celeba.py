@@ -3,7 +3,7 @@
 Files read: ``img_align_celeba/*.jpg`` (the aligned 178x218 images), ``list_eval_partition.txt`` (0 train,
 1 valid, 2 test) and ``list_attr_celeba.txt`` (40 binary attributes, -1 / 1). CelebA has no classes: the label is
 built from ``label_attributes`` (n attributes -> 2^n classes, bit i = attribute i), which is what topic purity
-and NMI are measured against. Images are centre-cropped to ``crop_size`` (128, the TVQ-VAE / DCGAN CelebA-64
+and NMI are measured against. Images are center-cropped to ``crop_size`` (128, the TVQ-VAE / DCGAN CelebA-64
 crop) and resized to ``image_size`` (64).
 
 No download: CelebA is served from Google Drive with quotas, so the files are put there by hand (the message says
@@ -62,12 +62,12 @@ def read_partition(path: Path) -> dict[str, int]:
 
 
 class CelebADataModule(BaseDataModule):
-    """CelebA-64: aligned CelebA faces, centre crop, resize; labels from chosen binary attributes.
+    """CelebA-64: aligned CelebA faces, center crop, resize; labels from chosen binary attributes.
 
     Args:
         label_attributes: Attributes whose combination is the label (``[Male]``: 2 classes; ``[Male, Smiling]``: 4).
             Default ``[Pale_Skin, Wearing_Hat]``: real CelebA attributes that the stand-in also renders.
-        crop_size: Side of the centre crop taken from the 178x218 aligned image before resizing.
+        crop_size: Side of the center crop taken from the 178x218 aligned image before resizing.
         flip: Random horizontal flip in training.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
             num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).

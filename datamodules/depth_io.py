@@ -1,4 +1,4 @@
-"""Reading and normalising depth maps (ToF captures): 16-bit PNG in millimetres or float ``.npy``."""
+"""Reading and normalizing depth maps (ToF captures): 16-bit PNG in millimetres or float ``.npy``."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ Layout::
     <root>/test/<generator>/[<category>/]{0_real,1_fake}/*.png
 
 Training follows Wang et al.: resize the short side to ``load_size``, Gaussian blur and JPEG re-compression
-(each with probability 0.5), random crop, horizontal flip. Test: resize and centre crop (either can be switched
-off). Images reach the model as float tensors in [0, 1]; ImageNet normalisation is the network's first step, so
+(each with probability 0.5), random crop, horizontal flip. Test: resize and center crop (either can be switched
+off). Images reach the model as float tensors in [0, 1]; ImageNet normalization is the network's first step, so
 filters and spectra can work on the image itself.
 """
 
@@ -53,7 +53,7 @@ class ForenSynthsDataModule(BaseDataModule):
         load_size: Short side images are resized to before cropping (``null`` keeps the stored size); on the
             stand-in, its native size is used instead (the no-op that 256 is on ForenSynths' 256 px images).
         test_resize: Resize test images to ``load_size`` as in training.
-        test_crop: Centre-crop test images to ``image_size`` (off needs equal-sized images or batch size 1).
+        test_crop: Center-crop test images to ``image_size`` (off needs equal-sized images or batch size 1).
         blur_prob: Probability of Gaussian blur in training (Wang's Blur+JPEG(0.5): 0.5).
         blur_sigma: Range of the blur's sigma.
         jpeg_prob: Probability of JPEG re-compression in training.
@@ -174,9 +174,9 @@ class ForenSynthsDataModule(BaseDataModule):
         for category in self.training_categories():
             folder = self.data_dir / split / category
             if self.real_only:
-                records += _labelled_records(folder, group=category, require_both=False, labels=("0_real",))
+                records += _labeled_records(folder, group=category, require_both=False, labels=("0_real",))
             else:
-                records += _labelled_records(folder, group=category, require_both=True)
+                records += _labeled_records(folder, group=category, require_both=True)
         if self.real_only:
             log.info("real_only: %s reads 0_real folders only; every 1_fake folder is ignored", split)
             if not records:
@@ -196,7 +196,7 @@ class ForenSynthsDataModule(BaseDataModule):
             )
         records: list[ImageRecord] = []
         for generator in generators:
-            for record in _labelled_records(test_dir / generator, group=generator, require_both=False):
+            for record in _labeled_records(test_dir / generator, group=generator, require_both=False):
                 category = _category_of(record.path, test_dir / generator)
                 group = {"generator": generator, "category": category}.get(
                     self.group_by, f"{generator}/{category}"
@@ -270,10 +270,10 @@ class ForenSynthsDataModule(BaseDataModule):
         return A.Compose([*steps, A.ToFloat(max_value=255.0), ToTensorV2()])
 
 
-def _labelled_records(
+def _labeled_records(
     folder: Path, group: str, require_both: bool, labels: tuple[str, ...] = tuple(LABEL_DIRS)
 ) -> list[ImageRecord]:
-    """Every image under ``folder`` inside one of the ``labels`` directories, labelled by that directory."""
+    """Every image under ``folder`` inside one of the ``labels`` directories, labeled by that directory."""
     label_dirs = sorted(p for p in folder.rglob("*") if p.is_dir() and p.name in labels)
     if require_both and {p.name for p in label_dirs} != set(LABEL_DIRS):
         raise DatasetNotFoundError(

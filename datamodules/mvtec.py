@@ -163,8 +163,8 @@ class MVTecDataModule(BaseDataModule):
         shots: Keep this many normal training images (seeded by ``seed``; 1 = one-shot); null: all of them.
         epoch_size: Training samples per epoch; the training images are cycled to fill it (few-shot runs).
             null: each image once.
-        crop_fraction: Centre crop keeping this fraction of the side: images are resized to
-            ``round(image_size / crop_fraction)`` and centre-cropped to ``image_size`` (PatchCore's 256 -> 224:
+        crop_fraction: Center crop keeping this fraction of the side: images are resized to
+            ``round(image_size / crop_fraction)`` and center-cropped to ``image_size`` (PatchCore's 256 -> 224:
             0.875); 1: resize straight to ``image_size``.
         augment: Random horizontal flip and small rotation in training (off in the papers' protocols).
         val_split: ``test`` validates on the test split (progress only: no checkpoint is selected), ``none``

@@ -9,7 +9,7 @@ with splits ``train``, ``val``, ``test``. Depth is a 16-bit PNG in millimetres o
 measurement); each capture's depth is clipped to its [1, 99] percentiles and scaled to [0, 1], and resized to the
 RGB size when the sizes differ (a phone's ToF sensor is coarser; one warning per dataset). A capture whose
 partner file is missing is skipped and counted. Geometric augmentation is applied identically to both
-modalities, colour jitter to RGB only.
+modalities, color jitter to RGB only.
 
 Batches: ``image`` (B, 3, S, S) in [0, 1], ``depth`` (B, 1, S, S) in [0, 1], ``label`` (0 genuine, 1 spoof),
 ``group`` (the display model for spoofs, the device for genuine captures), ``path`` (the RGB file).
@@ -81,7 +81,7 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
         return len(self.records)
 
     def load(self, record: CaptureRecord) -> tuple[np.ndarray, np.ndarray]:
-        """(RGB uint8 (H, W, 3), normalised depth float32 (H, W)) at the RGB's size."""
+        """(RGB uint8 (H, W, 3), normalized depth float32 (H, W)) at the RGB's size."""
         rgb = read_rgb(record.rgb)
         depth = normalize_depth(read_depth(record.depth))
         if depth.shape != rgb.shape[:2]:

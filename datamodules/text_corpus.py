@@ -4,7 +4,7 @@ Batches are dicts: ``bow`` (B, V) word counts over the gensim dictionary, ``inde
 the whole kept corpus (all splits; models keep per-document tables such as conceptual bags by it), ``label``
 (B,) the class (-1 when the corpus has none). The datamodule also holds what topic metrics need: the
 ``dictionary`` and every kept document's ``texts`` (word lists; NPMI is computed over them), and gives the
-contextual token vectors TVQ-VAE quantises through :meth:`token_embeddings` (computed once, cached).
+contextual token vectors TVQ-VAE quantizes through :meth:`token_embeddings` (computed once, cached).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError
 from datamodules.standins.text import STANDINS, write_text_standin
-from datamodules.text_processing import WordNormaliser, build_dictionary
+from datamodules.text_processing import WordNormalizer, build_dictionary
 from datamodules.token_embeddings import PACKAGED_ENCODER, TokenEmbeddings, cached_token_embeddings
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,14 @@ class TextCorpusDataModule(BaseDataModule):
         corpus: ``20newsgroups`` (scikit-learn's fetcher; downloads into ``root`` when online, else reads its
             cache there), ``jsonl`` (``root`` is a ``.jsonl`` file, or a folder holding one, with ``text`` and an
             optional ``label`` per line) or ``folder`` (``root/**/*.txt``; the sub-folder name is the label).
-        standin: With ``synthetic: true``: gensim's ``mini_newsgroup`` (200 labelled posts) or
+        standin: With ``synthetic: true``: gensim's ``mini_newsgroup`` (200 labeled posts) or
             ``lee_background`` (300 news articles).
         split_boundaries: Documents ``[:a]`` train, ``[a:b]`` validation, ``[b:]`` test, in corpus order (the
             official 20NG split is ``[11415, 13862]``); null, or a stand-in: ``split_fractions`` of a seeded
             shuffle.
         split_fractions: Train and validation fractions (the rest is the test split).
         min_length, no_below, no_above, keep_n: Word length and document-frequency limits of the vocabulary.
-        wordnet: Keep WordNet nouns / verbs / adjectives, lemmatised (needs ``wordnet-base``; make install).
+        wordnet: Keep WordNet nouns / verbs / adjectives, lemmatized (needs ``wordnet-base``; make install).
         encoder: Frozen transformers encoder for token vectors (TVQ-VAE): a local folder or a cached hub id;
             the paper uses ``bert-base-uncased``.
         encoder_fallback: Used (with a warning) when ``encoder`` cannot be loaded; null makes that an error.
@@ -118,7 +118,7 @@ class TextCorpusDataModule(BaseDataModule):
         self.labels: list[int] = []
         self.label_names: list[str] = []
         self.split_indices: dict[str, list[int]] = {}
-        self._normaliser: WordNormaliser | None = None
+        self._normalizer: WordNormalizer | None = None
         self._embeddings: TokenEmbeddings | None = None
         self._newsgroups: tuple[list[str], list[str]] | None = None
 
@@ -201,8 +201,8 @@ class TextCorpusDataModule(BaseDataModule):
             return
         self.prepare_data()  # the CLI asks for vocab_size before the trainer would call it (idempotent)
         documents, label_names = self.read_documents()
-        self._normaliser = WordNormaliser(wordnet=self.wordnet, min_length=self.min_length)
-        texts = [self._normaliser.words(d) for d in documents]
+        self._normalizer = WordNormalizer(wordnet=self.wordnet, min_length=self.min_length)
+        texts = [self._normalizer.words(d) for d in documents]
         dictionary = build_dictionary(texts, self.no_below, self.no_above, self.keep_n)
         kept = [i for i, t in enumerate(texts) if any(w in dictionary.token2id for w in t)]
         if len(kept) < len(texts):
@@ -254,7 +254,7 @@ class TextCorpusDataModule(BaseDataModule):
         if self._embeddings is None:
             cache = Path(self.cache_dir) if self.cache_dir else self.data_dir / ".cache"
             self._embeddings = cached_token_embeddings(
-                cache, self.documents, self.dictionary, self._normaliser, self.encoder, self.encoder_fallback,
+                cache, self.documents, self.dictionary, self._normalizer, self.encoder, self.encoder_fallback,
                 self.max_tokens, self.embed_batch_size,
             )  # fmt: skip
         return self._embeddings

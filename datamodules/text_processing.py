@@ -1,7 +1,7 @@
 """Document preprocessing for topic models: words, the gensim dictionary, bags of words.
 
 As the TVQ-VAE code prepares its corpora (METHODS.md, section 7): lowercase, alphabetic tokens, stop words out,
-restricted to words WordNet knows as a noun, verb or adjective and lemmatised with WordNet's morphology
+restricted to words WordNet knows as a noun, verb or adjective and lemmatized with WordNet's morphology
 (``wordnet: false`` skips that step where WordNet is not installed), then gensim's ``Dictionary`` with the
 usual document-frequency limits.
 """
@@ -21,12 +21,12 @@ WORD = re.compile(r"[a-z]+")
 WORDNET_POS = ("n", "v", "a")  # noun, verb, adjective (METHODS.md: NOUN, VERB, ADJ)
 
 
-class WordNormaliser:
+class WordNormalizer:
     """Maps a raw token to the word a topic model counts, or None when it does not count.
 
     Args:
         wordnet: Keep only WordNet nouns, verbs and adjectives, as their lemma (``dogs`` -> ``dog``).
-        min_length: Shortest word kept (after lemmatisation).
+        min_length: Shortest word kept (after lemmatization).
         stop_words: Words never counted (gensim's English list by default).
     """
 

@@ -1,7 +1,7 @@
 """Contextual token vectors of a corpus from a frozen transformers encoder, computed once and cached on disk.
 
-TVQ-VAE quantises the encoder's last-layer vector of every *valid* token: a word the topic model counts (in the
-gensim dictionary after :class:`~datamodules.text_processing.WordNormaliser`), not a stop word, punctuation or a
+TVQ-VAE quantizes the encoder's last-layer vector of every *valid* token: a word the topic model counts (in the
+gensim dictionary after :class:`~datamodules.text_processing.WordNormalizer`), not a stop word, punctuation or a
 special token. The official code keeps only words that are a single word-piece; here a word split into pieces
 is one token whose vector is the mean of its pieces (so rarer words are not lost), and its dictionary id comes
 with it. The cache is three flat arrays (vectors float16, word ids, per-document offsets) memory-mapped on
@@ -24,7 +24,7 @@ import torch
 from gensim.corpora import Dictionary
 from tqdm.auto import tqdm
 
-from datamodules.text_processing import WordNormaliser
+from datamodules.text_processing import WordNormalizer
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def embed_documents(
     texts: Sequence[str],
     tokenizer,
     model: torch.nn.Module,
-    normaliser: WordNormaliser,
+    normalizer: WordNormalizer,
     dictionary: Dictionary,
     max_tokens: int = 512,
     batch_size: int = 16,
@@ -133,7 +133,7 @@ def embed_documents(
                     int(offsets_mapping[row, positions[0], 0]),
                     int(offsets_mapping[row, positions[-1], 1]),
                 )
-                word = normaliser.word(text[begin:end])
+                word = normalizer.word(text[begin:end])
                 if word is None or word not in dictionary.token2id:
                     continue
                 doc_vectors.append(hidden[row, positions].mean(0))
@@ -155,14 +155,14 @@ def cached_token_embeddings(
     cache_dir: Path,
     texts: Sequence[str],
     dictionary: Dictionary,
-    normaliser: WordNormaliser,
+    normalizer: WordNormalizer,
     encoder: str,
     fallback: str | None = PACKAGED_ENCODER,
     max_tokens: int = 512,
     batch_size: int = 16,
 ) -> TokenEmbeddings:
     """The corpus's token vectors, read from ``cache_dir`` or computed (progress bar) and written there once."""
-    wordnet = normaliser.wordnet is not None
+    wordnet = normalizer.wordnet is not None
     folders = {  # a cache of the configured encoder, else the fallback's (the texts are hashed once per name)
         name: cache_dir
         / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
@@ -175,7 +175,7 @@ def cached_token_embeddings(
     tokenizer, model, used = load_encoder(encoder, fallback)
     folder = folders[used]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vectors, word_ids, offsets = embed_documents(texts, tokenizer, model, normaliser, dictionary, max_tokens,
+    vectors, word_ids, offsets = embed_documents(texts, tokenizer, model, normalizer, dictionary, max_tokens,
                                                  batch_size, device)  # fmt: skip
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datamodules.standins.forensynths import FAMILIES, SEEN_FAMILY, TRAIN_CATEGORIES  # noqa: E402
 from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops  # noqa: E402
 from datamodules.standins.upsampling import fake_images  # noqa: E402
-from lightning_modules.common.metrics import binary_scores  # noqa: E402
-from lightning_modules.common.spectral import log_magnitude_spectrum  # noqa: E402
+from lightning_modules.components.spectral import log_magnitude_spectrum  # noqa: E402
+from lightning_modules.metrics.detection import binary_scores  # noqa: E402
 
 
 def small_cnn() -> nn.Module:
@@ -38,7 +38,7 @@ def small_cnn() -> nn.Module:
     )  # fmt: skip
 
 
-def standardised_spectrum(x: torch.Tensor) -> torch.Tensor:
+def standardized_spectrum(x: torch.Tensor) -> torch.Tensor:
     s = log_magnitude_spectrum(x)
     return (s - s.mean(dim=(1, 2, 3), keepdim=True)) / s.std(dim=(1, 2, 3), keepdim=True)
 
@@ -70,18 +70,18 @@ def main() -> None:
     train_x, train_y = pair(SEEN_FAMILY, args.train)
     tests = {name: pair(name, args.test) for name in families}
     print(f"| input | {' | '.join(tests)} |\n|---|" + "---:|" * len(tests))
-    for name, transform in (("raw pixels", lambda x: x), ("log spectrum", standardised_spectrum)):
+    for name, transform in (("raw pixels", lambda x: x), ("log spectrum", standardized_spectrum)):
         torch.manual_seed(0)
         model = small_cnn()
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         for _ in range(args.epochs):
             for index in torch.randperm(len(train_x)).split(64):
                 loss = F.binary_cross_entropy_with_logits(
                     model(transform(train_x[index])).squeeze(1), train_y[index]
                 )
-                optimiser.zero_grad()
+                optimizer.zero_grad()
                 loss.backward()
-                optimiser.step()
+                optimizer.step()
         model.eval()
         cells = []
         with torch.no_grad():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lightning_modules.common.results import compare_tables, read_result_table
+from lightning_modules.outputs.tables import compare_tables, read_result_table
 
 
 def main(argv: list[str] | None = None) -> str:

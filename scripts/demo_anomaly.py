@@ -2,7 +2,7 @@
 MVTec-layout stand-in, one-shot, few-shot (4) and full-shot, every category: image AUROC, pixel AUROC and AUPRO
 (%), read back from each run's results.csv.
 
-All use ``configs/demo_anomaly.yaml`` (128 px, randomly initialised ResNet-18: no ImageNet weights offline). The
+All use ``configs/demo_anomaly.yaml`` (128 px, randomly initialized ResNet-18: no ImageNet weights offline). The
 trained methods run a fixed number of steps whatever the number of shots (the few images are cycled):
 ``--steps`` sets it for all of them, else ``STEPS`` (CFlow's coupling blocks are the slowest on a CPU). The same
 script runs the real protocol: ``--overlay none --steps 0`` keeps the method configs as they are (their epochs),
@@ -23,7 +23,7 @@ import time
 from demo_common import cli_run, newest_run_file, write_report
 
 from datamodules.standins.mvtec import SIZES
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 METHODS = {"PatchCore": "patchcore_mvtec", "Reverse Distillation": "reverse_distillation_mvtec",
            "CFlow": "cflow_mvtec", "EfficientAD": "efficientad_mvtec"}  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from demo_common import cli_run, write_report
 
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 # name -> (config, extra arguments, run-name tag)
 METHODS = {

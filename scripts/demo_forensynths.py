@@ -21,7 +21,7 @@ from pathlib import Path
 
 from demo_common import cli_run, option, write_report
 
-from lightning_modules.common.results import compare_tables, read_result_table
+from lightning_modules.outputs.tables import compare_tables, read_result_table
 
 # method -> its own demo arguments (after the overlays, so they win)
 METHODS: dict[str, list[str]] = {

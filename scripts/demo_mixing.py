@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from demo_common import cli_run, write_report
 
-from lightning_modules.common.metrics import auroc
+from lightning_modules.metrics.detection import auroc
 
 METHODS = {
     "baseline": ("dcutmix", ["--trainer.callbacks.prob", "0.0"]),

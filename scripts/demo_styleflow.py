@@ -19,7 +19,7 @@ from pathlib import Path
 from demo_common import cli_run, newest_run_file, write_report
 
 from datamodules.standins.faceforensics import MANIPULATIONS
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 OVERLAY = ["--config", "configs/demo_styleflow.yaml"]
 SIZES = {

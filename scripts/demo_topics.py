@@ -19,7 +19,7 @@ from pathlib import Path
 
 from demo_common import cli_run, newest_run_file, write_report
 
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 MODELS = {"TVQ-VAE": "tvqvae_20ng", "ProdLDA": "prodlda_20ng", "LDA": "lda_20ng"}
 CORPORA = ("mini_newsgroup", "lee_background")

@@ -3,7 +3,7 @@ prior; reports the VQ-VAE's test reconstruction and codebook use, the topics' pu
 classes (with the chance purity), and where the sample grids are (topic_samples.png: a row per topic;
 reference_samples.png: a test image, then samples from its topics).
 
-``--dataset cifar10``: the CIFAR-10-layout stand-in (digit scans painted at 32 px in random colour palettes; the
+``--dataset cifar10``: the CIFAR-10-layout stand-in (digit scans painted at 32 px in random color palettes; the
 classes are the digits). ``--dataset celeba64``: the CelebA-layout stand-in (LFW faces at 64 px; the classes are
 the four combinations of Pale_Skin and Wearing_Hat).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from demo_common import cli_run, newest_run_file, write_report
 
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 
 def main(argv: list[str] | None = None) -> str:

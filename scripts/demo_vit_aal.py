@@ -24,7 +24,7 @@ from pathlib import Path
 from demo_common import cli_run, write_report
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_modules.common.results import read_result_table
+from lightning_modules.outputs.tables import read_result_table
 
 VARIANTS = {
     "plain ViT": "vit_cifar100",

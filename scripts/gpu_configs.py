@@ -91,7 +91,7 @@ def with_prerequisites(configs: list[Path]) -> list[Path]:
 
 
 def interleaved(configs: list[Path]) -> list[Path]:
-    """``configs`` in run order, with neighbours using different datamodules where possible, so that the first
+    """``configs`` in run order, with neighbors using different datamodules where possible, so that the first
     parallel wave builds each stand-in once rather than the same one several times at once."""
     by_data: dict[str, list[Path]] = {}
     for config in configs:

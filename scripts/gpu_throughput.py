@@ -30,7 +30,7 @@ def images_per_second(
     if bf16_channels_last:
         module = module.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     autocast = (
         torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
         if bf16_channels_last
@@ -42,14 +42,14 @@ def images_per_second(
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         with autocast:
             logits = module.net(images)
         loss = F.binary_cross_entropy_with_logits(logits.float().flatten(), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step} (bf16={bf16_channels_last})")
         loss.backward()
-        optimiser.step()
+        optimizer.step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return steps * batch_size / (time.perf_counter() - start)

@@ -1,5 +1,5 @@
 """Anomaly stack: MVTec / LOCO / BTAD layouts, few-shot selection, download (loopback server), coreset and
-nearest-neighbour search, PatchCore and Reverse Distillation maps, PRO on hand cases, thresholds, pictures."""
+nearest-neighbor search, PatchCore and Reverse Distillation maps, PRO on hand cases, thresholds, pictures."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ import torch
 from PIL import Image
 
 from datamodules.archives import ChecksumError, download_resumable
-from datamodules.base import DatasetNotFoundError, collate_skipping_bad
+from datamodules.base import DatasetNotFoundError
+from datamodules.batch import collate_skipping_bad
 from datamodules.mvtec import MVTecDataModule, find_records
-from lightning_modules.anomaly.cflow import CFlowNet, ConditionalFlow, positional_encoding
-from lightning_modules.anomaly.efficientad import EfficientADNet
-from lightning_modules.anomaly.metrics import anomaly_metrics, aupro, pro_curve
-from lightning_modules.anomaly.patchcore import PatchCoreNet, greedy_coreset, nearest_neighbours
-from lightning_modules.anomaly.reverse_distillation import ReverseDistillationNet, distillation_loss
-from lightning_modules.anomaly.routine import f1_optimal_threshold
-from lightning_modules.common.pictures import heat_picture
+from lightning_modules.cflow.networks import CFlowNet, ConditionalFlow, positional_encoding
+from lightning_modules.efficientad.networks import EfficientADNet
+from lightning_modules.metrics.anomaly import anomaly_metrics, aupro, pro_curve
+from lightning_modules.outputs.pictures import heat_picture
+from lightning_modules.patchcore.networks import PatchCoreNet, greedy_coreset, nearest_neighbors
+from lightning_modules.reverse_distillation.networks import ReverseDistillationNet, distillation_loss
+from lightning_modules.routines.anomaly_detection import f1_optimal_threshold
 
 
 def tiny_mvtec(standin_root: Path) -> MVTecDataModule:
@@ -225,7 +226,7 @@ def test_coreset_keeps_the_fraction_and_picks_the_farthest_point_each_step() -> 
     points = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [20.0], [21.0], [22.0]])
     chosen = greedy_coreset(points, ratio=1 / 3, projection_dim=None, seed=0)
     assert len(chosen) == 3 and len(set(chosen.tolist())) == 3
-    assert sorted(int(points[i]) // 10 for i in chosen) == [0, 1, 2]  # one centre per cluster
+    assert sorted(int(points[i]) // 10 for i in chosen) == [0, 1, 2]  # one center per cluster
     features = torch.randn(200, 16, generator=torch.Generator().manual_seed(0))
     chosen = greedy_coreset(features, ratio=0.1, projection_dim=None, seed=1)
     assert len(chosen) == 20
@@ -234,10 +235,10 @@ def test_coreset_keeps_the_fraction_and_picks_the_farthest_point_each_step() -> 
         assert distance_to_chosen[chosen[step]] == distance_to_chosen.max()
 
 
-def test_chunked_nearest_neighbours_equal_the_full_distance_matrix() -> None:
+def test_chunked_nearest_neighbors_equal_the_full_distance_matrix() -> None:
     generator = torch.Generator().manual_seed(0)
     queries, bank = torch.randn(50, 8, generator=generator), torch.randn(130, 8, generator=generator)
-    distances, indices = nearest_neighbours(queries, bank, k=3, max_elements=64 * 7)  # many small blocks
+    distances, indices = nearest_neighbors(queries, bank, k=3, max_elements=64 * 7)  # many small blocks
     full = torch.cdist(queries, bank)
     expected_d, expected_i = full.topk(3, dim=1, largest=False)
     assert torch.equal(indices, expected_i) and torch.allclose(distances, expected_d, atol=1e-5)
@@ -458,7 +459,7 @@ def test_efficientad_teacher_has_the_papers_384_channels_and_the_hard_loss_keeps
     assert losses["hard"] > distance.mean()  # only the hardest tenth counts
 
 
-def test_efficientad_maps_are_normalised_by_the_normal_quantiles() -> None:
+def test_efficientad_maps_are_normalized_by_the_normal_quantiles() -> None:
     torch.manual_seed(0)
     net = EfficientADNet(backbone="resnet18", pretrained=False).eval()
     images = torch.rand(2, 3, 64, 64)

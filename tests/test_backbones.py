@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from lightning_modules.common.backbones import BackboneWeightsError, create_backbone
+from lightning_modules.components.backbones import BackboneWeightsError, create_backbone
 
 
 def test_pretrained_path_loads_local_weights_and_replaces_the_head(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ from lightning_modules.bihpf.networks import (
     PixelHighPass,
     highpass_weight,
 )
-from lightning_modules.common.spectral import radial_distance
+from lightning_modules.components.spectral import radial_distance
 
 
 def test_radial_distance_hand_case() -> None:
     r = radial_distance(4, 4)
-    # centre (2, 2); r_max = |(0, 0) - (2, 2)| = 2 * sqrt(2)
+    # center (2, 2); r_max = |(0, 0) - (2, 2)| = 2 * sqrt(2)
     assert r[2, 2] == 0
     assert r[0, 0] == pytest.approx(1.0)
     assert r[2, 0] == pytest.approx(2 / (2 * math.sqrt(2)))
@@ -64,10 +64,10 @@ def test_weights_are_radially_symmetric() -> None:
     r = radial_distance(8, 8)
     for flt in (FrequencyHighPass(0.25, 1.0, "gaussian", 2), PixelHighPass(0.5, 1.0, "gaussian", 2)):
         weight = flt.weight(8, 8, torch.device("cpu"))
-        centred = weight[1:, 1:]  # indices 1..7 lie symmetrically around the centre index 4
-        assert torch.allclose(centred, centred.flip(0), atol=1e-6)
-        assert torch.allclose(centred, centred.flip(1), atol=1e-6)
-        assert torch.allclose(centred, centred.transpose(0, 1), atol=1e-6)
+        centered = weight[1:, 1:]  # indices 1..7 lie symmetrically around the center index 4
+        assert torch.allclose(centered, centered.flip(0), atol=1e-6)
+        assert torch.allclose(centered, centered.flip(1), atol=1e-6)
+        assert torch.allclose(centered, centered.transpose(0, 1), atol=1e-6)
         # a function of the radius only: equal radii give equal weights, larger radii larger weights
         order = torch.argsort(r.flatten())
         assert torch.all(torch.diff(weight.flatten()[order]) >= -1e-6)

@@ -10,15 +10,19 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassCalibrationError
 
-from lightning_modules.common.calibration_metrics import (
+from lightning_modules.metrics.calibration import (
     adaptive_calibration_error,
     calibration_report,
     classwise_calibration_error,
     expected_calibration_error,
 )
-from lightning_modules.common.calibrators import CALIBRATORS, fit_calibrator, make_calibrator
-from lightning_modules.common.classwise_loss import ClasswiseScaledCrossEntropy, fit_alpha_beta, normalise
-from lightning_modules.common.pictures import reliability_diagram
+from lightning_modules.outputs.pictures import reliability_diagram
+from lightning_modules.post_processing.calibrators import CALIBRATORS, fit_calibrator, make_calibrator
+from lightning_modules.post_processing.classwise_loss import (
+    ClasswiseScaledCrossEntropy,
+    fit_alpha_beta,
+    normalize,
+)
 
 
 def random_logits(n: int = 2000, classes: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,14 +69,14 @@ def test_classwise_objective_on_a_hand_computed_three_class_case() -> None:
     assert mean(logits, labels).item() == pytest.approx((weights * class_losses).mean().item(), rel=1e-6)
 
 
-def test_normalisations_and_alpha_beta_bounds() -> None:
+def test_normalizations_and_alpha_beta_bounds() -> None:
     losses = torch.tensor([1.0, 2.0, 4.0])
-    assert normalise(losses, "MM").tolist() == pytest.approx([0.0, 1 / 3, 1.0])
-    assert normalise(losses, "CM").tolist() == pytest.approx(
+    assert normalize(losses, "MM").tolist() == pytest.approx([0.0, 1 / 3, 1.0])
+    assert normalize(losses, "CM").tolist() == pytest.approx(
         [(1 - 7 / 3) / 3, (2 - 7 / 3) / 3, (4 - 7 / 3) / 3]
     )
-    assert torch.isfinite(normalise(torch.ones(3), "ND")).all()  # zero spread does not divide by zero
-    alpha, beta = fit_alpha_beta(losses, losses * 0.9, normalise(losses * 0.9, "ND"), 100, (1.0, 1.5))
+    assert torch.isfinite(normalize(torch.ones(3), "ND")).all()  # zero spread does not divide by zero
+    alpha, beta = fit_alpha_beta(losses, losses * 0.9, normalize(losses * 0.9, "ND"), 100, (1.0, 1.5))
     assert 0.1 <= alpha <= math.log(100) / 2 and 1.5 <= beta <= 2.0
 
 

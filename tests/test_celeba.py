@@ -10,7 +10,7 @@ import pytest
 from datamodules.base import DatasetNotFoundError
 from datamodules.celeba import CelebADataModule, read_attributes, read_partition
 from datamodules.image_io import read_rgb
-from datamodules.standins.celeba import HAT_COLOURS, write_celeba_standin
+from datamodules.standins.celeba import HAT_COLORS, write_celeba_standin
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +34,17 @@ def test_standin_is_in_celeba_layout_with_people_disjoint_between_splits(celeba_
 
 
 def test_attributes_are_true_of_the_pictures(celeba_root: Path) -> None:
-    """Pale skin is lighter at the face centre; a hat puts one of the hat colours above the face."""
+    """Pale skin is lighter at the face center; a hat puts one of the hat colors above the face."""
     folder = celeba_root / "celeba_standin_tiny" / "celeba"
     names, values = read_attributes(folder / "list_attr_celeba.txt")
     pale, hat = names.index("Pale_Skin"), names.index("Wearing_Hat")
     cheek, crown = {True: [], False: []}, {True: [], False: []}
-    hats = np.array(HAT_COLOURS, dtype=np.float32)
+    hats = np.array(HAT_COLORS, dtype=np.float32)
     for image, row in values.items():
         pixels = read_rgb(folder / "img_align_celeba" / image).astype(np.float32)
         cheek[row[pale]].append(pixels[120:140, 70:108].mean())
         top = pixels[45:50, 70:108].reshape(-1, 3).mean(0)
-        crown[row[hat]].append(np.abs(hats - top).sum(1).min())  # distance to the nearest hat colour
+        crown[row[hat]].append(np.abs(hats - top).sum(1).min())  # distance to the nearest hat color
     assert np.mean(cheek[True]) > np.mean(cheek[False]) + 20
     assert max(crown[True]) < 40 < min(crown[False])
 

@@ -58,11 +58,11 @@ def test_long_tailed_train_split_and_calibration_split(standin_root: Path) -> No
 
 def test_image_folder_mode_and_its_errors(tmp_path: Path) -> None:
     for split in ("train", "test"):
-        for c, colour in (("apple", 200), ("pear", 50)):
+        for c, color in (("apple", 200), ("pear", 50)):
             for i in range(3):
                 path = tmp_path / split / c / f"{i}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((20, 24, 3), colour, np.uint8)).save(path)
+                Image.fromarray(np.full((20, 24, 3), color, np.uint8)).save(path)
     dm = CIFARDataModule(
         root=str(tmp_path), dataset="folder", num_workers=0, batch_size=4, calibration_fraction=0.34
     )
@@ -134,7 +134,7 @@ def test_logits_file_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_logits_standin_is_a_real_overconfident_classifier(standin_root: Path) -> None:
-    from lightning_modules.common.calibration_metrics import calibration_report
+    from lightning_modules.metrics.calibration import calibration_report
 
     dm = LogitsDataModule(root=str(standin_root), synthetic=True, standin_size="tiny")
     dm.prepare_data()

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from lightning_modules.classification.module import ImageClassifierModule
-from lightning_modules.common.backbones import BackboneWeightsError, create_backbone
-from lightning_modules.common.results import read_result_table
+from lightning_modules.components.backbones import BackboneWeightsError, create_backbone
+from lightning_modules.outputs.tables import read_result_table
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_files(run_cli, monkeyp
         run_cli("fit", "--config", str(CONFIGS / "bihpf.yaml"))
 
 
-def test_manual_optimisation_losses_are_guarded_too(run_cli, monkeypatch) -> None:
+def test_manual_optimization_losses_are_guarded_too(run_cli, monkeypatch) -> None:
     import pytest
 
     from callbacks.guards import NonFiniteLossError

@@ -49,7 +49,7 @@ def test_spectrum_of_a_pure_sinusoid_peaks_at_its_bin() -> None:
     wave = 0.5 + 0.4 * torch.sin(2 * math.pi * cycles * rows / size)[:, None].expand(size, size)
     spectrum = DetectorInput("spectrum")(wave.expand(1, 3, size, size))
     assert spectrum.shape == (1, 3, size, size)
-    assert spectrum.mean().abs() < 1e-4 and (spectrum.std() - 1).abs() < 1e-3  # standardised per image
+    assert spectrum.mean().abs() < 1e-4 and (spectrum.std() - 1).abs() < 1e-3  # standardized per image
     peak = divmod(int(spectrum[0, 0].argmax()), size)
     assert peak in {(size // 2 + cycles, size // 2), (size // 2 - cycles, size // 2)}  # vertical frequency 5
 

@@ -1,4 +1,4 @@
-"""FrePGAN: the generator's shape and type, gradient paths, the D -> G -> C order, and checkpointed optimisers."""
+"""FrePGAN: the generator's shape and type, gradient paths, the D -> G -> C order, and checkpointed optimizers."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from datamodules.forensynths import ForenSynthsDataModule
-from lightning_modules.common.classifier import BinaryLogitNet
+from lightning_modules.components.binary_head import BinaryLogitNet
 from lightning_modules.frepgan.module import FrePGANModule
 from lightning_modules.frepgan.networks import PatchDiscriminator, SpectralPerturbationGenerator
 from tests.conftest import CONFIGS
 from tests.helpers import read_events
 
 
-def randomise_last_layer(generator: SpectralPerturbationGenerator) -> None:
+def randomize_last_layer(generator: SpectralPerturbationGenerator) -> None:
     """The last convolution starts at zero (G = 0 at the start); give it weights to test what flows through."""
     last = [m for m in generator.modules() if isinstance(m, nn.Conv2d)][-1]
     nn.init.normal_(last.weight, std=0.05)
@@ -41,7 +41,7 @@ def test_generator_starts_at_zero_and_returns_a_real_map_of_the_input_shape() ->
     generator = SpectralPerturbationGenerator(width=8, blocks=1)
     x = torch.rand(2, 3, 20, 24)
     assert torch.equal(generator(x), torch.zeros_like(x))
-    randomise_last_layer(generator)
+    randomize_last_layer(generator)
     out = generator(x)
     assert out.shape == x.shape and out.dtype == torch.float32 and not torch.is_complex(out)
     assert out.abs().sum() > 0
@@ -51,7 +51,7 @@ def test_generator_starts_at_zero_and_returns_a_real_map_of_the_input_shape() ->
 
 def test_bound_limits_the_perturbation() -> None:
     generator = SpectralPerturbationGenerator(width=8, blocks=1, bound_eps=0.1)
-    randomise_last_layer(generator)
+    randomize_last_layer(generator)
     assert generator(torch.rand(2, 3, 16, 16)).abs().max() <= 0.1
 
 
@@ -62,7 +62,7 @@ def test_sizes_not_divisible_by_four_fail_clearly() -> None:
 
 def test_gradients_reach_the_generator_through_d_and_through_c() -> None:
     generator = SpectralPerturbationGenerator(width=8, blocks=1)
-    randomise_last_layer(generator)
+    randomize_last_layer(generator)
     discriminator = PatchDiscriminator(width=8)
     classifier = BinaryLogitNet("resnet18", pretrained=False)
     x = torch.rand(4, 3, 32, 32)
@@ -75,7 +75,7 @@ def test_gradients_reach_the_generator_through_d_and_through_c() -> None:
 
 def test_classifier_loss_leaves_the_generator_alone_by_default() -> None:
     module = small_module()
-    randomise_last_layer(module.generator)
+    randomize_last_layer(module.generator)
     batch = {"image": torch.rand(4, 3, 32, 32), "label": torch.tensor([0, 1, 0, 1])}
     with torch.no_grad():
         perturbation = module.generator(batch["image"])
@@ -86,7 +86,7 @@ def test_classifier_loss_leaves_the_generator_alone_by_default() -> None:
 
 def test_test_perturb_false_scores_the_clean_image() -> None:
     module = small_module(test_perturb=False).eval()
-    randomise_last_layer(module.generator)
+    randomize_last_layer(module.generator)
     batch = {"image": torch.rand(2, 3, 32, 32)}
     assert torch.equal(module.logits(batch), module.classifier(batch["image"]))
     assert module.results_name == "results_unperturbed"
@@ -95,7 +95,7 @@ def test_test_perturb_false_scores_the_clean_image() -> None:
 
 
 class StepRecorder(L.Callback):
-    """Wraps each optimiser's ``step`` to record which network stepped, in order."""
+    """Wraps each optimizer's ``step`` to record which network stepped, in order."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -111,7 +111,7 @@ class StepRecorder(L.Callback):
             optimizer.step = step
 
 
-def test_each_optimiser_steps_once_per_iteration_in_order(standin_root: Path) -> None:
+def test_each_optimizer_steps_once_per_iteration_in_order(standin_root: Path) -> None:
     module = small_module()
     networks = [module.discriminator, module.generator, module.classifier]
     for optimizer, network in zip(module.configure_optimizers(), networks, strict=True):
@@ -142,7 +142,7 @@ def test_each_optimiser_steps_once_per_iteration_in_order(standin_root: Path) ->
     assert recorder.calls == list("DGC") * 3
 
 
-def test_checkpoint_keeps_all_three_optimiser_states_and_resume_restores_them(run_cli) -> None:
+def test_checkpoint_keeps_all_three_optimizer_states_and_resume_restores_them(run_cli) -> None:
     config = str(CONFIGS / "frepgan.yaml")
     fit = run_cli("fit", "--config", config)
     checkpoint = torch.load(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
@@ -166,9 +166,9 @@ def test_checkpoint_keeps_all_three_optimiser_states_and_resume_restores_them(ru
         "--trainer.max_epochs",
         "2",
         "--trainer.callbacks+",
-        "tests.test_frepgan.CaptureOptimisers",
+        "tests.test_frepgan.CaptureOptimizers",
     )
-    restored = next(c for c in resumed.trainer.callbacks if isinstance(c, CaptureOptimisers)).states
+    restored = next(c for c in resumed.trainer.callbacks if isinstance(c, CaptureOptimizers)).states
     assert len(restored) == 3
     for saved, loaded in zip(states, restored, strict=True):
         first = next(iter(saved["state"]))
@@ -178,8 +178,8 @@ def test_checkpoint_keeps_all_three_optimiser_states_and_resume_restores_them(ru
     assert resumed.model.perturbation_scale == pytest.approx(1.0)
 
 
-class CaptureOptimisers(L.Callback):
-    """Records the optimisers' state right after a resume restored it."""
+class CaptureOptimizers(L.Callback):
+    """Records the optimizers' state right after a resume restored it."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.states = [copy.deepcopy(o.state_dict()) for o in trainer.optimizers]

@@ -55,7 +55,7 @@ def test_scalars_and_filtered_pictures_reach_tensorboard(run_cli, standin_root: 
         want = expected.permute(1, 2, 0).numpy()
         assert logged.shape == want.shape
         assert np.abs(logged - want).max() <= 1.5 / 255.0, tag
-    # the filter amplifies the border more than the centre: it shows in the pictures
+    # the filter amplifies the border more than the center: it shows in the pictures
     crop = torch.from_numpy(decode(events.Images("pictures/filtered")[0]).astype(np.float32))
     original = torch.from_numpy(decode(events.Images("pictures/input")[0]).astype(np.float32))
     assert not torch.equal(crop, original)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.common.metrics import GroupedBinaryMetrics, binary_scores
-from lightning_modules.common.results import read_result_table, summary_rows, write_result_table
+from lightning_modules.metrics.detection import GroupedBinaryMetrics, binary_scores
+from lightning_modules.outputs.tables import read_result_table, summary_rows, write_result_table
 
 
 def test_binary_scores_hand_case() -> None:
@@ -80,7 +80,7 @@ def test_auroc_of_unbounded_scores_keeps_their_order() -> None:
     the shared auroc() ranks them first, so large anomaly scores keep their order."""
     from torchmetrics.functional.classification import binary_auroc
 
-    from lightning_modules.common.metrics import auroc
+    from lightning_modules.metrics.detection import auroc
 
     scores = torch.tensor([100.0, 200.0, 300.0, 400.0])
     labels = torch.tensor([0, 0, 1, 1])

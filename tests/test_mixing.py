@@ -12,7 +12,12 @@ from scipy.stats import ks_2samp
 from timm.data import Mixup
 
 from callbacks.mixing import KImageMixing
-from lightning_modules.common.mixing import dirichlet_proportions, k_image_mix, nested_boxes, stick_breaking
+from lightning_modules.components.mixing import (
+    dirichlet_proportions,
+    k_image_mix,
+    nested_boxes,
+    stick_breaking,
+)
 from tests.conftest import CONFIGS
 
 

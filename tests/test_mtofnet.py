@@ -14,8 +14,8 @@ from PIL import Image
 from datamodules.depth_io import normalize_depth, read_depth
 from datamodules.image_io import BadImageError
 from datamodules.rgbd_spoof import CaptureRecord, RGBDDataset, RGBDSpoofDataModule, find_captures
-from lightning_modules.common.antispoof import spoof_metrics, spoof_rows, threshold_at_bpcer
 from lightning_modules.mtofnet.networks import MToFNet, agreement_loss
+from lightning_modules.routines.spoof_detection import spoof_metrics, spoof_rows, threshold_at_bpcer
 
 
 def _write_capture(folder: Path, capture: str, rgb: np.ndarray, depth: np.ndarray, npy: bool = False) -> None:
@@ -33,12 +33,12 @@ def test_depth_reads_16_bit_png_millimetres_and_float_npy(tmp_path: Path) -> Non
     np.save(tmp_path / "d.npy", depth.astype(np.float32) / 1000.0)  # metres
     assert np.array_equal(read_depth(tmp_path / "d.png"), depth.astype(np.float32))
     np.testing.assert_allclose(read_depth(tmp_path / "d.npy"), depth / 1000.0, rtol=1e-6)
-    Image.new("RGB", (4, 4)).save(tmp_path / "colour.png")
-    with pytest.raises(BadImageError, match="colour.png: cannot read depth .*not a depth map"):
-        read_depth(tmp_path / "colour.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "color.png")
+    with pytest.raises(BadImageError, match="color.png: cannot read depth .*not a depth map"):
+        read_depth(tmp_path / "color.png")
 
 
-def test_depth_normalisation_clips_percentiles_and_keeps_holes_at_zero() -> None:
+def test_depth_normalization_clips_percentiles_and_keeps_holes_at_zero() -> None:
     depth = np.linspace(100, 200, 101, dtype=np.float32)
     depth[0] = 0  # no measurement
     depth[-1] = 10_000  # a flying pixel far beyond the 99th percentile
@@ -122,9 +122,9 @@ def test_a_trained_model_scores_a_flat_depth_recapture_above_the_genuine_pair() 
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
 
     def genuine_pair(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        centres = torch.rand(n, 2, 1, 1) - 0.5
+        centers = torch.rand(n, 2, 1, 1) - 0.5
         radius = 0.4 + 0.4 * torch.rand(n, 1, 1)
-        bump = torch.exp(-((xx - centres[:, 0]) ** 2 + (yy - centres[:, 1]) ** 2) / radius**2)  # a dome
+        bump = torch.exp(-((xx - centers[:, 0]) ** 2 + (yy - centers[:, 1]) ** 2) / radius**2)  # a dome
         texture = 0.5 + 0.1 * torch.sin(12 * xx + 6 * torch.rand(n, 1, 1)) * torch.cos(9 * yy)
         rgb = (texture * (0.3 + 0.7 * bump))[:, None].expand(-1, 3, -1, -1) * torch.tensor([1.0, 0.8, 0.6])[
             :, None, None

@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from lightning_modules.common.pictures import signed_picture, spectrum_picture
+from lightning_modules.outputs.pictures import signed_picture, spectrum_picture
 
 
-def test_signed_picture_maps_zero_to_grey_and_the_peak_to_the_ends() -> None:
+def test_signed_picture_maps_zero_to_gray_and_the_peak_to_the_ends() -> None:
     maps = torch.tensor([[[[0.0, 2.0], [-1.0, 0.5]]]])
     picture = signed_picture(maps)
     assert picture.tolist() == [[[[0.5, 1.0], [0.25, 0.625]]]]

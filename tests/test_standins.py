@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from datamodules.standins.forensynths import FAMILIES, write_forensynths_standin
 from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops
 from datamodules.standins.upsampling import UpsamplingFamily, fake_images
-from lightning_modules.common.spectral import log_magnitude_spectrum
+from lightning_modules.components.spectral import log_magnitude_spectrum
 
 
 def folder_digest(folder: Path) -> str:

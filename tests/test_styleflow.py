@@ -12,7 +12,7 @@ import torch
 from datamodules.base import DatasetNotFoundError
 from datamodules.faceforensics import FaceVideoDataModule, TripletSampler, clip_indices, clip_starts
 from datamodules.standins.faceforensics import MANIPULATIONS
-from lightning_modules.common.metrics import GroupedBinaryMetrics
+from lightning_modules.metrics.detection import GroupedBinaryMetrics
 from lightning_modules.styleflow.networks import (
     ContentBranch,
     LatentDropout,
@@ -208,7 +208,7 @@ def test_stage_one_shapes_and_the_step_count_check() -> None:
         gru(torch.randn(3, 9, 12))
 
 
-def test_style_attention_adds_exactly_nothing_at_initialisation_and_learns_to() -> None:
+def test_style_attention_adds_exactly_nothing_at_initialization_and_learns_to() -> None:
     attention = StyleAttention(8)
     content, style = torch.randn(2, 4, 8), torch.randn(2, 16, 8)
     assert torch.equal(attention(content, style), content)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_modules.common.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
+from lightning_modules.components.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
 
 
 def test_probability_zero_is_identity_and_one_changes_every_image() -> None:

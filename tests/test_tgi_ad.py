@@ -58,7 +58,7 @@ def test_prompts_are_ranked_by_clip_similarity_to_the_images() -> None:
 def test_generator_encodes_a_gaussian_and_zero_temperature_is_deterministic() -> None:
     import torch
 
-    from lightning_modules.tgi_ad.generator import VarianceAwareVQGAN, generator_loss
+    from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
 
     torch.manual_seed(0)
     generator = VarianceAwareVQGAN(width=8, latent_dim=4, num_codes=16, downsamplings=2).eval()
@@ -147,7 +147,7 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
 
 def test_diversity_is_zero_for_copies_of_the_source_and_grows_with_the_difference() -> None:
     """The copying pitfall's measure: kept images identical to their source score 0 on both distances."""
-    from lightning_modules.anomaly.features import FrozenFeatures
+    from lightning_modules.components.feature_extractor import FrozenFeatures
     from lightning_modules.tgi_ad.diversity import generation_diversity
 
     torch.manual_seed(0)

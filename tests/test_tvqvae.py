@@ -19,13 +19,13 @@ from gensim.corpora import Dictionary
 from datamodules.base import DatasetNotFoundError
 from datamodules.standins.text import _BunchUnpickler, read_lee_background, read_mini_newsgroup
 from datamodules.text_corpus import TextCorpusDataModule
-from datamodules.text_processing import WordNormaliser
+from datamodules.text_processing import WordNormalizer
 from datamodules.token_embeddings import EncoderNotFoundError, TokenEmbeddings, load_encoder
-from lightning_modules.common.checkpoints import RunCheckpointError
+from lightning_modules.metrics.topics import npmi_per_topic, purity, topic_diversity, topic_scores
+from lightning_modules.outputs.checkpoints import RunCheckpointError
 from lightning_modules.tvqvae.lda import LDAModule
 from lightning_modules.tvqvae.module import conceptual_bags, load_token_autoencoder
 from lightning_modules.tvqvae.networks import MultiHotQuantizer, TokenVQAutoencoder, gaussian_kl
-from lightning_modules.tvqvae.topic_metrics import npmi_per_topic, purity, topic_diversity, topic_scores
 from tests.conftest import CONFIGS
 
 
@@ -46,13 +46,13 @@ def test_multi_hot_codes_have_exactly_n_ones_at_the_nearest_codes() -> None:
     assert torch.equal(z.grad, torch.ones_like(z))  # straight-through to the encoder
 
 
-def test_data_initialised_codes_come_from_the_first_batch() -> None:
+def test_data_initialized_codes_come_from_the_first_batch() -> None:
     torch.manual_seed(0)
     quantizer = MultiHotQuantizer(num_codes=8, dim=4, top_n=2, codebook_init="data")
     z = torch.randn(16, 4)
     quantizer(z)
     distances = torch.cdist(quantizer.codebook.detach() * 2, z).min(1).values  # code = a latent / top_n
-    assert bool(quantizer.initialised) and (distances < 0.01).all()
+    assert bool(quantizer.initialized) and (distances < 0.01).all()
 
 
 def test_conceptual_bag_counts_are_valid_tokens_times_n() -> None:
@@ -103,10 +103,10 @@ def test_diversity_purity_and_the_best_half() -> None:
     assert scores["npmi"] < scores["npmi_50"] and scores["tq"] == pytest.approx(scores["npmi"] * scores["td"])
 
 
-def test_word_normaliser_lemmatises_and_keeps_wordnet_words_only() -> None:
-    normaliser = WordNormaliser(wordnet=True)
-    assert normaliser.words("The dogs were walked; xyzzyq 42 planets!") == ["dog", "walk", "planet"]
-    assert WordNormaliser(wordnet=False).words("The dogs xyzzyq") == ["dogs", "xyzzyq"]
+def test_word_normalizer_lemmatizes_and_keeps_wordnet_words_only() -> None:
+    normalizer = WordNormalizer(wordnet=True)
+    assert normalizer.words("The dogs were walked; xyzzyq 42 planets!") == ["dog", "walk", "planet"]
+    assert WordNormalizer(wordnet=False).words("The dogs xyzzyq") == ["dogs", "xyzzyq"]
 
 
 def test_gensim_corpora_are_read_and_a_foreign_class_in_the_pickle_is_refused() -> None:
@@ -144,7 +144,7 @@ def test_jsonl_corpus_drops_empty_documents_and_bags_count_words(tmp_path: Path,
     batch = next(iter(datamodule.test_dataloader()))
     for bow, index in zip(batch["bow"], batch["index"], strict=True):
         assert bow.sum().item() == len(datamodule.texts[index])
-        assert bow[datamodule.dictionary.token2id["planet"]] in (0, 2)  # "planets" twice, lemmatised
+        assert bow[datamodule.dictionary.token2id["planet"]] in (0, 2)  # "planets" twice, lemmatized
 
 
 def test_corpus_errors_name_the_file_or_key(tmp_path: Path) -> None:
@@ -246,8 +246,8 @@ def _codes_in_use(standardize: bool, codebook_init: str = "uniform", restart: bo
     """Distinct codes chosen for 8 token clusters sharing one large common direction (language-model token
     vectors are anisotropic like this) after 30 training steps."""
     torch.manual_seed(0)
-    centres = torch.randn(8, 16) + 10 * torch.randn(1, 16)
-    tokens = centres.repeat_interleave(64, 0) + 0.1 * torch.randn(512, 16)
+    centers = torch.randn(8, 16) + 10 * torch.randn(1, 16)
+    tokens = centers.repeat_interleave(64, 0) + 0.1 * torch.randn(512, 16)
     model = TokenVQAutoencoder(16, (32, 8), num_codes=40, top_n=2, codebook_init=codebook_init,
                                dead_code_restart=restart, standardize=standardize)  # fmt: skip
     model.set_input_statistics(tokens)
@@ -261,9 +261,9 @@ def _codes_in_use(standardize: bool, codebook_init: str = "uniform", restart: bo
     return int((model.eval().codes(tokens).sum(0) > 0).sum())
 
 
-def test_anisotropic_tokens_collapse_onto_top_n_codes_unless_standardised() -> None:
-    """Unstandardised, every token gets the same top_n codes (the official code's setting, whatever the
-    codebook's initialisation); standardised, the codes spread over the 8 clusters."""
+def test_anisotropic_tokens_collapse_onto_top_n_codes_unless_standardized() -> None:
+    """Unstandardized, every token gets the same top_n codes (the official code's setting, whatever the
+    codebook's initialization); standardized, the codes spread over the 8 clusters."""
     assert _codes_in_use(standardize=False) == 2
     assert _codes_in_use(standardize=False, codebook_init="data", restart=True) == 2
     assert _codes_in_use(standardize=True) >= 8

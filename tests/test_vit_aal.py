@@ -1,4 +1,4 @@
-"""The attention-link regulariser: ViT and CNN maps are distributions, links are row-stochastic, the divergence
+"""The attention-link regularizer: ViT and CNN maps are distributions, links are row-stochastic, the divergence
 vanishes exactly on its target, the CNN stays frozen, gradients reach the links, the advanced module's fixed
 links; plus the small-data CIFAR settings and CNN weights from a checkpoint trained in this framework."""
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lightning_modules.classification.module import ImageClassifierModule
-from lightning_modules.common.backbones import BackboneWeightsError, create_backbone
-from lightning_modules.common.pictures import heatmap_picture
+from lightning_modules.components.backbones import BackboneWeightsError, create_backbone
+from lightning_modules.outputs.pictures import heatmap_picture
 from lightning_modules.vit_aal.module import LinksFileError, ViTAALModule
 from lightning_modules.vit_aal.networks import (
     AttentionLinks,
@@ -26,14 +26,14 @@ SMALL = dict(num_classes=10, img_size=32, patch_size=8, depth=2, cnn_backbone="c
              cnn_layer="blocks.8", cnn_normalization="cifar", pretrained=False)  # fmt: skip
 
 
-def test_vit_attention_is_timm_s_own_cls_row_renormalised_over_patches() -> None:
+def test_vit_attention_is_timm_s_own_cls_row_renormalized_over_patches() -> None:
     torch.manual_seed(0)
     vit = AttentionViT("deit_tiny_patch16_224", num_classes=5, img_size=32, patch_size=8, depth=2).eval()
     image = torch.rand(3, 3, 32, 32)
     _, maps = vit(image, layers=[0, 1])
     assert maps.shape == (3, 2, 3, 16)  # B, layers, heads, 4x4 patches
     torch.testing.assert_close(maps.sum(dim=-1), torch.ones(3, 2, 3))
-    # timm's unfused path computes the full attention matrix; its CLS row without the CLS column, renormalised
+    # timm's unfused path computes the full attention matrix; its CLS row without the CLS column, renormalized
     full = []
     for block in vit.vit.blocks:
         block.attn.fused_attn = False
@@ -74,7 +74,7 @@ def test_links_rows_sum_to_one_and_targets_are_distributions() -> None:
     targets = links(maps)
     assert targets.shape == (4, 2, 3, 9)
     torch.testing.assert_close(targets.sum(-1), torch.ones(4, 2, 3))
-    # zero-initialised links start every head at the mean map
+    # zero-initialized links start every head at the mean map
     fresh = AttentionLinks(1, 2, 5)(maps)
     torch.testing.assert_close(fresh[:, 0, 1], maps.mean(dim=1))
 
@@ -179,8 +179,8 @@ def test_cnn_weights_from_a_checkpoint_trained_here(tmp_path: Path) -> None:
     classifier = ImageClassifierModule(backbone="cifar_resnet20", num_classes=10)
     torch.save({"state_dict": classifier.state_dict(), "epoch": 3}, tmp_path / "last.ckpt")
     cnn = create_backbone("cifar_resnet20", pretrained_path=str(tmp_path / "last.ckpt"))
-    assert torch.equal(cnn.stem[0].weight, classifier.backbone.stem[0].weight)
-    assert torch.equal(cnn.blocks[8].bn2.running_mean, classifier.backbone.blocks[8].bn2.running_mean)
+    assert torch.equal(cnn.stem[0].weight, classifier.net.backbone.stem[0].weight)
+    assert torch.equal(cnn.blocks[8].bn2.running_mean, classifier.net.backbone.blocks[8].bn2.running_mean)
     with pytest.raises(BackboneWeightsError, match="no prefix in this checkpoint holds all"):
         create_backbone("cifar_resnet32", pretrained_path=str(tmp_path / "last.ckpt"))
 

@@ -5,11 +5,11 @@ disjoint between splits), ``list_attr_celeba.txt`` and ``identity_CelebA.txt``. 
 attributes this writer renders, each drawn independently with probability 1/2 and true of the picture:
 
 * ``Pale_Skin``: a pale skin tone instead of a tan one;
-* ``Wearing_Hat``: a coloured cap over the top of the head;
+* ``Wearing_Hat``: a colored cap over the top of the head;
 * ``Eyeglasses``: dark glasses over the eye line;
 * ``Blurry``: a Gaussian blur of the whole picture.
 
-Skin tone and a hat change which colours (so which VQ codes) an image holds; that is what a topic model over bags
+Skin tone and a hat change which colors (so which VQ codes) an image holds; that is what a topic model over bags
 of codes can group by. Deterministic in ``seed``.
 """
 
@@ -28,7 +28,7 @@ ATTRIBUTES = ("Pale_Skin", "Wearing_Hat", "Eyeglasses", "Blurry")
 PRESETS = {"tiny": {"variants": 2}, "small": {"variants": 20}}
 SPLIT_PEOPLE = (70, 10, 20)  # faces in train, valid, test
 HEIGHT, WIDTH, FACE = 218, 178, 100
-HAT_COLOURS = [(200, 30, 40), (30, 50, 150), (40, 140, 60), (230, 180, 30)]
+HAT_COLORS = [(200, 30, 40), (30, 50, 150), (40, 140, 60), (230, 180, 30)]
 
 
 def render_portrait(face: np.ndarray, attributes: dict[str, bool], rng: np.random.Generator) -> np.ndarray:
@@ -42,13 +42,13 @@ def render_portrait(face: np.ndarray, attributes: dict[str, bool], rng: np.rando
     image[top : top + side, left : left + side] = tinted_face(face, side, tone)
     if attributes["Eyeglasses"]:
         eye_y, lens = top + int(EYE_LINE * side), side // 4
-        for centre in (left + int(0.30 * side), left + int(0.70 * side)):
-            image[eye_y - lens // 3 : eye_y + lens // 3, centre - lens // 2 : centre + lens // 2] = 25.0
+        for center in (left + int(0.30 * side), left + int(0.70 * side)):
+            image[eye_y - lens // 3 : eye_y + lens // 3, center - lens // 2 : center + lens // 2] = 25.0
         image[eye_y - 2 : eye_y + 2, left + int(0.30 * side) : left + int(0.70 * side)] = 25.0
     if attributes["Wearing_Hat"]:
-        colour = np.array(HAT_COLOURS[rng.integers(len(HAT_COLOURS))], dtype=np.float32)
+        color = np.array(HAT_COLORS[rng.integers(len(HAT_COLORS))], dtype=np.float32)
         brim = top + int(0.22 * side)
-        image[max(0, top - 30) : brim, max(0, left - 8) : left + side + 8] = colour
+        image[max(0, top - 30) : brim, max(0, left - 8) : left + side + 8] = color
     picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
     if attributes["Blurry"]:
         picture = picture.filter(ImageFilter.GaussianBlur(radius=3))

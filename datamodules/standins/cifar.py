@@ -1,8 +1,8 @@
 """The CIFAR stand-in: scikit-learn's handwritten digits (real scans), written in CIFAR's own pickle format.
 
 ``cifar-10-batches-py/`` holds 10 classes (the digit); ``cifar-100-python/`` holds 100 classes (digit x one of
-ten colour palettes), so both CIFAR configs run unchanged. Each 8x8 scan becomes a 32x32 colour image: up-sampled,
-painted with a palette (foreground and background colour), shifted by a few pixels and lightly noised, ``variants``
+ten color palettes), so both CIFAR configs run unchanged. Each 8x8 scan becomes a 32x32 color image: up-sampled,
+painted with a palette (foreground and background color), shifted by a few pixels and lightly noised, ``variants``
 times with different draws. Train and test come from disjoint scans. Deterministic in ``seed``.
 """
 

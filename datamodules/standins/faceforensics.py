@@ -10,7 +10,7 @@ appearance (its "style") changes over time, one family per FF++ manipulation:
 * ``Deepfakes``: the source identity blended into the target face with a weight that jitters every frame
   (identity flicker);
 * ``FaceSwap``: the source identity swapped in whole, its expression frozen while the head keeps moving
-  (suppressed variation), and its colour re-matched to the target frame by frame (skin-tone flicker);
+  (suppressed variation), and its color re-matched to the target frame by frame (skin-tone flicker);
 * ``Face2Face``: the target identity driven by the source video's expression plus per-frame jitter (jerky mouth);
 * ``NeuralTextures``: the target video with the mouth region's texture redrawn every frame (lower-face flicker).
 

@@ -1,9 +1,9 @@
 """Real faces for stand-ins: the 100 face crops of scikit-image's LFW subset (``skimage.data.lfw_subset``), and how
-to paint one into a colour portrait.
+to paint one into a color portrait.
 
 The crops are 25x25 grayscale, tightly framed (eyes at about 40 % of the height). A portrait up-samples one,
 tints it with a skin tone and puts it on a smooth background, so a stand-in keeps a real person's face and only
-synthesises what its method must see (an attribute, a motion).
+synthesizes what its method must see (an attribute, a motion).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def lfw_faces() -> np.ndarray:
 
 
 def gradient_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """A vertical blend of two background colours, lightly noised, as (H, W, 3) float32 in [0, 255]."""
+    """A vertical blend of two background colors, lightly noised, as (H, W, 3) float32 in [0, 255]."""
     top, bottom = (np.array(BACKGROUNDS[i], dtype=np.float32) for i in rng.choice(len(BACKGROUNDS), 2))
     blend = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
     image = np.broadcast_to(top * (1 - blend) + bottom * blend, (height, width, 3)).copy()

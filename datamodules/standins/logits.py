@@ -1,6 +1,6 @@
 """The logits stand-in: a real classifier's logits on real images, long-tailed like SCTL's LT settings.
 
-A multinomial logistic regression (scikit-learn) is fitted, with almost no regularisation (C = 1e4) so it is
+A multinomial logistic regression (scikit-learn) is fitted, with almost no regularization (C = 1e4) so it is
 over-confident like a deep network (test ECE about 9 %, accuracy about 88 %), on a long-tailed subset of the handwritten digits (rho = 10); its logits on a stratified
 held-out share of that subset are the calibration split and its logits on the balanced remaining digits the
 test split. Written as ``logits.npz`` in :mod:`datamodules.logits`' format.

@@ -6,7 +6,7 @@ coins) under small random pose, scale and lighting changes. Test defects are dra
 
 * ``scratch``: a thin curved stroke, much brighter or darker than the surface;
 * ``hole``: a dark elliptical pit with a shaded rim;
-* ``stain``: a soft coloured blob (the mask is where it covers at least half of the surface);
+* ``stain``: a soft colored blob (the mask is where it covers at least half of the surface);
 * ``contamination``: a Perlin-noise region filled with a foreign real texture (DRAEM's construction).
 
 Masks (``ground_truth/<defect>/<stem>_mask.png``, 0 / 255) are exactly the pixels the defect changed (for the
@@ -55,12 +55,12 @@ def normal_sample(category: str, side: int, rng: np.random.Generator) -> np.ndar
     else:
         height, width = photo.shape[:2]
         square = min(height, width)
-        centre = (
+        center = (
             width / 2 + rng.uniform(-0.02, 0.02) * square,
             height / 2 + rng.uniform(-0.02, 0.02) * square,
         )
-        matrix = cv2.getRotationMatrix2D(centre, rng.uniform(-4, 4), side / square * rng.uniform(0.97, 1.03))
-        matrix[:, 2] += np.array([side / 2, side / 2]) - np.array(centre)
+        matrix = cv2.getRotationMatrix2D(center, rng.uniform(-4, 4), side / square * rng.uniform(0.97, 1.03))
+        matrix[:, 2] += np.array([side / 2, side / 2]) - np.array(center)
         image = cv2.warpAffine(
             photo, matrix, (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT
         )
@@ -69,13 +69,13 @@ def normal_sample(category: str, side: int, rng: np.random.Generator) -> np.ndar
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def _centre(side: int, rng: np.random.Generator) -> tuple[float, float]:
+def _center(side: int, rng: np.random.Generator) -> tuple[float, float]:
     return tuple(rng.uniform(0.25 * side, 0.75 * side, size=2))  # on the object, away from the border
 
 
 def scratch(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     side = image.shape[0]
-    cx, cy = _centre(side, rng)
+    cx, cy = _center(side, rng)
     angle, length = rng.uniform(0, np.pi), rng.uniform(0.25, 0.45) * side
     t = np.linspace(-0.5, 0.5, 24)
     bend = rng.uniform(-0.15, 0.15) * length
@@ -92,7 +92,7 @@ def scratch(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
 
 def hole(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     side = image.shape[0]
-    cx, cy = _centre(side, rng)
+    cx, cy = _center(side, rng)
     axes = rng.uniform(0.05, 0.1, size=2) * side
     yy, xx = np.mgrid[:side, :side]
     angle = rng.uniform(0, np.pi)
@@ -100,7 +100,7 @@ def hole(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     v = (-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)) / axes[1]
     radius = np.sqrt(u**2 + v**2)
     mask = radius <= 1.0
-    shade = (0.15 + 0.35 * np.clip(radius, 0, 1) ** 2)[..., None]  # dark centre, lighter rim
+    shade = (0.15 + 0.35 * np.clip(radius, 0, 1) ** 2)[..., None]  # dark center, lighter rim
     out = image.astype(np.float32)
     out[mask] = (out * shade)[mask]
     return out.astype(np.uint8), mask.astype(np.uint8) * 255
@@ -108,7 +108,7 @@ def hole(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
 
 def stain(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     side = image.shape[0]
-    cx, cy = _centre(side, rng)
+    cx, cy = _center(side, rng)
     yy, xx = np.mgrid[:side, :side]
     alpha = np.zeros((side, side), np.float32)
     for _ in range(3):
@@ -116,8 +116,8 @@ def stain(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
         sigma = rng.uniform(0.04, 0.08) * side
         alpha = np.maximum(alpha, np.exp(-((xx - cx - ox) ** 2 + (yy - cy - oy) ** 2) / (2 * sigma**2)))
     alpha = np.clip(1.6 * alpha - 0.3, 0, 1) * rng.uniform(0.7, 0.9)
-    colour = np.array([rng.uniform(90, 160), rng.uniform(40, 90), rng.uniform(10, 50)], np.float32)
-    out = image.astype(np.float32) * (1 - alpha[..., None]) + colour * alpha[..., None]
+    color = np.array([rng.uniform(90, 160), rng.uniform(40, 90), rng.uniform(10, 50)], np.float32)
+    out = image.astype(np.float32) * (1 - alpha[..., None]) + color * alpha[..., None]
     mask = alpha >= 0.5 * alpha.max()
     return out.astype(np.uint8), mask.astype(np.uint8) * 255
 
@@ -145,7 +145,7 @@ def perlin_noise(side: int, cells: int, rng: np.random.Generator) -> np.ndarray:
 
 def contamination(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     side = image.shape[0]
-    cx, cy = _centre(side, rng)
+    cx, cy = _center(side, rng)
     noise = perlin_noise(side, 4, rng) + 0.5 * perlin_noise(side, 8, rng)
     yy, xx = np.mgrid[:side, :side]
     window = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.12 * side) ** 2))

@@ -1,7 +1,7 @@
 """Real photographic content for stand-in datasets, from the sample images scikit-image ships (no download).
 
 Every stand-in draws its pixels from here, so the content a model sees is real; only the phenomenon a method
-exploits (an up-sampling fingerprint, a defect, a moiré pattern) is synthesised on top.
+exploits (an up-sampling fingerprint, a defect, a moiré pattern) is synthesized on top.
 """
 
 from __future__ import annotations

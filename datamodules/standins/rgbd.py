@@ -3,7 +3,7 @@
 Genuine: crops of scikit-image's photos with a non-planar depth that follows the scene — for the motorcycle,
 the real disparity map of its stereo pair (depth = f·B / disparity); for the others a surface shaped by the
 photo's smoothed luminance plus a few bumps, 150–300 mm of relief. Spoof: another crop shown on a display and
-photographed again — the display's gamma and colour-gamut shift, a moiré pattern whose pitch and angle belong to
+photographed again — the display's gamma and color-gamut shift, a moiré pattern whose pitch and angle belong to
 the display model, glare — with the depth of the display: a tilted plane (the curved monitor slightly bent)
 with ToF noise. Depth is coarser than RGB (half the side, like a phone's ToF sensor) and has holes; most depth
 maps are 16-bit PNGs in millimetres, every fourth a float ``.npy``. Displays split into seen (train, val, test)

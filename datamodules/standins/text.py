@@ -1,11 +1,11 @@
 """Text stand-ins from the corpora gensim ships for its own tests, written as the JSONL corpus layout.
 
-* ``mini_newsgroup``: 200 real 20 Newsgroups posts of two groups (alt.atheism, sci.space), labelled, stored
+* ``mini_newsgroup``: 200 real 20 Newsgroups posts of two groups (alt.atheism, sci.space), labeled, stored
   by gensim as a zlib-compressed Python-2 pickle of a scikit-learn ``Bunch``. It is read with an unpickler that
   only admits the handful of classes such a file names (dict, the ndarray reconstructor), so a tampered file
   cannot run code. The mail headers (everything before the first blank line) are removed, as the 20
   Newsgroups loader does with ``remove=('headers', ...)``.
-* ``lee_background``: 300 Australian news articles (Lee et al.'s background corpus), one per line, unlabelled.
+* ``lee_background``: 300 Australian news articles (Lee et al.'s background corpus), one per line, unlabeled.
 
 Each becomes ``<out>/corpus.jsonl`` with ``{"text": ..., "label": ...}`` rows, read by the same code as a user's
 JSONL corpus. ``tiny`` keeps a seeded 60 documents (tests), ``small`` all of them (demo).

@@ -54,7 +54,7 @@ def _perturbed(
     """A (C, C, k, k) weight: ``kernel`` on the channel diagonal plus seeded noise on every entry.
 
     The noise sums to zero over the taps of every (output, input) channel pair: each channel keeps its mass
-    and no channel leaks a constant into another, so brightness and colour are kept exactly while the shape of
+    and no channel leaks a constant into another, so brightness and color are kept exactly while the shape of
     the filter, the family's fingerprint, changes.
     """
     k = kernel.shape[-1]
@@ -100,7 +100,7 @@ def _pixelshuffle(x: torch.Tensor, generator: torch.Generator, strength: float) 
 
 def _suppress_replicas(x: torch.Tensor, amount: float, factor: int) -> torch.Tensor:
     """Attenuate the spectrum outside the band the low-resolution source had, where up-sampling puts its
-    replicas: what spectrally regularised ("anti-artifact") generators do to hide their fingerprint."""
+    replicas: what spectrally regularized ("anti-artifact") generators do to hide their fingerprint."""
     height, width = x.shape[-2:]
     fy = torch.fft.fftfreq(height).abs()[:, None]
     fx = torch.fft.fftfreq(width).abs()[None, :]

@@ -7,11 +7,11 @@ from typing import Any, Literal
 import torch
 
 from lightning_modules.bihpf.networks import BiHPF, BiHPFNet, Profile
-from lightning_modules.common.detection import BinaryDetectionModule
-from lightning_modules.common.pictures import spectrum_picture
+from lightning_modules.outputs.pictures import spectrum_picture
+from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 
 
-class BiHPFModule(BinaryDetectionModule):
+class BiHPFModule(BinaryDetectionRoutine):
     """Binary deepfake detector on bilateral high-pass filtered images (BCE, Wang et al.'s training).
 
     Args:
@@ -22,7 +22,7 @@ class BiHPFModule(BinaryDetectionModule):
         use_pixel: Apply the pixel-level high-pass filter.
         frequency_cutoff: c_f, in units of the largest frequency radius.
         frequency_gain: g_f (0 disables the amplification).
-        pixel_cutoff: c_p, in units of the largest distance from the image centre.
+        pixel_cutoff: c_p, in units of the largest distance from the image center.
         pixel_gain: g_p.
         profile: ``gaussian`` or ``butterworth`` high-pass shape.
         butterworth_order: n of the Butterworth profile.

@@ -5,11 +5,11 @@ No reference code exists; the filters follow METHODS.md ("Concrete filters", our
     r_f(u, v) = |(u, v) - (H/2, W/2)| / r_max on the shifted spectrum
     w_f = 1 + g_f * (1 - exp(-r_f^2 / (2 c_f^2)))            (gaussian; butterworth(n) optional)
     x_f = Re F^-1(ishift(w_f * shift(F(x))))
-    w_p = 1 + g_p * (1 - exp(-r_p^2 / (2 c_p^2)))            r_p: distance from the image centre
+    w_p = 1 + g_p * (1 - exp(-r_p^2 / (2 c_p^2)))            r_p: distance from the image center
     x'  = w_p * x_f
 
 The frequency filter amplifies the high frequencies where up-sampling artefacts live; the pixel filter
-amplifies the background around the (centred) object, where the paper's artifact compression map found them.
+amplifies the background around the (centered) object, where the paper's artifact compression map found them.
 Both are fixed, differentiable, and cached per input size as buffers. With both gains 0 (or both filters
 off) the network is Wang et al.'s CNNDetection classifier.
 """
@@ -21,9 +21,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..common.backbones import Normalize
-from ..common.classifier import BinaryLogitNet
-from ..common.spectral import fft2_shifted, ifft2_shifted_real, radial_distance
+from lightning_modules.components.backbones import Normalize
+from lightning_modules.components.binary_head import BinaryLogitNet
+from lightning_modules.components.spectral import fft2_shifted, ifft2_shifted_real, radial_distance
 
 Profile = Literal["gaussian", "butterworth"]
 
@@ -84,7 +84,7 @@ class FrequencyHighPass(_RadialFilter):
 
 
 class PixelHighPass(_RadialFilter):
-    """``x' = w_p * x``: amplifies pixels by their distance from the image centre (the background)."""
+    """``x' = w_p * x``: amplifies pixels by their distance from the image center (the background)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weight(x.shape[-2], x.shape[-1], x.device).to(x.dtype)
@@ -133,9 +133,9 @@ class BiHPF(nn.Module):
 
 
 class BiHPFNet(nn.Module):
-    """Filters + ImageNet normalisation + a timm classifier with one logit (Wang et al.'s head init).
+    """Filters + ImageNet normalization + a timm classifier with one logit (Wang et al.'s head init).
 
-    ``space="image"`` filters the [0, 1] image before normalisation (default); ``space="normalized"`` filters
+    ``space="image"`` filters the [0, 1] image before normalization (default); ``space="normalized"`` filters
     after it. With the filters off this is exactly the CNNDetection baseline.
     """
 
@@ -156,7 +156,7 @@ class BiHPFNet(nn.Module):
         self.classifier = BinaryLogitNet(backbone, pretrained, pretrained_path, normalize=False)
 
     def filtered(self, x: torch.Tensor) -> torch.Tensor:
-        """What the classifier sees, before (``space=image``) or after (``normalized``) normalisation."""
+        """What the classifier sees, before (``space=image``) or after (``normalized``) normalization."""
         if self.space == "image":
             return self.normalize(self.filters(x))
         return self.filters(self.normalize(x))

@@ -8,15 +8,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import batch_size_of
-from lightning_modules.common.classifier import BinaryLogitNet
-from lightning_modules.common.detection import BinaryDetectionModule
-from lightning_modules.common.pictures import signed_picture, spectrum_picture
-from lightning_modules.common.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
+from datamodules.batch import batch_size_of
+from lightning_modules.components.binary_head import BinaryLogitNet
+from lightning_modules.components.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
 from lightning_modules.fingerprintnet.networks import DetectorInput, FingerprintGenerator, Representation
+from lightning_modules.outputs.pictures import signed_picture, spectrum_picture
+from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 
 
-class FingerprintNetModule(BinaryDetectionModule):
+class FingerprintNetModule(BinaryDetectionRoutine):
     """Artificial fingerprints from a family of autoencoders; a detector trained on real images only.
 
     * Epochs ``[0, ae_epochs)``: every autoencoder AE_k learns to reconstruct the real images (L1).

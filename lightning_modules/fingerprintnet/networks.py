@@ -1,10 +1,10 @@
-"""FingerprintNet (Jeong et al., ECCV 2022): autoencoders that synthesise GAN-like fingerprints, and a detector
+"""FingerprintNet (Jeong et al., ECCV 2022): autoencoders that synthesize GAN-like fingerprints, and a detector
 that reads the frequency representation. No code was released; the design is METHODS.md's reading:
 
 * AE_k (k = 1..4): k stride-2 convolutions down, 2 residual blocks, k transposed convolutions up (kernel 4,
   stride 2, padding 1: the up-sampling type that leaves periodic spectral peaks), 3x3 convolution + tanh.
   Trained on real images only; its reconstruction carries the up-sampling fingerprint of depth k.
-* Detector input: the per-channel log-magnitude spectrum ``log(|shift(F(x - mean x))| + 1e-6)``, standardised
+* Detector input: the per-channel log-magnitude spectrum ``log(|shift(F(x - mean x))| + 1e-6)``, standardized
   per image (or the spectrum of a high-pass residual, the image, or image and spectrum together).
 """
 
@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..common.backbones import Normalize
-from ..common.spectral import log_magnitude_spectrum
+from lightning_modules.components.backbones import Normalize
+from lightning_modules.components.spectral import log_magnitude_spectrum
 
 Representation = Literal["spectrum", "residual_spectrum", "image", "both"]
 
@@ -108,8 +108,8 @@ def high_pass_residual(x: torch.Tensor, kernel_size: int = 5, sigma: float = 1.0
     return x - blurred
 
 
-def standardised_log_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """Per-channel log-magnitude spectrum, standardised per image to zero mean and unit variance (float32)."""
+def standardized_log_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel log-magnitude spectrum, standardized per image to zero mean and unit variance (float32)."""
     spectrum = log_magnitude_spectrum(x)
     mean = spectrum.mean(dim=(1, 2, 3), keepdim=True)
     std = spectrum.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
@@ -119,7 +119,7 @@ def standardised_log_spectrum(x: torch.Tensor) -> torch.Tensor:
 class DetectorInput(nn.Module):
     """The detector's view of an image: its spectrum (default), the spectrum of its residual, the image, or both.
 
-    Images are ImageNet-normalised and spectra standardised here; ``both`` stacks them as 6 channels.
+    Images are ImageNet-normalized and spectra standardized here; ``both`` stacks them as 6 channels.
     """
 
     def __init__(self, representation: Representation = "spectrum") -> None:
@@ -137,9 +137,9 @@ class DetectorInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.representation == "spectrum":
-            return standardised_log_spectrum(x)
+            return standardized_log_spectrum(x)
         if self.representation == "residual_spectrum":
-            return standardised_log_spectrum(high_pass_residual(x.float()))
+            return standardized_log_spectrum(high_pass_residual(x.float()))
         if self.representation == "image":
             return self.normalize(x)
-        return torch.cat([self.normalize(x.float()), standardised_log_spectrum(x)], dim=1)
+        return torch.cat([self.normalize(x.float()), standardized_log_spectrum(x)], dim=1)

@@ -8,15 +8,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import batch_size_of
-from lightning_modules.common.classifier import BinaryLogitNet
-from lightning_modules.common.detection import BinaryDetectionModule
-from lightning_modules.common.pictures import signed_picture, spectrum_picture
+from datamodules.batch import batch_size_of
+from lightning_modules.components.binary_head import BinaryLogitNet
 from lightning_modules.frepgan.networks import PatchDiscriminator, SpectralPerturbationGenerator
+from lightning_modules.outputs.pictures import signed_picture, spectrum_picture
+from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 
 
-class FrePGANModule(BinaryDetectionModule):
-    """Frequency-level perturbation GAN + detector (manual optimisation, three optimisers).
+class FrePGANModule(BinaryDetectionRoutine):
+    """Frequency-level perturbation GAN + detector (manual optimization, three optimizers).
 
     Each training iteration, in METHODS.md's order (the paper's Algorithm 1):
 
@@ -45,7 +45,7 @@ class FrePGANModule(BinaryDetectionModule):
         lr: Adam learning rate of C (Wang et al.: 1e-4, betas 0.9/0.999).
         gan_lr: Adam learning rate of G and D.
         gan_betas: Adam betas of G and D (pix2pix: 0.5, 0.999).
-        gradient_clip_val: Clip each network's gradient norm (manual optimisation ignores the Trainer's).
+        gradient_clip_val: Clip each network's gradient norm (manual optimization ignores the Trainer's).
         threshold: Fake-probability threshold for ACC and predicted labels.
         num_pictures: Images per TensorBoard picture.
     """
@@ -102,7 +102,7 @@ class FrePGANModule(BinaryDetectionModule):
             torch.optim.Adam(self.classifier.parameters(), lr=self.lr, betas=(0.9, 0.999)),
         ]
 
-    def _optimise(self, optimizer, compute_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def _optimize(self, optimizer, compute_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
         """Forward and backward with only ``optimizer``'s parameters requiring grad, then clip and step."""
         self.toggle_optimizer(optimizer)
         loss = compute_loss()
@@ -144,8 +144,8 @@ class FrePGANModule(BinaryDetectionModule):
                 scores["l1"] = perturbation.float().abs().mean()
                 return scores["adv"] + self.hparams.lambda_perturbation * scores["l1"]
 
-            logs["train/loss_d"] = self._optimise(opt_d, discriminator_loss)
-            logs["train/loss_g"] = self._optimise(opt_g, generator_loss)
+            logs["train/loss_d"] = self._optimize(opt_d, discriminator_loss)
+            logs["train/loss_g"] = self._optimize(opt_g, generator_loss)
             d_right = torch.cat([(scores["real"] > 0).flatten(), (scores["fake"] < 0).flatten()])
             logs |= {"train/loss_g_adv": scores["adv"].detach(), "train/perturbation_l1": scores["l1"].detach(),
                      "train/d_acc": d_right.float().mean()}  # fmt: skip
@@ -158,7 +158,7 @@ class FrePGANModule(BinaryDetectionModule):
             outputs["logits"] = self.classifier(x + self.perturbation_scale * perturbation)
             return self.loss(outputs["logits"], batch)
 
-        loss_c = self._optimise(opt_c, classifier_loss)
+        loss_c = self._optimize(opt_c, classifier_loss)
         accuracy = ((outputs["logits"].detach() > 0).long() == labels).float().mean()
         self.log_dict(logs, batch_size=size)
         self.log_dict({"train/loss": loss_c, "train/acc": accuracy}, prog_bar=True, batch_size=size)

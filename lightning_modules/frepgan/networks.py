@@ -3,7 +3,7 @@
 No code was released; the blocks follow METHODS.md (our reading where marked):
 
 * G(x) = F^-1(H(F(x))): the image's spectrum as 2C channels (real and imaginary parts, orthonormal FFT so its
-  scale matches the image's, DC at the centre so low frequencies are neighbours for the convolutions), an
+  scale matches the image's, DC at the center so low frequencies are neighbors for the convolutions), an
   image-to-image network H (a pix2pix-style ResNet generator), back to a complex spectrum and a real
   perturbation map of the image's size. Optionally bounded, G <- eps * tanh(G).
 * D: a PatchGAN discriminator that tells real images from perturbed fakes.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..common.spectral import fft2_shifted, ifft2_shifted_real
+from lightning_modules.components.spectral import fft2_shifted, ifft2_shifted_real
 
 
 class ResidualBlock(nn.Module):

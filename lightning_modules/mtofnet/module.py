@@ -8,9 +8,9 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import batch_size_of
-from lightning_modules.common.antispoof import SpoofDetectionRoutine
+from datamodules.batch import batch_size_of
 from lightning_modules.mtofnet.networks import AgreementLoss, MToFNet, RGBDClassifierNet, agreement_loss
+from lightning_modules.routines.spoof_detection import SpoofDetectionRoutine
 
 
 def adamw_cosine(module: torch.nn.Module, trainer: Any, lr: float, weight_decay: float) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """mToFNet's networks (Jeong et al., WACV 2022; the concrete design is ours, METHODS.md section 5) and the
 supervised RGB(-D) baseline.
 
-Two embedding models — RGB and depth, each a timm CNN plus an MLP projection to an L2-normalised embedding — and
+Two embedding models — RGB and depth, each a timm CNN plus an MLP projection to an L2-normalized embedding — and
 a predictor that maps the RGB embedding to the depth embedding of the same capture. Trained on genuine pairs
 only; a recaptured display shows a 3-D-looking object in RGB over a flat depth map, so the two disagree:
 spoof score = 1 - cos(P(E_r(x)), E_d(d)). Applied per location of the feature maps, the same heads give a
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..common.backbones import Normalize, create_backbone, init_classifier_normal
+from lightning_modules.components.backbones import Normalize, create_backbone, init_classifier_normal
 
 AgreementLoss = Literal["infonce", "cosine_stopgrad"]
 DEPTH_MEAN, DEPTH_STD = (0.5,), (0.25,)
@@ -31,7 +31,7 @@ def mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
 
 
 class EmbeddingNet(nn.Module):
-    """A timm CNN (``in_chans`` 3 for RGB, 1 for depth) with an MLP projection to an L2-normalised embedding.
+    """A timm CNN (``in_chans`` 3 for RGB, 1 for depth) with an MLP projection to an L2-normalized embedding.
 
     Args:
         backbone: timm CNN name (``resnet18``).

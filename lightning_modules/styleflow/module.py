@@ -9,7 +9,7 @@
   frozen (or 0.1x-lr) stage-1 E_style by the style attention module, then the temporal transformer; BCE.
   ``use_style: false`` is the content-only detector the demo compares with.
 
-Validation and test come from :class:`~lightning_modules.common.detection.BinaryDetectionModule`: clips are
+Validation and test come from :class:`~lightning_modules.routines.binary_detection.BinaryDetectionRoutine`: clips are
 aggregated per video (``video_index``) and every manipulation is scored against the original videos.
 """
 
@@ -18,16 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from datamodules.base import batch_size_of
-from lightning_modules.common.checkpoints import read_run_checkpoint
-from lightning_modules.common.detection import BinaryDetectionModule
-from lightning_modules.common.results import write_result_table
+from datamodules.batch import batch_size_of
+from lightning_modules.outputs.checkpoints import read_run_checkpoint
+from lightning_modules.routines.base import EvaluationRoutine
+from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 from lightning_modules.styleflow.networks import (
     ContentBranch,
     StyleAttention,
@@ -38,7 +37,7 @@ from lightning_modules.styleflow.networks import (
 from lightning_modules.styleflow.style_encoders import FaceAutoencoder
 
 
-class FaceAutoencoderModule(L.LightningModule):
+class FaceAutoencoderModule(EvaluationRoutine):
     """Face autoencoder on video frames (MSE), whose encoder gives the stand-in style latents.
 
     Args:
@@ -91,11 +90,8 @@ class FaceAutoencoderModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         mse = self.trainer.callback_metrics.get("test/mse")
         if self.trainer.is_global_zero and mse is not None:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            markdown = write_result_table([{"group": "test frames", "mse": float(mse)}], ["mse"], out,
-                                          title="Face autoencoder (stand-in style encoder): reconstruction MSE",
-                                          digits=5)  # fmt: skip
-            self.print("\n" + markdown)
+            title = "Face autoencoder (stand-in style encoder): reconstruction MSE"
+            self.write_table([{"group": "test frames", "mse": float(mse)}], ["mse"], title, digits=5)
 
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Frames of the first clips (top) and their reconstructions (bottom)."""
@@ -110,7 +106,7 @@ class FaceAutoencoderModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
-class StyleGRUModule(BinaryDetectionModule):
+class StyleGRUModule(BinaryDetectionRoutine):
     """Stage 1: StyleGRU + residual head, contrastive (triplet) training.
 
     Args:
@@ -172,7 +168,7 @@ def load_stylegru(path: str | Path) -> StyleGRU:
     return gru
 
 
-class StyleFlowModule(BinaryDetectionModule):
+class StyleFlowModule(BinaryDetectionRoutine):
     """Stage 2: content branch + style attention module + temporal transformer encoder, BCE on one logit.
 
     Args:

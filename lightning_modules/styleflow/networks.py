@@ -4,7 +4,7 @@ Stage 1, as the official code: :class:`LatentDropout` -> BatchNorm1d over the ti
 GRU with a learnable initial state; E_style = its four final hidden states concatenated (:class:`StyleGRU`), and
 the residual head (:class:`StyleHead`). Stage 2, as the paper describes it: a 3D-CNN content branch
 (:class:`ContentBranch`, torchvision's video ResNets by name), the style attention module (:class:`StyleAttention`:
-content tokens attend to E_style tokens, zero-initialised output, residual add) and the temporal transformer
+content tokens attend to E_style tokens, zero-initialized output, residual add) and the temporal transformer
 encoder (:class:`TemporalTransformer`) with one output logit.
 """
 
@@ -128,7 +128,7 @@ class ContentBranch(nn.Module):
 
 class StyleAttention(nn.Module):
     """x = x_c + Out(softmax(Q(x_c) K(s)^T / sqrt(d)) V(s)): content tokens query the style tokens. The output
-    projection starts at zero, so at initialisation the module adds exactly nothing."""
+    projection starts at zero, so at initialization the module adds exactly nothing."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()

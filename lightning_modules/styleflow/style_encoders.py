@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.image_io import list_images, read_rgb
-from lightning_modules.common.checkpoints import (
+from lightning_modules.outputs.checkpoints import (
     RunCheckpointError,
     newest_last_checkpoint,
     read_run_checkpoint,

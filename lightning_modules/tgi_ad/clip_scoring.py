@@ -1,7 +1,7 @@
 """Keyword-to-prompt, step two: rank the WordNet prompts by CLIP text–image similarity to the normal images.
 
 CLIP is transformers' ``CLIPModel`` with its tokenizer, from a local folder (ViT-B/32 in our reading of the
-paper). Without one — always in tests, and on machines that cannot download it — a tiny randomly initialised CLIP
+paper). Without one — always in tests, and on machines that cannot download it — a tiny randomly initialized CLIP
 stands in, tokenised with the bundled MiniLM WordPiece tokenizer, and the run says so: its ranking exercises the
 code path and means nothing.
 """
@@ -41,7 +41,7 @@ class ClipScorer:
 
     @torch.no_grad()
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) in [0, 1] -> L2-normalised CLIP image embeddings (N, D)."""
+        """Images (N, 3, H, W) in [0, 1] -> L2-normalized CLIP image embeddings (N, D)."""
         size = self.model.config.vision_config.image_size
         pixels = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(
             0, 1
@@ -92,7 +92,7 @@ def load_clip(path: str | None = None, seed: int = 0) -> ClipScorer:
     )  # fmt: skip
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
-    log.warning("no clip_path: a tiny randomly initialised CLIP stands in; its prompt ranking means nothing")
+    log.warning("no clip_path: a tiny randomly initialized CLIP stands in; its prompt ranking means nothing")
     return ClipScorer(model, tokenizer, "tiny random CLIP (stand-in; set clip_path to a local CLIP)")
 
 

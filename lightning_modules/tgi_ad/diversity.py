@@ -1,7 +1,7 @@
 """How varied the generated images are, and how far from their source (METHODS.md section 6, pitfall "copying the
 source image": one-shot generation can return its input, which adds nothing to a baseline's training set).
 
-The distance is LPIPS's form without its learnt weights: per layer of a frozen CNN, unit-normalise each position's
+The distance is LPIPS's form without its learnt weights: per layer of a frozen CNN, unit-normalize each position's
 channel vector, take the squared difference summed over channels and averaged over positions, and sum over
 layers. LPIPS proper needs ImageNet-trained AlexNet / VGG weights that cannot be fetched offline; through the
 generator's feature network (a random ResNet-18 offline, ImageNet's with ``pretrained``) the numbers compare runs

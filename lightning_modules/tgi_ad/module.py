@@ -16,23 +16,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
-from datamodules.base import batch_size_of
-from lightning_modules.anomaly.features import FrozenFeatures
+from datamodules.batch import batch_size_of
+from lightning_modules.components.feature_extractor import FrozenFeatures
+from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
+from lightning_modules.outputs.run_outputs import log_text
+from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
 from lightning_modules.tgi_ad.diversity import generation_diversity
-from lightning_modules.tgi_ad.generator import VarianceAwareVQGAN, generator_loss
+from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
 from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
 from lightning_modules.tgi_ad.selector import outliers, select
 
 log = logging.getLogger(__name__)
 
 
-class TextGuidedGenerationModule(L.LightningModule):
+class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
     """Variance-aware generator + keyword-to-prompt + text-guided selector, iterated.
 
     Args:
@@ -54,6 +55,8 @@ class TextGuidedGenerationModule(L.LightningModule):
         output_dir: Where the kept images are written, in the MVTec layout (null: ``<run folder>/generated``).
     """
 
+    resizable_buffers = ("accepted",)  # grows from empty during fit
+
     def __init__(self, keyword: str | None = None, clip_path: str | None = None,
                  templates: tuple[str, ...] = TEMPLATES, top_prompts: int = 3, width: int = 64, code_dim: int = 64,
                  num_codes: int = 512, downsamplings: int = 3, kl_weight: float = 1e-3, feature_weight: float = 1.0,
@@ -69,9 +72,7 @@ class TextGuidedGenerationModule(L.LightningModule):
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )
-        self.register_buffer(
-            "accepted", torch.empty(0)
-        )  # the kept images so far (in the checkpoint: resumable)
+        self.register_buffer("accepted", torch.empty(0))  # the kept images so far (in the checkpoint: resumable)
         self._normals: dict[str, torch.Tensor] = {}
         self.prompts: list[tuple[str, float]] = []
         self._scorer = None  # CLIP, loaded at the first round and kept for the next ones
@@ -156,16 +157,15 @@ class TextGuidedGenerationModule(L.LightningModule):
         return str(category).replace("_", " ")
 
     def _log_pictures(self, normals, candidates, kept, rejected) -> None:
-        grids = {"real_normals": normals[:16], "candidates": candidates[:32], "kept": kept[:16],
-                 "rejected": rejected[:16] if len(rejected) else torch.zeros(1, 3, 8, 8)}  # fmt: skip
-        for logger in self.trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                for name, images in grids.items():
-                    logger.experiment.add_image(
-                        f"generation/{name}", make_grid(images, nrow=8), self.global_step
-                    )
-                lines = [f"{score:.4f}  {prompt}" for prompt, score in self.prompts[:10]]
-                logger.experiment.add_text("generation/prompts", "\n\n".join(lines), self.global_step)
+        grids = {
+            "real_normals": normals[:16],
+            "candidates": candidates[:32],
+            "kept": kept[:16],
+            "rejected": rejected[:16] if len(rejected) else torch.zeros(1, 3, 8, 8),
+        }
+        self.log_pictures("generation", grids)
+        lines = [f"{score:.4f}  {prompt}" for prompt, score in self.prompts[:10]]
+        log_text(self.trainer, "generation/prompts", "\n\n".join(lines))
 
     # ------------------------------------------------------------------------------------------- output
     def on_fit_end(self) -> None:
@@ -188,13 +188,7 @@ class TextGuidedGenerationModule(L.LightningModule):
     def output_dir(self) -> Path:
         if self.hparams.output_dir:
             return Path(self.hparams.output_dir)
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir) / "generated"
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """The accepted images' buffer has the checkpoint's shape (it grows from empty during fit)."""
-        saved = checkpoint.get("state_dict", {}).get("accepted")
-        if saved is not None:
-            self.accepted = torch.empty_like(saved, device=self.device)
+        return self.run_dir() / "generated"
 
     def _reconstruction(self, batch: dict[str, Any], stage: str) -> None:
         """How well the generator rebuilds held-out images at t = 0 (its fit; no anomaly metric here)."""
@@ -218,10 +212,5 @@ class TextGuidedGenerationModule(L.LightningModule):
             if k.startswith("test/")
         }
         if self.trainer.is_global_zero and metrics:
-            from lightning_modules.common.results import write_result_table
-
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            markdown = write_result_table([{"group": "test images", **metrics}], list(metrics), out,
-                                          title="Variance-aware generator: reconstruction of test images (t = 0)",
-                                          digits=4)  # fmt: skip
-            self.print("\n" + markdown)
+            title = "Variance-aware generator: reconstruction of test images (t = 0)"
+            self.write_table([{"group": "test images", **metrics}], list(metrics), title, digits=4)

@@ -25,8 +25,8 @@ def outliers(candidates: torch.Tensor, z: float | None = 3.0) -> torch.Tensor:
     """(N,) bool: embeddings whose distance to the mean embedding exceeds mean + z std of those distances."""
     if z is None or len(candidates) < 3:
         return torch.zeros(len(candidates), dtype=torch.bool)
-    normalised = F.normalize(candidates.float(), dim=-1)
-    distance = (normalised - normalised.mean(0)).norm(dim=-1)
+    normalized = F.normalize(candidates.float(), dim=-1)
+    distance = (normalized - normalized.mean(0)).norm(dim=-1)
     return distance > distance.mean() + z * distance.std()
 
 

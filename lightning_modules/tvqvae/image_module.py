@@ -13,21 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.aggregation import CatMetric
 from torchvision.utils import make_grid, save_image
 
-from lightning_modules.common.checkpoints import read_run_checkpoint
-from lightning_modules.common.results import write_result_table
+from lightning_modules.metrics.topics import purity
+from lightning_modules.outputs.checkpoints import read_run_checkpoint
+from lightning_modules.outputs.run_outputs import log_image
+from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tvqvae.image_networks import CodeMapFront, GatedPixelCNN, ImageVQVAE, code_bag
 from lightning_modules.tvqvae.networks import ProdLDA, bag_nll, codebook_use
-from lightning_modules.tvqvae.topic_metrics import purity
 
 
-class ImageVQVAEModule(L.LightningModule):
+class ImageVQVAEModule(EvaluationRoutine):
     """Trains the image VQ-VAE: MSE on images in [-1, 1] + VQ loss (Adam 2e-4, batch 128, 100 epochs).
 
     Args:
@@ -78,11 +77,8 @@ class ImageVQVAEModule(L.LightningModule):
         usage = self.trainer.strategy.reduce(self._test_usage, reduce_op="sum")
         row = {"mse": float(sums[0] / sums[1].clamp_min(1)), **codebook_use(usage)}
         if self.trainer.is_global_zero:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            markdown = write_result_table([{"group": "test images", **row}], list(row), out,
-                                          title="Image VQ-VAE: reconstruction MSE ([-1, 1] pixels), codebook use",
-                                          digits=4)  # fmt: skip
-            self.print("\n" + markdown + f"(written to {out / 'results.md'})")
+            title = "Image VQ-VAE: reconstruction MSE ([-1, 1] pixels), codebook use"
+            self.write_table([{"group": "test images", **row}], list(row), title, digits=4)
 
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Images (top) and their reconstructions through the code map (bottom)."""
@@ -105,7 +101,7 @@ def load_image_vqvae(path: str | Path) -> ImageVQVAE:
     return model.eval().requires_grad_(False)
 
 
-class TopicImageModule(L.LightningModule):
+class TopicImageModule(EvaluationRoutine):
     """Topics over an image's bag of codes, and a PixelCNN prior that generates code maps from a topic mixture.
 
     Args:
@@ -198,18 +194,15 @@ class TopicImageModule(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in row.items()}, prog_bar=True)
         if not self.trainer.is_global_zero:
             return
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        out = self.run_dir()
+        out.mkdir(parents=True, exist_ok=True)
         grids = {"topic_samples": self.topic_samples(), "reference_samples": self.reference_samples()}
         for name, grid in grids.items():
             save_image(grid, out / f"{name}.png")
-            for logger in self.trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(f"test/{name}", grid, self.global_step)
-        markdown = write_result_table([{"group": f"K={self.hparams.num_topics}", **row}], list(row), out,
-                                      title="TVQ-VAE (images): topics (argmax θ) against class labels", digits=4)  # fmt: skip
-        self.print(
-            "\n" + markdown + f"(written to {out / 'results.md'}; topic_samples.png, reference_samples.png)"
-        )
+            log_image(self.trainer, f"test/{name}", grid)
+        title = "TVQ-VAE (images): topics (argmax θ) against class labels"
+        rows = [{"group": f"K={self.hparams.num_topics}", **row}]
+        self.write_table(rows, list(row), title, digits=4, note="; topic_samples.png, reference_samples.png")
 
     def _samples(self, theta: torch.Tensor) -> torch.Tensor:
         codes = self.prior.sample(self.topic_embedding(theta), (self.side, self.side))

@@ -3,7 +3,7 @@ LDA baseline runs from the same YAML, data, splits and metrics as the neural top
 
 Each training epoch is one gensim pass over the training documents (the epoch's batches are gathered and handed
 to ``LdaModel.update`` at its end, in gensim's own chunks), so ``trainer.max_epochs`` is LDA's ``passes``.
-There is no optimiser. The learnt topic-word Dirichlet (λ) and document prior (α) are kept as buffers, so the
+There is no optimizer. The learnt topic-word Dirichlet (λ) and document prior (α) are kept as buffers, so the
 model lives in the checkpoint and a resumed run continues from it.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from lightning_modules.tvqvae.routine import TopicModelRoutine
+from lightning_modules.routines.topic_model import TopicModelRoutine
 
 
 def _gensim_bows(dense: torch.Tensor) -> list[list[tuple[int, int]]]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.common.checkpoints import read_run_checkpoint
-from lightning_modules.common.results import write_result_table
+from lightning_modules.outputs.checkpoints import read_run_checkpoint
+from lightning_modules.routines.base import EvaluationRoutine
+from lightning_modules.routines.topic_model import TopicModelRoutine
 from lightning_modules.tvqvae.networks import (
     ConceptToWords,
     ProdLDA,
@@ -25,7 +25,6 @@ from lightning_modules.tvqvae.networks import (
     bag_nll,
     codebook_use,
 )
-from lightning_modules.tvqvae.routine import TopicModelRoutine
 
 
 def _embeddings(module: Any):
@@ -42,7 +41,7 @@ def document_tokens(embeddings, indices: torch.Tensor) -> torch.Tensor:
     return torch.cat(rows) if rows else torch.zeros(0, embeddings.dim)
 
 
-class TokenVQModule(L.LightningModule):
+class TokenVQModule(EvaluationRoutine):
     """Pre-trains the token VQ autoencoder: MSE to the encoder's token vectors + VQ loss (AdamW 5e-4, official:
     batch 256 documents, their valid tokens together).
 
@@ -51,13 +50,13 @@ class TokenVQModule(L.LightningModule):
         num_codes: Codebook size (300).
         top_n: Nearest codes per token (5).
         commitment: Commitment cost (0.25).
-        dropout: Dropout on the normalised latent.
+        dropout: Dropout on the normalized latent.
         soft_multi_hot: Inverse-distance weights instead of ones (official: off).
         codebook_init: ``data`` (ours: codes from the first batch's latents), ``normal`` (N(0, 0.02), what the
             released code runs) or ``uniform`` (U(-1, 1), what it writes); both official ones collapse onto 5
             codes on the stand-in (see :class:`MultiHotQuantizer`).
         dead_code_restart: Move codes unused for 20 steps to random latents (ours; the official has none).
-        standardize: Centre and scale token vectors by the training split's statistics before encoding (ours;
+        standardize: Center and scale token vectors by the training split's statistics before encoding (ours;
             without it all tokens collapse onto the same codes, see :class:`TokenVQAutoencoder`).
         lr, weight_decay: AdamW.
     """
@@ -135,11 +134,8 @@ class TokenVQModule(L.LightningModule):
         }
         self.log_dict({f"test/{k}": v for k, v in row.items()})
         if self.trainer.is_global_zero:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-            markdown = write_result_table([{"group": f"{int(totals[2])} test tokens", **row}], list(row), out,
-                                          title="Token VQ autoencoder (standardised-vector MSE, codebook use)",
-                                          digits=4)  # fmt: skip
-            self.print("\n" + markdown + f"(written to {out / 'results.csv'} and results.md)")
+            title = "Token VQ autoencoder (standardized-vector MSE, codebook use)"
+            self.write_table([{"group": f"{int(totals[2])} test tokens", **row}], list(row), title, digits=4)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(

@@ -1,8 +1,8 @@
-"""TVQ-VAE's networks: the multi-hot vector quantiser, the token autoencoder, and the ProdLDA topic model with the
+"""TVQ-VAE's networks: the multi-hot vector quantizer, the token autoencoder, and the ProdLDA topic model with the
 module that maps code topics back to real words (METHODS.md, section 7). No Lightning here.
 
 Independent of text: the topic model sees a bag over any vocabulary (codes, words, image codes); only
-:class:`TokenVQAutoencoder` knows it quantises token vectors.
+:class:`TokenVQAutoencoder` knows it quantizes token vectors.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 
 class MultiHotQuantizer(nn.Module):
-    """Vector quantisation onto the ``top_n`` nearest codes at once: the quantised vector is the sum of their
+    """Vector quantization onto the ``top_n`` nearest codes at once: the quantized vector is the sum of their
     embeddings, the assignment a multi-hot row with exactly ``top_n`` ones (TVQ-VAE's "conceptual word").
 
     Args:
@@ -25,11 +25,11 @@ class MultiHotQuantizer(nn.Module):
         dim: Code width (100).
         top_n: Codes per vector (5).
         commitment: Weight of the encoder's commitment term (0.25).
-        soft_multi_hot: Weigh the ``top_n`` codes by L2-normalised inverse distance instead of 1 (the official
+        soft_multi_hot: Weigh the ``top_n`` codes by L2-normalized inverse distance instead of 1 (the official
             code computes these weights and then overwrites them with ones: off by default).
         codebook_init: ``data`` (ours): at the first training batch each code becomes a random latent ÷
             ``top_n`` (so a sum of ``top_n`` codes has a latent's scale); ``normal`` N(0, 0.02), what the
-            released code really starts from (``from_pretrained`` re-initialises every non-BERT layer); or
+            released code really starts from (``from_pretrained`` re-initializes every non-BERT layer); or
             ``uniform`` U(-1, 1), what it writes. On the stand-in both official ones collapse within a few
             steps: the same 5 codes are the nearest to every token (perplexity 5.0) for good.
         dead_code_restart: Codes no token chose over ``restart_window`` training steps are moved to random
@@ -50,7 +50,7 @@ class MultiHotQuantizer(nn.Module):
         )
         self.top_n, self.commitment, self.soft_multi_hot = top_n, commitment, soft_multi_hot
         self.dead_code_restart, self.restart_window = dead_code_restart, restart_window
-        self.register_buffer("initialised", torch.tensor(codebook_init != "data"))
+        self.register_buffer("initialized", torch.tensor(codebook_init != "data"))
         self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
 
     @torch.no_grad()
@@ -76,10 +76,10 @@ class MultiHotQuantizer(nn.Module):
         return torch.zeros_like(distances).scatter_(1, codes, weights)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(straight-through quantised z, VQ loss, multi-hot assignments, codebook perplexity)."""
-        if self.training and len(z) and not self.initialised:
+        """(straight-through quantized z, VQ loss, multi-hot assignments, codebook perplexity)."""
+        if self.training and len(z) and not self.initialized:
             self._reset_codes(torch.arange(self.num_codes, device=z.device), z.detach())
-            self.initialised.fill_(True)
+            self.initialized.fill_(True)
         encodings = self.assign(z.detach())
         if self.training and self.dead_code_restart and len(z):
             used = encodings.sum(0) > 0
@@ -113,15 +113,15 @@ def mlp(dims: Sequence[int]) -> nn.Sequential:
 
 
 class TokenVQAutoencoder(nn.Module):
-    """MLP autoencoder over frozen token vectors with a multi-hot quantised, L2-normalised bottleneck.
+    """MLP autoencoder over frozen token vectors with a multi-hot quantized, L2-normalized bottleneck.
 
-    Encoder ``input_dim -> hidden_dims`` (ReLU between), L2 normalisation, dropout, quantiser; the decoder mirrors
+    Encoder ``input_dim -> hidden_dims`` (ReLU between), L2 normalization, dropout, quantizer; the decoder mirrors
     the encoder back to ``input_dim`` (official: 768 -> 500 -> 500 -> 1000 -> 100, 300 codes, top-5).
 
     ``standardize`` (ours) first subtracts the corpus's mean token vector and divides by its per-dimension
-    spread (:meth:`set_input_statistics`), and the decoder rebuilds that standardised vector. Contextual token
+    spread (:meth:`set_input_statistics`), and the decoder rebuilds that standardized vector. Contextual token
     vectors share one large common direction; without this every latent points the same way and all tokens pick
-    the same ``top_n`` codes whatever the codebook's initialisation (measured on the stand-in and in
+    the same ``top_n`` codes whatever the codebook's initialization (measured on the stand-in and in
     tests/test_tvqvae.py).
     """
 
@@ -147,7 +147,7 @@ class TokenVQAutoencoder(nn.Module):
         self.input_std.copy_(tokens.float().std(0).clamp_min(1e-6))
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """What the encoder reads and the decoder rebuilds: ``x``, standardised when ``standardize``."""
+        """What the encoder reads and the decoder rebuilds: ``x``, standardized when ``standardize``."""
         return (x.float() - self.input_mean) / self.input_std if self.standardize else x
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,7 +209,7 @@ def inverse_softplus(x: float) -> float:
 class ProdLDA(nn.Module):
     """ProdLDA (Srivastava & Sutton 2017) over a bag of ``bag_size`` items (words, or codes for TVQ-VAE).
 
-    θ = softmax(reparameterised sample of the inference network's Gaussian); the bag's distribution is
+    θ = softmax(reparameterized sample of the inference network's Gaussian); the bag's distribution is
     ``softmax(BN(θ β))`` with β (K, bag_size). The logistic-normal prior's mean (1/K) and variance (1 - 1/K) are
     learnt, as in the official code; the variance through a softplus so it stays positive (ours).
     """
@@ -261,7 +261,7 @@ class ConceptToWords(nn.Module):
 
     β_n = L2norm(β · L2norm(codebook)) gives each topic a vector in code space; an inference-network-shaped MLP
     maps it to a row over the V words (its mean head, BatchNorm across the K topics, so each word is
-    standardised over topics), β_o. The words of a document then follow softmax(BN(θ β_o)); β_o is the
+    standardized over topics), β_o. The words of a document then follow softmax(BN(θ β_o)); β_o is the
     topic-word matrix that is evaluated.
     """
 

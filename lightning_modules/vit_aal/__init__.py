@@ -1,1 +1,1 @@
-"""ViT with the adaptive attention link regulariser (arXiv 2211.13852): CNN channel attention linked to ViT heads."""
+"""ViT with the adaptive attention link regularizer (arXiv 2211.13852): CNN channel attention linked to ViT heads."""

@@ -1,4 +1,4 @@
-"""A ViT trained from scratch with the adaptive attention link regulariser (Jin & Choi, arXiv 2211.13852).
+"""A ViT trained from scratch with the adaptive attention link regularizer (Jin & Choi, arXiv 2211.13852).
 
 L = CE + λ · mean_{l, h} D(T_{l,h}, M_{l,h}): M is head h's CLS attention at layer l, T = Σ_c P_l[h, c] A_c the
 target its links P_l build from a frozen CNN's channel attention A. The ViT and the links train together; the
@@ -11,7 +11,7 @@ folder, and drawn in TensorBoard (``pictures/links``: rows = layer × head, colu
 The *advanced* run reads that file (``links_path``), keeps each head's ``top_k`` channels as fixed links and
 trains a new ViT from scratch, computing only the channels some head uses.
 
-Evaluation, calibration hooks and predictions are the classification stack's (:class:`ClassifierRoutine`).
+Evaluation, calibration hooks and predictions are the classification stack's (:class:`~lightning_modules.routines.classification.ClassificationRoutine`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from timm.optim import param_groups_weight_decay
 
-from datamodules.base import batch_size_of
-from lightning_modules.classification.module import ClassifierRoutine, classification_loss, input_normalizer
-from lightning_modules.common.pictures import heatmap_picture, upsampled_maps
+from datamodules.batch import batch_size_of
+from lightning_modules.components.backbones import input_normalizer
+from lightning_modules.outputs.pictures import heatmap_picture, upsampled_maps
+from lightning_modules.outputs.run_outputs import log_image
+from lightning_modules.routines.classification import ClassificationRoutine, classification_loss
 from lightning_modules.vit_aal.networks import (
     AttentionLinks,
     AttentionViT,
@@ -59,8 +60,8 @@ def resolve_links_path(path: Path) -> Path:
     return found[-1]
 
 
-class ViTAALModule(ClassifierRoutine):
-    """ViT + attention augmentation module (trainable CNN-channel → ViT-head links) as a regulariser.
+class ViTAALModule(ClassificationRoutine):
+    """ViT + attention augmentation module (trainable CNN-channel → ViT-head links) as a regularizer.
 
     Args:
         backbone: timm ViT name (DeiT-Tiny: ``deit_tiny_patch16_224``, DeiT-Small: ``deit_small_patch16_224``).
@@ -70,7 +71,7 @@ class ViTAALModule(ClassifierRoutine):
         depth: ViT blocks (null: the model's own).
         embed_dim: ViT token width (null: the model's own).
         drop_path_rate: ViT stochastic depth (DeiT: 0.1).
-        normalization: The ViT's input normalisation (``imagenet``, ``cifar``, ``none``).
+        normalization: The ViT's input normalization (``imagenet``, ``cifar``, ``none``).
         label_smoothing: CE label smoothing (hard targets; DeiT: 0.1).
         lr: AdamW peak learning rate at a global batch of ``lr_reference_batch``.
         lr_reference_batch: DeiT's rule lr · B / 512: the learning rate is scaled by the global batch over this
@@ -84,16 +85,16 @@ class ViTAALModule(ClassifierRoutine):
         pretrained: Hub weights for the CNN (the ViT always starts from scratch).
         pretrained_path: Local CNN weights, or a ``.ckpt`` of a classifier trained in this framework.
         cnn_layer: The CNN sub-module whose output gives the channel maps (``layer3`` of a ResNet-50).
-        cnn_normalization: The CNN's input normalisation.
+        cnn_normalization: The CNN's input normalization.
         cnn_map: ``relu`` (A_c = relu(F_c) / Σ relu(F_c)) or ``softmax`` (softmax(F_c / cnn_temperature)).
         cnn_temperature: τ of softmax maps.
         regularizer_weight: λ (a buffer a ScheduleCallback may drive).
-        regularized_layers: ViT blocks regularised (null: all).
+        regularized_layers: ViT blocks regularized (null: all).
         link_temperature: τ_link of P = softmax(W / τ_link).
         divergence: ``kl`` = KL(T ‖ M), ``reverse_kl`` = KL(M ‖ T), or ``mse`` on maps scaled by the patch count.
         links_path: ``links.pt`` of a finished run: the advanced module (fixed top-k links, ViT from scratch).
         top_k: Channels each head keeps in the advanced module.
-        fixed_weights: ``renormalised`` learned probabilities of the kept channels, or ``uniform`` over them.
+        fixed_weights: ``renormalized`` learned probabilities of the kept channels, or ``uniform`` over them.
     """
 
     def __init__(
@@ -126,7 +127,7 @@ class ViTAALModule(ClassifierRoutine):
         divergence: Divergence = "kl",
         links_path: str | None = None,
         top_k: int = 3,
-        fixed_weights: FixedWeights = "renormalised",
+        fixed_weights: FixedWeights = "renormalized",
     ) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()
@@ -164,11 +165,11 @@ class ViTAALModule(ClassifierRoutine):
             found = tuple(probabilities.shape) if isinstance(probabilities, torch.Tensor) else None
             raise LinksFileError(
                 f"links_path={str(path)!r} holds links of shape {found}; this model needs {shape} "
-                "(regularised layers, heads, CNN channels): same backbone, cnn_layer and regularized_layers?"
+                "(regularized layers, heads, CNN channels): same backbone, cnn_layer and regularized_layers?"
             )
         if saved.get("layers") != self.layers:
             raise LinksFileError(
-                f"links_path={str(path)!r} links layers {saved.get('layers')}, this model regularises {self.layers}"
+                f"links_path={str(path)!r} links layers {saved.get('layers')}, this model regularizes {self.layers}"
             )
         return probabilities
 
@@ -220,9 +221,7 @@ class ViTAALModule(ClassifierRoutine):
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if self.links is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
-            picture = self.links_picture()
-            for logger in (lg for lg in self.trainer.loggers if isinstance(lg, TensorBoardLogger)):
-                logger.experiment.add_image("pictures/links", picture, global_step=self.global_step)
+            log_image(self.trainer, "pictures/links", self.links_picture())
 
     def links_picture(self, columns: int = 64) -> torch.Tensor:
         """Heat map of P: one row per (layer, head), one column per channel among the ``columns`` most linked."""
@@ -233,7 +232,7 @@ class ViTAALModule(ClassifierRoutine):
 
     def on_fit_end(self) -> None:
         if self.links is not None and self.trainer.is_global_zero:
-            path = self.export_links(Path(self.trainer.log_dir or self.trainer.default_root_dir))
+            path = self.export_links(self.run_dir())
             self.print(f"links written to {path} (top {self.hparams.top_k} channels per head in links.csv)")
 
     def export_links(self, folder: Path) -> Path:
@@ -256,7 +255,7 @@ class ViTAALModule(ClassifierRoutine):
         return path
 
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Images, and for the last regularised layer's first head its CNN target and its attention."""
+        """Images, and for the last regularized layer's first head its CNN target and its attention."""
         images = batch["image"][:8]
         if self.links is None:
             return {"images": images}
@@ -269,7 +268,7 @@ class ViTAALModule(ClassifierRoutine):
             "attention_last_layer_head0": upsampled_maps(attention[:, -1, 0], grid, size),
         }
 
-    # ----------------------------------------------------------------------------------- optimisation
+    # ----------------------------------------------------------------------------------- optimization
     def effective_lr(self) -> float:
         """``lr`` scaled by the global batch over ``lr_reference_batch`` (DeiT's linear rule)."""
         reference = self.hparams.lr_reference_batch

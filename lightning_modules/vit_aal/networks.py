@@ -1,9 +1,9 @@
-"""The adaptive attention link regulariser's pieces (Jin & Choi, arXiv 2211.13852; the concrete design is ours,
+"""The adaptive attention link regularizer's pieces (Jin & Choi, arXiv 2211.13852; the concrete design is ours,
 METHODS.md section 9): a ViT that exposes each head's CLS-to-patch attention, a frozen CNN whose channel-wise
 spatial attention maps are resized to the ViT's patch grid, the trainable links from CNN channels to ViT heads,
 and the divergence between a head's linked target and its attention.
 
-Shapes: B images, L regularised layers, H heads, C CNN channels, P patches (the ViT's grid, row-major).
+Shapes: B images, L regularized layers, H heads, C CNN channels, P patches (the ViT's grid, row-major).
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ from einops import einsum, rearrange
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from ..common.backbones import create_backbone
+from lightning_modules.components.backbones import create_backbone
 
 CNNMap = Literal["relu", "softmax"]
 Divergence = Literal["kl", "reverse_kl", "mse"]
-FixedWeights = Literal["renormalised", "uniform"]
+FixedWeights = Literal["renormalized", "uniform"]
 
 
 class AttentionViT(nn.Module):
     """A timm ViT (DeiT-Tiny/Small... by name) trained from scratch, returning logits and, for the layers asked
-    for, each head's attention of the CLS query over the patch keys (prefix tokens dropped, renormalised).
+    for, each head's attention of the CLS query over the patch keys (prefix tokens dropped, renormalized).
 
     timm's attention is a fused kernel that returns no weights, so a hook on each block's ``qkv`` projection
     recomputes softmax(q_cls · kᵀ / √d) for the CLS row only: O(N) memory per head instead of O(N²), gradients
-    flow into q and k. Renormalising after dropping prefix columns equals a softmax over the patch logits.
+    flow into q and k. Renormalizing after dropping prefix columns equals a softmax over the patch logits.
     ``dynamic_img_size`` lets the same network run on other image sizes (the position embedding is resampled).
 
     Args:
@@ -120,8 +120,8 @@ class ChannelAttentionCNN(nn.Module):
         layer: Name of the sub-module whose output is used (``layer3`` of a ResNet-50: 14×14 at 224 px).
         pretrained: Hub weights.
         pretrained_path: Local weights, or a ``.ckpt`` of a classifier trained in this framework.
-        normalize: The CNN's own input normalisation (it sees the same augmented image as the ViT).
-        map_kind: ``relu`` (normalised activations) or ``softmax``.
+        normalize: The CNN's own input normalization (it sees the same augmented image as the ViT).
+        map_kind: ``relu`` (normalized activations) or ``softmax``.
         temperature: τ of the softmax maps.
     """
 
@@ -194,23 +194,23 @@ class ChannelAttentionCNN(nn.Module):
 
 
 def fixed_links(
-    probabilities: torch.Tensor, top_k: int, weights: FixedWeights = "renormalised"
+    probabilities: torch.Tensor, top_k: int, weights: FixedWeights = "renormalized"
 ) -> torch.Tensor:
-    """The advanced module's links: each head keeps its ``top_k`` channels by learned probability, renormalised
+    """The advanced module's links: each head keeps its ``top_k`` channels by learned probability, renormalized
     (or uniform over them); every other link is 0. ``probabilities`` (L, H, C) -> (L, H, C)."""
     if not 1 <= top_k <= probabilities.shape[-1]:
         raise ValueError(f"top_k must be in 1..{probabilities.shape[-1]}, got {top_k}")
-    if weights not in ("renormalised", "uniform"):
-        raise ValueError(f"fixed_weights must be renormalised or uniform, got {weights!r}")
+    if weights not in ("renormalized", "uniform"):
+        raise ValueError(f"fixed_weights must be renormalized or uniform, got {weights!r}")
     values, indices = probabilities.topk(top_k, dim=-1)
-    kept = values if weights == "renormalised" else torch.ones_like(values)
+    kept = values if weights == "renormalized" else torch.ones_like(values)
     links = torch.zeros_like(probabilities).scatter(-1, indices, kept)
     return links / links.sum(dim=-1, keepdim=True)
 
 
 class AttentionLinks(nn.Module):
-    """Links from CNN channels to ViT heads, one (H, C) matrix per regularised layer: P_l = softmax(W_l / τ) over
-    channels, W initialised to 0 (every head starts at the mean map). With ``fixed`` (L, H, C) the links are that
+    """Links from CNN channels to ViT heads, one (H, C) matrix per regularized layer: P_l = softmax(W_l / τ) over
+    channels, W initialized to 0 (every head starts at the mean map). With ``fixed`` (L, H, C) the links are that
     constant instead (the advanced module) and only the channels some head uses are ever computed.
 
     Args:

@@ -1,1 +1,0 @@
-"""Industrial anomaly detection: PatchCore, Reverse Distillation and their shared evaluation routine."""

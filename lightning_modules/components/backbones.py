@@ -1,0 +1,135 @@
+"""The one place backbones are made: timm's ``create_model`` with local weights and a clear offline error.
+
+Our machines cannot reach the weight hubs, and neither can many clusters' compute nodes; ``pretrained_path``
+loads a local file through timm's own pretrained-weight machinery (``pretrained_cfg_overlay``), which adapts the
+first convolution to ``in_chans`` and drops a classifier whose size differs, exactly as for hub weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+import lightning_modules.components.cifar_networks  # noqa: F401  (registers cifar_* models in timm)
+
+
+class BackboneWeightsError(RuntimeError):
+    """Pretrained weights could not be obtained; the message says how to provide them."""
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool = False,
+    pretrained_path: str | None = None,
+    num_classes: int = 0,
+    in_chans: int = 3,
+    **kwargs: Any,
+) -> nn.Module:
+    """``timm.create_model(name, ...)``; ``pretrained_path`` implies pretrained: a .pth/.bin/.safetensors file,
+    or a ``.ckpt`` this framework wrote (e.g. a classifier trained with ``configs/cls_cifar10.yaml``).
+
+    ``num_classes=0`` returns pooled features (no classifier). Extra keyword arguments go to timm
+    (``features_only``, ``out_indices``, ``drop_path_rate``...).
+    """
+    if not timm.is_model(name) and not name.startswith("hf-hub:"):
+        raise ValueError(f"unknown backbone {name!r}: not a timm model name (see timm.list_models())")
+    if pretrained_path is not None:
+        path = Path(pretrained_path)
+        if not path.is_file():
+            raise BackboneWeightsError(f"pretrained_path={str(path)!r} is not a file")
+        if path.suffix == ".ckpt":
+            model = timm.create_model(
+                name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs
+            )
+            load_from_lightning_checkpoint(model, path)
+            return model
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    try:
+        return timm.create_model(
+            name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
+        )
+    except (OSError, RuntimeError, ValueError) as error:
+        if not pretrained or pretrained_path is not None:
+            raise
+        raise BackboneWeightsError(
+            f"could not fetch pretrained weights for {name!r} ({type(error).__name__}: {str(error)[:200]}); "
+            f"offline, download them elsewhere and pass model.init_args.pretrained_path=<file>, "
+            f"or set model.init_args.pretrained: false"
+        ) from error
+
+
+def load_from_lightning_checkpoint(model: nn.Module, path: Path) -> None:
+    """Load ``model``'s weights from a checkpoint this framework wrote, wherever the module kept them
+    (``backbone.``, ``model.backbone.``...): the prefix under which every one of the model's tensors is found.
+
+    A classifier whose size differs (or that the model does not have) is left as initialized; anything else
+    missing is an error naming the checkpoint.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise BackboneWeightsError(f"pretrained_path={str(path)!r}: no state_dict in this checkpoint")
+    own = model.state_dict()
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_keys = {f"{n}.{k}" for n, m in model.named_modules() if m is head for k in m.state_dict()}
+    body = [k for k in own if k not in head_keys]
+    anchor = body[0]
+    prefixes = {k[: -len(anchor)] for k in state if k == anchor or k.endswith("." + anchor)}
+    for prefix in sorted(prefixes, key=len):
+        if all(prefix + k in state and state[prefix + k].shape == own[k].shape for k in body):
+            loaded = {
+                k: state[prefix + k]
+                for k in own
+                if prefix + k in state and state[prefix + k].shape == own[k].shape
+            }
+            model.load_state_dict(loaded, strict=False)
+            return
+    raise BackboneWeightsError(
+        f"pretrained_path={str(path)!r}: no prefix in this checkpoint holds all {len(body)} weights of "
+        f"{type(model).__name__} with matching shapes (was it trained with the same backbone?)"
+    )
+
+
+def init_classifier_normal(model: nn.Module, std: float = 0.02) -> None:
+    """Wang et al.'s head initialization: classifier weights ~ N(0, std), bias 0."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(head, nn.Linear):
+        nn.init.normal_(head.weight, 0.0, std)
+        nn.init.zeros_(head.bias)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class Normalize(nn.Module):
+    """Channel-wise ``(x - mean) / std`` as a module, so normalization travels with the network."""
+
+    def __init__(
+        self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def input_normalizer(name: str) -> nn.Module:
+    """The input normalization a classifier applies to [0, 1] images: ``cifar``, ``imagenet`` or ``none``."""
+    normalizers = {
+        "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
+        "imagenet": Normalize,
+        "none": nn.Identity,
+    }
+    if name not in normalizers:
+        raise ValueError(f"normalization must be cifar, imagenet or none, got {name!r}")
+    return normalizers[name]()

@@ -1,0 +1,1 @@
+"""Post-hoc calibration: calibrators (TS, CTS, ETS, PTS) and the objectives they are fitted with."""

@@ -1,0 +1,1 @@
+"""One LightningModule base per task, named ...Routine, on the shared EvaluationRoutine."""

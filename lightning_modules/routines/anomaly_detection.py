@@ -1,0 +1,176 @@
+"""What every anomaly detector here shares: evaluation, thresholds, result tables, pictures and predictions.
+
+A detector subclasses :class:`AnomalyDetectionRoutine` and implements ``anomaly_map(batch) ->``
+:class:`~lightning_modules.components.anomaly_output.AnomalyOutput` (maps (B, 1, H, W), image scores (B,); higher =
+more anomalous). A detector whose state is computed from the training images (a memory bank, a likelihood
+reference, map quantiles) adds :class:`~lightning_modules.routines.fitted_state.FittedStateMixin`. The routine then
+
+* collects maps, masks, scores, labels and defect types over validation and test (gathered across ranks);
+* logs ``<stage>/image_auroc``, ``<stage>/pixel_auroc`` and ``<stage>/pro`` (AUPRO to FPR 0.3), and at test
+  the same per defect type (that type's images against the normal ones), written as ``results.csv/md``;
+* keeps, in the checkpoint, F1-optimal image and pixel thresholds found on the validation split (anomalib's
+  adaptive threshold; the test split itself when no validation ran): they decide ``pred_label`` in
+  ``predictions.csv`` and the thresholded masks of the pictures, never a metric (all metrics are threshold-free);
+* draws ``pictures/`` (validation) and ``test_pictures/`` (test): images, ground-truth masks, anomaly maps on one
+  color scale, thresholded masks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from datamodules.batch import batch_size_of
+from lightning_modules.components.anomaly_output import AnomalyOutput
+from lightning_modules.metrics.anomaly import (
+    ANOMALY_METRICS,
+    anomaly_metrics,
+    anomaly_rows,
+    f1_optimal_threshold,
+)
+from lightning_modules.metrics.collectors import AnomalyMapCollector
+from lightning_modules.outputs.pictures import heat_picture
+from lightning_modules.routines.base import EvaluationRoutine
+
+
+class AnomalyDetectionRoutine(EvaluationRoutine):
+    """Evaluation, thresholds, tables, pictures and predictions shared by anomaly detectors.
+
+    Args:
+        pro_fpr_limit: Upper FPR of the AUPRO integral (0.3 in MVTec's protocol).
+    """
+
+    num_classes = 2
+
+    def __init__(self, pro_fpr_limit: float = 0.3) -> None:
+        super().__init__()
+        if not 0 < pro_fpr_limit <= 1:
+            raise ValueError(f"pro_fpr_limit must be in (0, 1], got {pro_fpr_limit}")
+        self.pro_fpr_limit = pro_fpr_limit
+        for name in ("image_threshold", "pixel_threshold", "map_low", "map_high"):
+            self.register_buffer(name, torch.tensor(math.nan))
+        self.val_maps = AnomalyMapCollector()
+        self.test_maps = AnomalyMapCollector()
+
+    def anomaly_map(self, batch: dict[str, Any]) -> AnomalyOutput:
+        """Anomaly maps (B, 1, H, W) at the input size and image scores (B,); higher = more anomalous."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------- evaluation
+    def _collect(self, batch: dict[str, Any], collector: AnomalyMapCollector) -> None:
+        if batch_size_of(batch) == 0:
+            return
+        maps, scores = self.anomaly_map(batch)
+        mask = batch.get("mask", torch.zeros_like(maps))
+        collector.update(scores.float(), batch["label"], batch.get("group"), maps, mask)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._collect(batch, self.val_maps)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._collect(batch, self.test_maps)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_maps.set_groups(self.groups_for("test"))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_maps.set_groups(self.groups_for("test"))
+
+    def _set_thresholds(self, result: dict[str, Any]) -> None:
+        self.image_threshold.fill_(f1_optimal_threshold(result["scores"], result["labels"]))
+        self.pixel_threshold.fill_(f1_optimal_threshold(result["maps"], result["masks"]))
+        self.map_low.fill_(float(result["maps"].min()))
+        self.map_high.fill_(float(result["maps"].max()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.val_maps.update_count:
+            return
+        result = self.val_maps.compute()
+        self.val_maps.reset()
+        if self.trainer.sanity_checking:
+            return
+        values = anomaly_metrics(
+            result["scores"], result["labels"], result["maps"], result["masks"], self.pro_fpr_limit
+        )
+        self.log_dict({f"val/{k}": v for k, v in values.items() if not math.isnan(v)}, prog_bar=True)
+        self._set_thresholds(result)
+        if self.trainer.is_global_zero:
+            self._log_pictures("pictures")
+
+    def on_test_epoch_end(self) -> None:
+        if not self.test_maps.update_count:
+            return
+        result = self.test_maps.compute()
+        self.test_maps.reset()
+        if math.isnan(float(self.image_threshold)):  # no validation ran: thresholds (display only) from test
+            self._set_thresholds(result)
+        groups = self.test_maps.group_names  # set from the datamodule at epoch start, normal first
+        normal = groups[0] if groups else "good"
+        rows = anomaly_rows(
+            result["scores"],
+            result["labels"],
+            result["maps"],
+            result["masks"],
+            result["groups"],
+            normal,
+            self.pro_fpr_limit,
+        )
+        for row in rows:
+            suffix = "" if row["group"] == "all" else f"/{row['group']}"
+            values = {f"test/{k}{suffix}": float(row[k]) / 100 for k in ANOMALY_METRICS}
+            self.log_dict({k: v for k, v in values.items() if not math.isnan(v)}, prog_bar=not suffix)
+        if self.trainer.is_global_zero:
+            self._log_pictures("test_pictures")
+            self.write_table(rows, ANOMALY_METRICS, self._table_title(), digits=1)
+
+    def _table_title(self) -> str:
+        where = f"{self.from_data('dataset', default='')}/{self.from_data('category', default='')}"
+        shots = self.from_data("shots")
+        regime = "full-shot" if shots is None else f"{shots}-shot"
+        return f"{type(self).__name__} — {where}, {regime}: image AUROC, pixel AUROC, AUPRO (FPR <= {self.pro_fpr_limit})"
+
+    # ---------------------------------------------------------------------------------------- pictures
+    def _log_pictures(self, tag: str, per_kind: int = 4) -> None:
+        """Normal test images (left) and one anomaly per defect type (right), four rows of pictures."""
+        found = self.test_dataset_records()
+        if found is None:
+            return
+        dataset, records = found
+        chosen = [i for i, r in enumerate(records) if r.label == 0][:per_kind]
+        first_of_each = {r.group: i for i, r in reversed(list(enumerate(records))) if r.label == 1}
+        chosen += sorted(first_of_each.values())[:per_kind]
+        batch = self.picture_batch(dataset, chosen)
+        if batch is not None:
+            self.log_pictures(tag, self.anomaly_pictures(batch), nrow=len(chosen))
+
+    @torch.no_grad()
+    def anomaly_pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Image, ground truth, anomaly map (one color scale: the evaluated set's lowest to highest score)
+        and the map above the pixel threshold (white)."""
+        maps, _ = self.anomaly_map(batch)
+        low, high = float(self.map_low), float(self.map_high)
+        if math.isnan(low):
+            low, high = float(maps.min()), float(maps.max())
+        threshold = float(self.pixel_threshold)
+        predicted = (maps > threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
+        mask = batch.get("mask", torch.zeros_like(maps))
+        return {
+            "image": batch["image"],
+            "ground_truth": mask.expand(-1, 3, -1, -1),
+            "anomaly_map": heat_picture(maps, low, high),
+            "predicted_mask": predicted.expand(-1, 3, -1, -1),
+        }
+
+    # ------------------------------------------------------------------------------------------ predict
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        _, scores = self.anomaly_map(batch)
+        rows: dict[str, Any] = {
+            "path": batch["path"],
+            "anomaly_score": scores.float(),
+            "pred_label": (scores > self.image_threshold).long(),
+        }
+        if "label" in batch:
+            rows["label"] = batch["label"]
+        return rows

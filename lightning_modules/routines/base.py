@@ -1,0 +1,83 @@
+"""The small base every task routine stands on: the run folder, what the datamodule knows, pictures, tables.
+
+A task routine (binary detection, spoof detection, anomaly detection, classification, topic models) collects
+what it needs over an epoch, computes its metrics at the epoch's end, logs them as ``<stage>/<metric>`` and
+``<stage>/<metric>/<group>``, writes a paper-style table at test and returns rows at predict. The pieces they all
+need live here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torchvision.utils import make_grid
+
+from datamodules.batch import batch_size_of, collate_skipping_bad, to_device
+from lightning_modules.outputs.run_outputs import log_image, run_dir
+from lightning_modules.outputs.tables import write_result_table
+
+
+class EvaluationRoutine(L.LightningModule):
+    """Helpers shared by the task routines; it adds no hook and no behaviour of its own."""
+
+    @property
+    def datamodule(self) -> Any:
+        """The trainer's datamodule (None outside a trainer or without one)."""
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def from_data(self, name: str, *args: Any, default: Any = None) -> Any:
+        """``datamodule.<name>(*args)`` (or the attribute itself when it is not callable), else ``default``:
+        what a routine asks the data (groups, unseen displays, the real group) without knowing its class."""
+        value = getattr(self.datamodule, name, None)
+        if value is None:
+            return default
+        return value(*args) if callable(value) else value
+
+    def groups_for(self, split: str) -> list[str]:
+        """The names the ``split``'s table is split by, in the datamodule's fixed order (none without one)."""
+        return list(self.from_data("groups_for", split, default=[]))
+
+    def run_dir(self) -> Path:
+        """The run folder (the logger's version folder), where tables and predictions are written."""
+        return run_dir(self.trainer)
+
+    def write_table(
+        self,
+        rows: Sequence[Mapping[str, object]],
+        metrics: Sequence[str],
+        title: str,
+        digits: int = 1,
+        stem: str = "results",
+        note: str = "",
+    ) -> str:
+        """Write ``<stem>.csv`` / ``<stem>.md`` into the run folder and print the markdown with where it went."""
+        out = self.run_dir()
+        markdown = write_result_table(rows, metrics, out, title=title, stem=stem, digits=digits)
+        self.print("\n" + markdown + f"(written to {out / stem}.csv and {stem}.md{note})")
+        return markdown
+
+    def log_pictures(self, tag: str, pictures: Mapping[str, torch.Tensor], nrow: int = 8) -> None:
+        """Each (N, 3, H, W) picture set as one grid ``<tag>/<name>`` in every image-capable logger."""
+        for name, images in pictures.items():
+            grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2)
+            log_image(self.trainer, f"{tag}/{name}", grid)
+
+    def picture_batch(self, dataset: Any, indices: Sequence[int]) -> dict[str, Any] | None:
+        """The samples ``indices`` of ``dataset`` as one batch on this module's device (None when none is readable)."""
+        batch = collate_skipping_bad([dataset[i] for i in indices])
+        if batch_size_of(batch) == 0:
+            return None
+        batch.pop("skipped", None)
+        return to_device(batch, self.device)
+
+    def test_dataset_records(self) -> tuple[Any, list[Any]] | None:
+        """(the datamodule's test dataset, its records) when it lists records, for choosing test pictures."""
+        dataset = (self.from_data("datasets", default={}) or {}).get("test")
+        if dataset is None or not hasattr(dataset, "records"):
+            return None
+        return dataset, list(dataset.records)

@@ -1,0 +1,103 @@
+"""The variance-aware generator: a VQGAN-style autoencoder whose encoder predicts a Gaussian per latent position.
+
+Our reading of the paper (METHODS.md section 6; no public code): the encoder head outputs (μ, log σ²) per cell,
+z = μ + t·σ·ε is drawn with the reparameterization trick (temperature t) *before* quantization, and the decoder
+rebuilds the image from the quantized z. Trained on the few normal images with reconstruction, feature
+(perceptual), codebook / commitment and KL(N(μ, σ²) ‖ N(0, I)) terms, it maps each image to a distribution of
+nearby normal images: sampling many z per image gives normal variants. The quantizer is the TVQ-VAE's (one code
+per position), the residual block the image VQ-VAE's. No GAN term here (ours: a CPU budget; the loss weights are
+configurable).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_modules.tvqvae.image_networks import ResidualBlock
+from lightning_modules.tvqvae.networks import MultiHotQuantizer
+
+LOG_VARIANCE_RANGE = (-10.0, 4.0)
+
+
+class VarianceAwareVQGAN(nn.Module):
+    """Images in [0, 1] (B, 3, H, W) -> (μ, log σ²) of a (B, latent_dim, H/2^d, W/2^d) Gaussian -> sample ->
+    nearest codes -> images in [0, 1].
+
+    Args:
+        width: Channels of the first stage (doubled per down-sampling, at most 4x).
+        latent_dim: Code width.
+        num_codes: Codebook size.
+        downsamplings: Stride-2 stages (3: f8).
+        commitment: Commitment cost of the quantizer.
+    """
+
+    def __init__(self, width: int = 64, latent_dim: int = 64, num_codes: int = 512, downsamplings: int = 3,
+                 commitment: float = 0.25) -> None:  # fmt: skip
+        super().__init__()
+        widths = [min(width * 2**i, 4 * width) for i in range(downsamplings + 1)]
+        down: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, 1, 1)]
+        for a, b in zip(widths, widths[1:], strict=False):
+            down += [ResidualBlock(a), nn.Conv2d(a, b, 4, 2, 1)]
+        self.encoder = nn.Sequential(*down, ResidualBlock(widths[-1]), nn.ReLU())
+        self.head = nn.Conv2d(widths[-1], 2 * latent_dim, 1)  # μ and log σ²
+        self.quantizer = MultiHotQuantizer(
+            num_codes, latent_dim, top_n=1, commitment=commitment, codebook_init="data"
+        )
+        up: list[nn.Module] = [nn.Conv2d(latent_dim, widths[-1], 3, 1, 1), ResidualBlock(widths[-1])]
+        for a, b in zip(widths[::-1], widths[-2::-1], strict=False):
+            up += [nn.ReLU(), nn.ConvTranspose2d(a, b, 4, 2, 1), ResidualBlock(b)]
+        self.decoder = nn.Sequential(*up, nn.ReLU(), nn.Conv2d(widths[0], 3, 3, 1, 1), nn.Sigmoid())
+        self.latent_dim = latent_dim
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²), each (B, latent_dim, h, w); σ² = exp(log σ²) > 0 (log σ² clamped to a safe range)."""
+        mean, log_variance = self.head(self.encoder(images * 2 - 1)).chunk(2, dim=1)
+        return mean, log_variance.clamp(*LOG_VARIANCE_RANGE)
+
+    @staticmethod
+    def sample(mean: torch.Tensor, log_variance: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """z = μ + t σ ε (the reparameterization trick); t = 0 gives μ."""
+        if temperature == 0:
+            return mean
+        return mean + temperature * torch.exp(0.5 * log_variance) * torch.randn_like(mean)
+
+    def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(quantized z, VQ loss, code indices (B, h, w))."""
+        b, d, h, w = z.shape
+        quantized, loss, encodings, _ = self.quantizer(z.permute(0, 2, 3, 1).reshape(-1, d))
+        return quantized.reshape(b, h, w, d).permute(0, 3, 1, 2), loss, encodings.argmax(1).reshape(b, h, w)
+
+    def forward(self, images: torch.Tensor, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+        mean, log_variance = self.encode(images)
+        quantized, vq_loss, codes = self.quantize(self.sample(mean, log_variance, temperature))
+        kl = 0.5 * (mean**2 + log_variance.exp() - log_variance - 1).mean()
+        return {"reconstruction": self.decoder(quantized), "mean": mean, "log_variance": log_variance,
+                "vq_loss": vq_loss, "kl": kl, "codes": codes}  # fmt: skip
+
+    @torch.no_grad()
+    def generate(self, images: torch.Tensor, samples: int, temperature: float = 1.0) -> torch.Tensor:
+        """``samples`` variants of every image, (B * samples, 3, H, W) in [0, 1], image-major."""
+        mean, log_variance = self.encode(images)
+        mean, log_variance = (t.repeat_interleave(samples, dim=0) for t in (mean, log_variance))
+        quantized, _, _ = self.quantize(self.sample(mean, log_variance, temperature))
+        return self.decoder(quantized)
+
+
+def generator_loss(images: torch.Tensor, out: dict[str, torch.Tensor], features=None, kl_weight: float = 1e-3,
+                   feature_weight: float = 1.0) -> dict[str, torch.Tensor]:  # fmt: skip
+    """L1 reconstruction + feature (perceptual) distance + VQ + λ_KL · KL. ``features`` maps images to a list of
+    feature maps and must let gradients reach its input (a frozen network called without ``no_grad``)."""
+    rebuilt = out["reconstruction"].float()
+    terms = {"l1": (rebuilt - images).abs().mean(), "vq": out["vq_loss"], "kl": kl_weight * out["kl"]}
+    if features is not None and feature_weight:
+        with torch.no_grad():
+            real = features(images)
+        fake = features(rebuilt)
+        distance = sum(
+            F.mse_loss(F.normalize(f, dim=1), F.normalize(r, dim=1)) for f, r in zip(fake, real, strict=True)
+        )
+        terms["feature"] = feature_weight * distance
+    terms["total"] = sum(terms.values())
+    return terms
