@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP) wordnet  ## run the whole test suite on CPU (tiny stand-in data, no network)
+test: $(STAMP) wordnet lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min on 2 CPU cores), print the table
@@ -60,7 +60,8 @@ demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-i
 demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min)
 	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --seeds 1 2 3
 
-lint: $(STAMP)  ## ruff over the code
+lint: $(STAMP)  ## ruff: formatting (ruff format --check) and lint rules (ruff check)
+	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
 bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~5 min)

@@ -36,17 +36,33 @@ def compare(
     standin = ForenSynthsDataModule(root=str(root), synthetic=True, standin_size=standin_size)
     standin.prepare_data()
     categories = sorted(p.name for p in (standin.data_dir / "train").iterdir())
-    data = ForenSynthsDataModule(root=str(standin.data_dir), classes=categories, image_size=image_size,
-                                 load_size=load_size, blur_prob=0.0, jpeg_prob=0.0, batch_size=batch_size,
-                                 num_workers=workers)  # fmt: skip
+    data = ForenSynthsDataModule(
+        root=str(standin.data_dir),
+        classes=categories,
+        image_size=image_size,
+        load_size=load_size,
+        blur_prob=0.0,
+        jpeg_prob=0.0,
+        batch_size=batch_size,
+        num_workers=workers,
+    )
     data.setup("fit")
-    ours = DataLoader(data.datasets["train"], batch_size=batch_size, shuffle=True, num_workers=workers,
-                      collate_fn=collate_skipping_bad)  # fmt: skip
-    reference_transform = v2.Compose([
-        v2.PILToTensor(), v2.Resize(load_size, antialias=True),
-        v2.RandomCrop(image_size, pad_if_needed=True), v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-    ])  # fmt: skip
+    ours = DataLoader(
+        data.datasets["train"],
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=collate_skipping_bad,
+    )
+    reference_transform = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(load_size, antialias=True),
+            v2.RandomCrop(image_size, pad_if_needed=True),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     folder = data.data_dir / "train"
     # the same files: ImageFolder takes the categories as classes and finds 0_real/ and 1_fake/ images below them
     images = datasets.ImageFolder(str(folder), transform=reference_transform)

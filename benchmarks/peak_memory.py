@@ -25,8 +25,19 @@ print("PEAK " + json.dumps({"rss_mib": resource.getrusage(resource.RUSAGE_SELF).
 
 def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]:
     """Peak RSS (MiB) and peak CUDA allocation (MiB, or None) of ``fit`` with the smoke overlay."""
-    args = ["fit", "--config", str(config), "--config", str(REPO / "configs" / "smoke.yaml"),
-            "--data.init_args.root", str(root), "--runs_dir", str(runs), "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        str(config),
+        "--config",
+        str(REPO / "configs" / "smoke.yaml"),
+        "--data.init_args.root",
+        str(root),
+        "--runs_dir",
+        str(runs),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     args += offline_smoke_arguments(config)  # no weight download, tiny widths where the model says so
     for key, name in prerequisites(config).items():  # the run it reads was measured before it (in_run_order)
         args += [f"--{key}", str(runs / name)]
@@ -36,8 +47,9 @@ def peak_memory(config: Path, root: Path, runs: Path) -> dict[str, float | None]
 def measured_cli(args: list[str], what: str, timeout: float | None = None) -> dict[str, float | None]:
     """``python cli.py <args>`` in a child process: its peak RSS and peak CUDA allocation (MiB); a RuntimeError
     naming ``what`` with the end of its stderr when it fails (subprocess.TimeoutExpired past ``timeout`` s)."""
-    result = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     peak = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
     if result.returncode or not peak:
         raise RuntimeError(f"{what} failed\n{result.stderr[-3000:]}")

@@ -146,8 +146,13 @@ def input_pipeline_section(
 
 def peak_memory_section(root: Path) -> list[str]:
     configs = in_run_order(method_configs())
-    lines = ["", "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)", "",
-             "| config | peak RSS (MiB) | peak CUDA (MiB) |", "|---|---:|---:|"]  # fmt: skip
+    lines = [
+        "",
+        "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)",
+        "",
+        "| config | peak RSS (MiB) | peak CUDA (MiB) |",
+        "|---|---:|---:|",
+    ]
     with tempfile.TemporaryDirectory() as runs:
         for config in configs:
             peak = peak_memory(config, root.resolve(), Path(runs))

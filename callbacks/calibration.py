@@ -251,15 +251,25 @@ class PostHocCalibration(Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.fitted is None:
             return {}
-        return {"calibrator": self.name, "objective": self.objective_name, "ets_space": self.ets_space,
-                "num_classes": self.fitted.num_classes, "state": self.fitted.state_dict()}  # fmt: skip
+        return {
+            "calibrator": self.name,
+            "objective": self.objective_name,
+            "ets_space": self.ets_space,
+            "num_classes": self.fitted.num_classes,
+            "state": self.fitted.state_dict(),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not state_dict:
             return
         if (state_dict["calibrator"], state_dict["objective"]) != (self.name, self.objective_name):
-            log.warning("checkpoint holds a %s/%s calibrator; this run asks for %s/%s: refitting",
-                        state_dict["calibrator"], state_dict["objective"], self.name, self.objective_name)  # fmt: skip
+            log.warning(
+                "checkpoint holds a %s/%s calibrator; this run asks for %s/%s: refitting",
+                state_dict["calibrator"],
+                state_dict["objective"],
+                self.name,
+                self.objective_name,
+            )
             return
         calibrator = make_calibrator(
             state_dict["calibrator"], state_dict["num_classes"], state_dict["ets_space"]

@@ -40,12 +40,10 @@ def safe_extract(archive: str | Path, to_dir: str | Path) -> Path:
         return to_dir
     try:
         with tarfile.open(archive) as handle:
-            for (
-                member
-            ) in handle.getmembers():  # check everything first: nothing is written from a bad archive
-                if member.name.startswith(
-                    ("/", "\\")
-                ):  # the data filter would strip the slash; refuse instead
+            # check everything first: nothing is written from a bad archive
+            for member in handle.getmembers():
+                # the data filter would strip the slash; refuse instead
+                if member.name.startswith(("/", "\\")):
                     raise UnsafeArchiveError(f"{archive}: member {member.name!r} refused (absolute path)")
                 try:
                     tarfile.data_filter(member, str(to_dir))

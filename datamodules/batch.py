@@ -30,12 +30,14 @@ class Batch(TypedDict, total=False):
 
     image: torch.Tensor  # (B, C, H, W)
     label: torch.Tensor  # (B,) class index; detectors: 0 real / genuine / normal, 1 fake / spoof / anomalous
-    target: torch.Tensor  # (B, K) soft labels, written by a mixing callback; used instead of ``label`` when present
+    # (B, K) soft labels, written by a mixing callback; used instead of ``label`` when present
+    target: torch.Tensor
     mask: torch.Tensor  # (B, 1, H, W) ground-truth defect mask in {0, 1} (anomaly detection)
     depth: torch.Tensor  # (B, 1, H, W) depth map in [0, 1] (RGB-D anti-spoofing)
     frames: torch.Tensor  # (B, T, C, H, W) a video clip's frames
     deltas: torch.Tensor  # (B, T - 1, D) differences of consecutive per-frame style latents
-    anchor: torch.Tensor  # (B, T - 1, D) StyleGRU triplets: anchor, a same-class positive, an other-class negative
+    # (B, T - 1, D) StyleGRU triplets: anchor, a same-class positive, an other-class negative
+    anchor: torch.Tensor
     positive: torch.Tensor
     negative: torch.Tensor
     logits: torch.Tensor  # (B, C) logits computed elsewhere (calibration without a network)
@@ -45,7 +47,9 @@ class Batch(TypedDict, total=False):
     path: list[str]  # where each sample came from (a file, or ``<folder>#<first frame>`` for a clip)
     video_index: torch.Tensor  # (B,) the clip's video, for video-level scores
     sample_index: torch.Tensor  # (B,) the sample's index in its dataset (DDP padding repeats some)
-    skipped: int  # files the collate function dropped as unreadable (removed before the batch reaches a model)
+    skipped: (
+        int  # files the collate function dropped as unreadable (removed before the batch reaches a model)
+    )
 
 
 # the keys whose first dimension is the batch size, in the order they are looked for

@@ -148,14 +148,19 @@ class CelebADataModule(BaseDataModule):
             )
             for name, split in SPLITS.items()
         }
-        log.info("CelebA: %s images (train, val, test), labels from %s",
-                 [len(records[s]) for s in SPLITS.values()], self.label_attributes)  # fmt: skip
+        log.info(
+            "CelebA: %s images (train, val, test), labels from %s",
+            [len(records[s]) for s in SPLITS.values()],
+            self.label_attributes,
+        )
 
     @property
     def class_names(self) -> list[str]:
         """One name per label: each attribute with + (present) or - (absent), bit i = attribute i."""
-        return [" ".join(("+" if label >> bit & 1 else "-") + a for bit, a in enumerate(self.label_attributes))
-                for label in range(1 << len(self.label_attributes))]  # fmt: skip
+        return [
+            " ".join(("+" if label >> bit & 1 else "-") + a for bit, a in enumerate(self.label_attributes))
+            for label in range(1 << len(self.label_attributes))
+        ]
 
     @property
     def num_classes(self) -> int:
@@ -167,8 +172,11 @@ class CelebADataModule(BaseDataModule):
     # ---------------------------------------------------------------------------------------- transforms
     def _crop_resize(self) -> list[A.BasicTransform]:
         crop = self.crop_size
-        return [A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_CONSTANT, fill=0), A.CenterCrop(crop, crop),
-                A.Resize(self.image_size, self.image_size, interpolation=cv2.INTER_AREA)]  # fmt: skip
+        return [
+            A.PadIfNeeded(crop, crop, border_mode=cv2.BORDER_CONSTANT, fill=0),
+            A.CenterCrop(crop, crop),
+            A.Resize(self.image_size, self.image_size, interpolation=cv2.INTER_AREA),
+        ]
 
     def train_transform(self) -> A.Compose:
         flip = [A.HorizontalFlip(p=0.5)] if self.flip else []

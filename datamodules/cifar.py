@@ -72,8 +72,12 @@ class ArrayImageDataset(ReseededTransformMixin, Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         self._reseed_transform()
         label = int(self.labels[index])
-        return {"image": self.transform(image=self.images[index])["image"], "label": label,
-                "group": self.names[label], "path": f"{self.tag}/{index}"}  # fmt: skip
+        return {
+            "image": self.transform(image=self.images[index])["image"],
+            "label": label,
+            "group": self.names[label],
+            "path": f"{self.tag}/{index}",
+        }
 
 
 def long_tailed_counts(max_count: int, num_classes: int, imbalance_factor: float) -> list[int]:
@@ -244,10 +248,24 @@ class CIFARDataModule(BaseDataModule):
         else:
             names, tag = self.class_names, self.dataset
             self.datasets = {
-                "train": ArrayImageDataset(train_images[train_index], train_labels[train_index], names, self.train_transform(), f"{tag}/train"),
-                "calibration": ArrayImageDataset(train_images[calibration_index], train_labels[calibration_index], names, self.eval_transform(), f"{tag}/calibration"),
-                "test": ArrayImageDataset(test_images, test_labels, names, self.eval_transform(), f"{tag}/test"),
-            }  # fmt: skip
+                "train": ArrayImageDataset(
+                    train_images[train_index],
+                    train_labels[train_index],
+                    names,
+                    self.train_transform(),
+                    f"{tag}/train",
+                ),
+                "calibration": ArrayImageDataset(
+                    train_images[calibration_index],
+                    train_labels[calibration_index],
+                    names,
+                    self.eval_transform(),
+                    f"{tag}/calibration",
+                ),
+                "test": ArrayImageDataset(
+                    test_images, test_labels, names, self.eval_transform(), f"{tag}/test"
+                ),
+            }
         counts = np.bincount(train_labels[train_index], minlength=self.num_classes)
         held_counts = np.bincount(train_labels[calibration_index], minlength=self.num_classes)
         held_out = (
@@ -255,8 +273,15 @@ class CIFARDataModule(BaseDataModule):
             if self.calibration_fraction
             else "no calibration split (validation uses the test set)"
         )
-        log.info("%s: %d train images (class sizes %d..%d), %s, %d test", self.dataset, len(train_index),
-                 counts.min(), counts.max(), held_out, len(self.datasets["test"]))  # fmt: skip
+        log.info(
+            "%s: %d train images (class sizes %d..%d), %s, %d test",
+            self.dataset,
+            len(train_index),
+            counts.min(),
+            counts.max(),
+            held_out,
+            len(self.datasets["test"]),
+        )
 
     def _long_tailed(self, labels: np.ndarray) -> np.ndarray:
         """Indices kept by the long-tailed profile (all of them when balanced)."""
@@ -312,9 +337,16 @@ class CIFARDataModule(BaseDataModule):
 
     def train_transform(self) -> A.Compose:
         size = self.image_size
-        steps = [*self._resize(), A.PadIfNeeded(size + 2 * self.crop_padding, size + 2 * self.crop_padding,
-                                                border_mode=cv2.BORDER_CONSTANT, fill=0),
-                 A.RandomCrop(size, size)]  # fmt: skip
+        steps = [
+            *self._resize(),
+            A.PadIfNeeded(
+                size + 2 * self.crop_padding,
+                size + 2 * self.crop_padding,
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+            ),
+            A.RandomCrop(size, size),
+        ]
         if self.flip:
             steps.append(A.HorizontalFlip(p=0.5))
         return A.Compose([*steps, A.ToFloat(max_value=255.0), ToTensorV2()])

@@ -17,9 +17,10 @@ Clips: non-overlapping windows of ``clip_len`` frames (32). A video shorter than
 and counted; one of ``min_frames .. clip_len - 1`` frames gives one clip, reflect-padded to ``clip_len``.
 Per-video style latents (``latents.npy`` beside the frames, shape (frames, layers x width)) are read when
 ``inputs`` holds ``latents``; batches then carry ``deltas``, the clip's frame-to-frame differences
-(``clip_len - 1`` steps, computed here for every split — the official training loader forgot them). When
-``style_encoder`` is set, missing latents are extracted in ``prepare_data`` (resumable, progress bar; also
-``scripts/extract_latents.py``).
+(``clip_len - 1`` steps, computed here for every split — the official training loader forgot them). This module
+only reads latents: they are written by the StyleGRU / StyleFlow modules' ``prepare_data`` when their
+``style_encoder`` is set (resumable, progress bar), or ahead of time by ``scripts/extract_latents.py``, through
+:meth:`FaceVideoDataModule.write_latents`, so the on-disk format lives here.
 
 Batches: ``frames`` (B, T, 3, S, S) in [0, 1], ``deltas`` (B, T - 1, D), ``label`` (0 real, 1 fake), ``group``,
 ``video_index`` (the video's position in its split, for video-level scores), ``path`` (``<video>#<first frame>``).
@@ -31,151 +32,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
-from datamodules.base import BaseDataModule, DatasetNotFoundError, skip_or_raise
-from datamodules.image_io import BadImageError, list_images, read_rgb
+from datamodules.base import BaseDataModule, DatasetNotFoundError
+from datamodules.image_io import list_images, read_rgb
 from datamodules.standins.faceforensics import MANIPULATIONS, STANDIN_VERSION, write_faceforensics_standin
+from datamodules.video_clips import (
+    LATENTS,
+    LATENTS_INFO,
+    TripletSampler,
+    VideoClipDataset,
+    VideoRecord,
+    clip_starts,
+    read_video_folder,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 ORIGINAL = "original"
-LATENTS = "latents.npy"
 Input = Literal["frames", "latents"]
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One video: its frame folder, label (0 real, 1 fake), group and frame files in order."""
-
-    folder: Path
-    label: int
-    group: str
-    frames: tuple[Path, ...]
-
-
-def clip_starts(frames: int, clip_len: int, min_frames: int, max_clips: int | None = None) -> list[int]:
-    """First frames of a video's non-overlapping clips; [] when it is shorter than ``min_frames``."""
-    if frames < min_frames:
-        return []
-    starts = list(range(0, max(1, frames - clip_len + 1), clip_len))
-    return starts[:max_clips] if max_clips else starts
-
-
-def clip_indices(start: int, frames: int, clip_len: int) -> np.ndarray:
-    """Frame indices of the clip at ``start``: consecutive, reflect-padded past the video's end."""
-    indices = np.arange(start, min(frames, start + clip_len))
-    while len(indices) < clip_len:
-        indices = np.pad(indices, (0, min(clip_len - len(indices), len(indices) - 1)), mode="reflect")
-    return indices
-
-
-def read_video_folder(folder: Path, label: int, group: str) -> VideoRecord:
-    return VideoRecord(folder, label, group, tuple(list_images(folder, recursive=False)))
-
-
-class VideoClipDataset(Dataset):
-    """Clips of :class:`VideoRecord` videos, as dict samples; an int index gives one clip, a tuple a triplet."""
-
-    def __init__(self, videos: list[VideoRecord], clips: list[tuple[int, int]], inputs: list[str], clip_len: int,
-                 image_size: int, flip: bool, bad_files: str) -> None:  # fmt: skip
-        self.videos, self.clips, self.inputs = videos, clips, inputs
-        self.clip_len, self.image_size, self.flip, self.bad_files = clip_len, image_size, flip, bad_files
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def labels(self) -> np.ndarray:
-        return np.array([self.videos[v].label for v, _ in self.clips])
-
-    def deltas(self, index: int) -> torch.Tensor:
-        """The clip's latent differences, (clip_len - 1, D) float32."""
-        video_index, start = self.clips[index]
-        video = self.videos[video_index]
-        path = video.folder / LATENTS
-        latents = np.load(path, mmap_mode="r")
-        if latents.ndim != 2 or len(latents) != len(video.frames):
-            raise ValueError(f"{path}: expected ({len(video.frames)} frames, D) latents, got {latents.shape}")
-        steps = np.diff(
-            np.asarray(latents[clip_indices(start, len(video.frames), self.clip_len)], np.float32), axis=0
-        )
-        assert len(steps) == self.clip_len - 1
-        return torch.from_numpy(steps)
-
-    def frames(self, index: int) -> torch.Tensor | None:
-        """The clip's frames, (T, 3, S, S) in [0, 1]; None for an unreadable frame under ``bad_files: skip``."""
-        video_index, start = self.clips[index]
-        video = self.videos[video_index]
-        images = []
-        for i in clip_indices(start, len(video.frames), self.clip_len):
-            try:
-                image = read_rgb(video.frames[i])
-            except BadImageError as error:
-                skip_or_raise(error, self.bad_files, "frame")
-                return None
-            if image.shape[:2] != (self.image_size, self.image_size):
-                image = cv2.resize(image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
-            images.append(image)
-        clip = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
-        return clip.flip(-1) if self.flip and torch.rand(()) < 0.5 else clip
-
-    def __getitem__(self, index: int | tuple[int, int, int]) -> dict[str, Any] | None:
-        if isinstance(index, tuple):  # a StyleGRU triplet: anchor, positive, negative
-            anchor, positive, negative = (self.deltas(i) for i in index)
-            label = self.videos[self.clips[index[0]][0]].label
-            return {"anchor": anchor, "positive": positive, "negative": negative, "label": label}
-        video_index, start = self.clips[index]
-        video = self.videos[video_index]
-        sample: dict[str, Any] = {"label": video.label, "group": video.group, "video_index": video_index,
-                                  "sample_index": index, "path": f"{video.folder}#{start}"}  # fmt: skip
-        if "frames" in self.inputs:
-            frames = self.frames(index)
-            if frames is None:
-                return None
-            sample["frames"] = frames
-        if "latents" in self.inputs:
-            sample["deltas"] = self.deltas(index)
-        return sample
-
-
-class TripletSampler(Sampler):
-    """``count`` (anchor, positive, negative) clip triplets per epoch, drawn again each epoch from ``(seed, epoch)``
-    (Lightning calls ``set_epoch``): anchor class 50/50, positive a same-class clip of another video when one
-    exists, negative a clip of the other class. Under DDP Lightning wraps the sampler and calls ``set_epoch`` on
-    the wrapper only; the draw counter then still gives every epoch new triplets, the same on every rank."""
-
-    def __init__(self, labels: np.ndarray, videos: np.ndarray, count: int, seed: int) -> None:
-        self.by_class = [np.flatnonzero(labels == c) for c in (0, 1)]
-        if not all(len(members) for members in self.by_class):
-            raise DatasetNotFoundError(
-                "triplets need real and fake clips in the training split; one class is empty"
-            )
-        self.videos, self.count, self.seed, self.epoch, self.draws = videos, count, seed, 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.draws = epoch, 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch, self.draws])
-        self.draws += 1
-        for _ in range(self.count):
-            label = int(rng.integers(2))
-            same, other = self.by_class[label], self.by_class[1 - label]
-            anchor = int(rng.choice(same))
-            elsewhere = same[self.videos[same] != self.videos[anchor]]  # another video when the class has one
-            positive = int(rng.choice(elsewhere if len(elsewhere) else same))
-            yield anchor, positive, int(rng.choice(other))
 
 
 class FaceVideoDataModule(BaseDataModule):
@@ -190,8 +72,6 @@ class FaceVideoDataModule(BaseDataModule):
         min_frames: Shorter videos are dropped (counted in the log); longer ones under ``clip_len`` are padded.
         max_clips_per_video: Keep at most this many clips of each video (all when null).
         inputs: What batches carry: ``frames``, ``latents`` (as ``deltas``) or both.
-        style_encoder: A face-autoencoder run folder / checkpoint or a pSp checkpoint; latents missing beside
-            the frames are extracted with it in ``prepare_data``. Null: they must be there already.
         triplets_per_epoch: Stage 1: training batches are this many StyleGRU triplets per epoch (50,000).
         real_only: Train on real videos only (the stand-in face autoencoder).
         flip: Random horizontal flip of whole training clips.
@@ -210,7 +90,6 @@ class FaceVideoDataModule(BaseDataModule):
         min_frames: int = 16,
         max_clips_per_video: int | None = None,
         inputs: list[Input] | None = None,
-        style_encoder: str | None = None,
         triplets_per_epoch: int | None = None,
         real_only: bool = False,
         flip: bool = True,
@@ -237,7 +116,7 @@ class FaceVideoDataModule(BaseDataModule):
                 f"data.init_args.held_out: {missing} are not among manipulations {self.manipulations}"
             )
         self.clip_len, self.min_frames, self.max_clips_per_video = clip_len, min_frames, max_clips_per_video
-        self.style_encoder, self.triplets_per_epoch = style_encoder, triplets_per_epoch
+        self.triplets_per_epoch = triplets_per_epoch
         self.real_only, self.flip = real_only, flip
         self.videos: dict[str, list[VideoRecord]] = {}
 
@@ -246,8 +125,11 @@ class FaceVideoDataModule(BaseDataModule):
         write_faceforensics_standin(out_dir, size=self.standin_size, seed=self.seed)
 
     def missing_data_message(self) -> str:
-        folders = (f"{{train,val,test}}/{{{ORIGINAL},{','.join(self.manipulations)}}}/<video>/"
-                   if self.dataset == "ffpp" else "{train,val,test}/{real,fake}/<video>/")  # fmt: skip
+        folders = (
+            f"{{train,val,test}}/{{{ORIGINAL},{','.join(self.manipulations)}}}/<video>/"
+            if self.dataset == "ffpp"
+            else "{train,val,test}/{real,fake}/<video>/"
+        )
         return (
             f"{self.dataset} videos not found under data.init_args.root={str(self.data_dir)!r}: expected frame folders "
             f"{folders} (FF++: request access at https://github.com/ondyari/FaceForensics, download c23, extract "
@@ -258,13 +140,45 @@ class FaceVideoDataModule(BaseDataModule):
         if not self.data_dir.is_dir():
             raise DatasetNotFoundError(self.missing_data_message())
 
-    def prepare_data(self) -> None:
-        super().prepare_data()
-        if "latents" in self.inputs and self.style_encoder:
-            from lightning_modules.styleflow.style_encoders import ensure_latents
+    # ---------------------------------------------------------------------------------------- latents
+    def video_folders(self, splits: tuple[str, ...] = SPLITS) -> list[Path]:
+        """Every video folder of ``splits`` (held-out manipulations included): where latents belong."""
+        return [video.folder for split in splits for video in self.find_videos(split)]
 
-            folders = [v.folder for split in SPLITS for v in self.find_videos(split)]
-            ensure_latents(folders, self.style_encoder, batch_size=max(8, self.batch_size))
+    @staticmethod
+    def frame_batches(folder: Path, size: int, batch_size: int) -> Iterator[np.ndarray]:
+        """A video's frames in order, resized to ``size`` x ``size``, as (N, size, size, 3) uint8 batches."""
+        frames = list_images(folder, recursive=False)
+        for start in range(0, len(frames), batch_size):
+            images = [read_rgb(p) for p in frames[start : start + batch_size]]
+            yield np.stack(
+                [
+                    i
+                    if i.shape[:2] == (size, size)
+                    else cv2.resize(i, (size, size), interpolation=cv2.INTER_AREA)
+                    for i in images
+                ]
+            )
+
+    @staticmethod
+    def latents_written_by(folder: Path) -> str | None:
+        """The identity of the encoder whose latents are beside the frames (None when there are none)."""
+        info = folder / LATENTS_INFO
+        if not (folder / LATENTS).is_file() or not info.is_file():
+            return None
+        try:
+            return json.loads(info.read_text()).get("identity")
+        except json.JSONDecodeError:
+            return None
+
+    @staticmethod
+    def write_latents(folder: Path, latents: np.ndarray, info: dict[str, Any]) -> None:
+        """``latents.npy`` (frames x width, float16) and ``latents.json`` (who wrote them); written to a temporary
+        name and renamed, so an interrupted extraction never leaves a half-written file."""
+        tmp = folder / f".{LATENTS}.tmp.npy"
+        np.save(tmp, latents.astype(np.float16))
+        os.replace(tmp, folder / LATENTS)
+        (folder / LATENTS_INFO).write_text(json.dumps(info) + "\n")
 
     def _official_lists(self) -> dict[str, list[list[str]]] | None:
         folder = self.data_dir / "splits"
@@ -319,11 +233,14 @@ class FaceVideoDataModule(BaseDataModule):
                 if missing:
                     raise DatasetNotFoundError(
                         f"{len(missing)} {split} videos have no {LATENTS} (first: {missing[0]}): set "
-                        "data.init_args.style_encoder to a face-autoencoder run or a pSp checkpoint, or run "
+                        "model.init_args.style_encoder to a face-autoencoder run or a pSp checkpoint, or run "
                         "python scripts/extract_latents.py --root <root> --encoder <run or checkpoint>"
                     )
-            clips = [(i, s) for i, v in enumerate(videos)
-                     for s in clip_starts(len(v.frames), self.clip_len, self.min_frames, self.max_clips_per_video)]  # fmt: skip
+            clips = [
+                (i, s)
+                for i, v in enumerate(videos)
+                for s in clip_starts(len(v.frames), self.clip_len, self.min_frames, self.max_clips_per_video)
+            ]
             dropped = sum(1 for v in videos if len(v.frames) < self.min_frames)
             if dropped:
                 log.warning(
@@ -334,10 +251,21 @@ class FaceVideoDataModule(BaseDataModule):
                     f"{split}: no video under {self.data_dir} has {self.min_frames}+ frames"
                 )
             self.videos[split] = videos
-            self.datasets[split] = VideoClipDataset(videos, clips, self.inputs, self.clip_len, self.image_size,
-                                                    self.flip and split == "train", self.bad_files)  # fmt: skip
-        log.info("%s clips (train, val, test): %s, held out of training: %s", self.dataset,
-                 [len(self.datasets[s]) for s in SPLITS], self.held_out or "none")  # fmt: skip
+            self.datasets[split] = VideoClipDataset(
+                videos,
+                clips,
+                self.inputs,
+                self.clip_len,
+                self.image_size,
+                self.flip and split == "train",
+                self.bad_files,
+            )
+        log.info(
+            "%s clips (train, val, test): %s, held out of training: %s",
+            self.dataset,
+            [len(self.datasets[s]) for s in SPLITS],
+            self.held_out or "none",
+        )
 
     def train_dataloader(self) -> DataLoader:
         if not self.triplets_per_epoch:
@@ -352,15 +280,11 @@ class FaceVideoDataModule(BaseDataModule):
         return 2
 
     @property
-    def latent_dim(self) -> int:
-        """Width of one frame's style latent (linked to the model): from the style encoder, else from the first
-        ``latents.npy`` found; 0 when batches carry no latents."""
+    def latent_dim(self) -> int | None:
+        """Width of one frame's style latent (linked to the model), read from the first ``latents.npy`` found;
+        0 when batches carry no latents, None when none is written yet (the model's style encoder then says)."""
         if "latents" not in self.inputs:
             return 0
-        if self.style_encoder:
-            from lightning_modules.styleflow.style_encoders import style_latent_dim
-
-            return style_latent_dim(self.style_encoder)
         if self.synthetic:
             self.prepare_data()
         for split in SPLITS:
@@ -371,9 +295,7 @@ class FaceVideoDataModule(BaseDataModule):
             for video in videos:
                 if (video.folder / LATENTS).is_file():
                     return int(np.load(video.folder / LATENTS, mmap_mode="r").shape[1])
-        raise DatasetNotFoundError(
-            f"no {LATENTS} under {self.data_dir}: set data.init_args.style_encoder or run scripts/extract_latents.py"
-        )
+        return None
 
     @property
     def real_group(self) -> str | None:

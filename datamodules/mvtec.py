@@ -34,6 +34,7 @@ from datamodules.archives import download_and_extract
 from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
 from datamodules.image_io import BadImageError, list_images, read_rgb
 from datamodules.standins.mvtec import STANDIN_VERSION, write_mvtec_standin
+from datamodules.wordnet import expand_keyword
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,11 @@ def find_masks(category_dir: Path, dataset: str, defect: str, image: Path) -> tu
     else:
         masks = tuple(p for p in (folder / f"{image.stem}_mask.png",) if p.is_file())
     if not masks:
-        expected = {"mvtec_ad": f"{image.stem}_mask.png", "mvtec_loco": f"{image.stem}/000.png",
-                    "btad": f"{image.stem}.png"}[dataset]  # fmt: skip
+        expected = {
+            "mvtec_ad": f"{image.stem}_mask.png",
+            "mvtec_loco": f"{image.stem}/000.png",
+            "btad": f"{image.stem}.png",
+        }[dataset]
         raise DatasetNotFoundError(f"{image}: no ground-truth mask (expected {folder / expected})")
     return masks
 
@@ -233,9 +237,11 @@ class MVTecDataModule(BaseDataModule):
         return self.data_dir / self.category
 
     def missing_data_message(self) -> str:
-        return (f"no {self.dataset} category {self.category or ''} under data.init_args.root={str(self.data_dir)!r}: "
-                f"get {WHERE_TO_GET[self.dataset]}, or run on the built-in stand-in with "
-                "--data.init_args.synthetic true")  # fmt: skip
+        return (
+            f"no {self.dataset} category {self.category or ''} under data.init_args.root={str(self.data_dir)!r}: "
+            f"get {WHERE_TO_GET[self.dataset]}, or run on the built-in stand-in with "
+            "--data.init_args.synthetic true"
+        )
 
     def check_data_present(self) -> None:
         present = (self.data_dir / self.category).is_dir() if self.category else bool(self.categories())
@@ -243,8 +249,9 @@ class MVTecDataModule(BaseDataModule):
             return
         if self.dataset == "mvtec_ad" and self.download:
             try:
-                download_and_extract(MVTEC_AD_URL, self.data_dir, "mvtec_anomaly_detection.tar.xz",
-                                     sha256=MVTEC_AD_SHA256)  # fmt: skip
+                download_and_extract(
+                    MVTEC_AD_URL, self.data_dir, "mvtec_anomaly_detection.tar.xz", sha256=MVTEC_AD_SHA256
+                )
                 return
             except OSError as error:  # URLError, timeouts, DNS: offline
                 raise DatasetNotFoundError(
@@ -277,9 +284,15 @@ class MVTecDataModule(BaseDataModule):
             "train": AnomalyImageDataset(train, self.train_transform(), self.bad_files, self.epoch_size),
             "test": AnomalyImageDataset(test, self.eval_transform(), self.bad_files),
         }
-        log.info("%s/%s: %d normal training images, %d test images (%d anomalous, defects %s)", self.dataset,
-                 self.category, len(train), len(test), sum(r.label for r in test),
-                 self.groups_for("test")[1:])  # fmt: skip
+        log.info(
+            "%s/%s: %d normal training images, %d test images (%d anomalous, defects %s)",
+            self.dataset,
+            self.category,
+            len(train),
+            len(test),
+            sum(r.label for r in test),
+            self.groups_for("test")[1:],
+        )
 
     def _extra_normals(self) -> list[AnomalyRecord]:
         """The normal images of ``extra_normal_dir`` (its ``<category>/train/<normal>`` folder when it has one)."""
@@ -305,6 +318,11 @@ class MVTecDataModule(BaseDataModule):
     @property
     def num_classes(self) -> int:
         return 2
+
+    def expand_keyword(self, keyword: str, depth: int = 1) -> dict[str, list[str]]:
+        """The nouns WordNet relates to an object's name (synonyms, hypernyms, hyponyms): text knowledge about a
+        category, which text-guided generation builds its prompts from."""
+        return expand_keyword(keyword, depth)
 
     def groups_for(self, split: str) -> list[str]:
         """Defect types of ``split``, the normal one first (the result table's row order)."""

@@ -58,10 +58,16 @@ def find_captures(split_dir: Path) -> tuple[list[CaptureRecord], list[Path]]:
     records, unpaired = [], []
     for kind, label in LABELS.items():
         for group_dir in sorted(p for p in (split_dir / kind).glob("*") if p.is_dir()):
-            rgbs = {p.name[: -len("_rgb" + p.suffix)]: p for p in group_dir.iterdir()
-                    if p.suffix.lower() in RGB_SUFFIXES and p.stem.endswith("_rgb")}  # fmt: skip
-            depths = {p.name[: -len("_depth" + p.suffix)]: p for p in group_dir.iterdir()
-                      if p.suffix.lower() in DEPTH_EXTENSIONS and p.stem.endswith("_depth")}  # fmt: skip
+            rgbs = {
+                p.name[: -len("_rgb" + p.suffix)]: p
+                for p in group_dir.iterdir()
+                if p.suffix.lower() in RGB_SUFFIXES and p.stem.endswith("_rgb")
+            }
+            depths = {
+                p.name[: -len("_depth" + p.suffix)]: p
+                for p in group_dir.iterdir()
+                if p.suffix.lower() in DEPTH_EXTENSIONS and p.stem.endswith("_depth")
+            }
             for capture in sorted(rgbs.keys() | depths.keys()):
                 if capture in rgbs and capture in depths:
                     records.append(CaptureRecord(rgbs[capture], depths[capture], label, group_dir.name))
@@ -86,9 +92,12 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
         depth = normalize_depth(read_depth(record.depth))
         if depth.shape != rgb.shape[:2]:
             if not self._warned_resize:
-                warnings.warn(f"{record.depth}: depth {depth.shape[1]}x{depth.shape[0]} differs from the RGB's "
-                              f"{rgb.shape[1]}x{rgb.shape[0]}; resizing depth to the RGB size (bilinear; further "
-                              "mismatches in this dataset are resized silently)", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"{record.depth}: depth {depth.shape[1]}x{depth.shape[0]} differs from the RGB's "
+                    f"{rgb.shape[1]}x{rgb.shape[0]}; resizing depth to the RGB size (bilinear; further "
+                    "mismatches in this dataset are resized silently)",
+                    stacklevel=2,
+                )
                 self._warned_resize = True
             depth = cv2.resize(depth, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         return rgb, depth
@@ -111,8 +120,13 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
         self._reseed_transform()
         out = self.transform(image=rgb, depth=depth)
         image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float() / 255.0
-        return {"image": image, "depth": torch.from_numpy(np.ascontiguousarray(out["depth"]))[None].float(),
-                "label": record.label, "group": record.group, "path": str(record.rgb)}  # fmt: skip
+        return {
+            "image": image,
+            "depth": torch.from_numpy(np.ascontiguousarray(out["depth"]))[None].float(),
+            "label": record.label,
+            "group": record.group,
+            "path": str(record.rgb),
+        }
 
 
 class RGBDSpoofDataModule(BaseDataModule):
@@ -166,8 +180,12 @@ class RGBDSpoofDataModule(BaseDataModule):
         records, unpaired = find_captures(folder)
         if unpaired:
             self.skipped_files[f"{split} (no partner)"] += len(unpaired)
-            log.warning("%s: %d captures without their RGB or depth partner skipped (first: %s)", folder,
-                        len(unpaired), unpaired[0])  # fmt: skip
+            log.warning(
+                "%s: %d captures without their RGB or depth partner skipped (first: %s)",
+                folder,
+                len(unpaired),
+                unpaired[0],
+            )
         if not records:
             raise DatasetNotFoundError(
                 f"{folder}: no paired *_rgb / *_depth captures under genuine/ or spoof/"
@@ -186,8 +204,10 @@ class RGBDSpoofDataModule(BaseDataModule):
             self.datasets[split] = RGBDDataset(records, transform, self.bad_files)
             self.datasets[split].check_first_capture()  # warns here, once, not in every loader worker
             self._groups[split] = sorted({r.group for r in records})
-        counts = {s: (sum(r.label == 0 for r in d.records), sum(r.label == 1 for r in d.records))
-                  for s, d in self.datasets.items()}  # fmt: skip
+        counts = {
+            s: (sum(r.label == 0 for r in d.records), sum(r.label == 1 for r in d.records))
+            for s, d in self.datasets.items()
+        }
         log.info(
             "RGB-D captures (genuine, spoof): %s; test displays unseen in training: %s",
             counts,
@@ -224,8 +244,11 @@ class RGBDSpoofDataModule(BaseDataModule):
     # ---------------------------------------------------------------------------------------- transforms
     def train_transform(self) -> A.Compose:
         size = self.image_size
-        crop = (A.RandomResizedCrop((size, size), scale=self.scale, ratio=(0.9, 1.1)) if self.scale
-                else A.Resize(size, size))  # fmt: skip
+        crop = (
+            A.RandomResizedCrop((size, size), scale=self.scale, ratio=(0.9, 1.1))
+            if self.scale
+            else A.Resize(size, size)
+        )
         steps = [crop]
         if self.flip:
             steps.append(A.HorizontalFlip(p=0.5))

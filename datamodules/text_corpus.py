@@ -157,8 +157,13 @@ class TextCorpusDataModule(BaseDataModule):
         from sklearn.datasets import fetch_20newsgroups
 
         try:
-            bunch = fetch_20newsgroups(data_home=self.root, subset="all", remove=("headers", "footers", "quotes"),
-                                       download_if_missing=download, shuffle=False)  # fmt: skip
+            bunch = fetch_20newsgroups(
+                data_home=self.root,
+                subset="all",
+                remove=("headers", "footers", "quotes"),
+                download_if_missing=download,
+                shuffle=False,
+            )
         except (OSError, ConnectionError) as error:
             raise DatasetNotFoundError(
                 f"20 Newsgroups is not under data.init_args.root={self.root!r} and could not be downloaded "
@@ -206,8 +211,11 @@ class TextCorpusDataModule(BaseDataModule):
         dictionary = build_dictionary(texts, self.no_below, self.no_above, self.keep_n)
         kept = [i for i, t in enumerate(texts) if any(w in dictionary.token2id for w in t)]
         if len(kept) < len(texts):
-            log.warning("dropped %d of %d documents with no vocabulary word left (empty or stop words only)",
-                        len(texts) - len(kept), len(texts))  # fmt: skip
+            log.warning(
+                "dropped %d of %d documents with no vocabulary word left (empty or stop words only)",
+                len(texts) - len(kept),
+                len(texts),
+            )
         self.documents = [documents[i] for i in kept]
         self.texts = [[w for w in texts[i] if w in dictionary.token2id] for i in kept]
         self.dictionary = dictionary
@@ -218,8 +226,13 @@ class TextCorpusDataModule(BaseDataModule):
         bows = [dictionary.doc2bow(t) for t in self.texts]
         for split, indices in self.split_indices.items():
             self.datasets[split] = BagOfWordsDataset(bows, self.labels, indices, len(dictionary))
-        log.info("%s: %d documents (%s), %d words in the vocabulary", self.data_dir, len(kept),
-                 ", ".join(f"{s} {len(i)}" for s, i in self.split_indices.items()), len(dictionary))  # fmt: skip
+        log.info(
+            "%s: %d documents (%s), %d words in the vocabulary",
+            self.data_dir,
+            len(kept),
+            ", ".join(f"{s} {len(i)}" for s, i in self.split_indices.items()),
+            len(dictionary),
+        )
 
     def _split(self, n: int) -> dict[str, list[int]]:
         if self.split_boundaries is not None and not self.synthetic:  # boundaries belong to one real corpus
@@ -254,9 +267,15 @@ class TextCorpusDataModule(BaseDataModule):
         if self._embeddings is None:
             cache = Path(self.cache_dir) if self.cache_dir else self.data_dir / ".cache"
             self._embeddings = cached_token_embeddings(
-                cache, self.documents, self.dictionary, self._normalizer, self.encoder, self.encoder_fallback,
-                self.max_tokens, self.embed_batch_size,
-            )  # fmt: skip
+                cache,
+                self.documents,
+                self.dictionary,
+                self._normalizer,
+                self.encoder,
+                self.encoder_fallback,
+                self.max_tokens,
+                self.embed_batch_size,
+            )
         return self._embeddings
 
     def id2word(self) -> list[str]:

@@ -1,6 +1,6 @@
 """Document preprocessing for topic models: words, the gensim dictionary, bags of words.
 
-As the TVQ-VAE code prepares its corpora (METHODS.md, section 7): lowercase, alphabetic tokens, stop words out,
+As the TVQ-VAE code prepares its corpora (yjyoo3312/TVQ-VAE, document_analysis): lowercase, alphabetic tokens, stop words out,
 restricted to words WordNet knows as a noun, verb or adjective and lemmatized with WordNet's morphology
 (``wordnet: false`` skips that step where WordNet is not installed), then gensim's ``Dictionary`` with the
 usual document-frequency limits.
@@ -18,7 +18,7 @@ from gensim.parsing.preprocessing import STOPWORDS
 from datamodules.wordnet import load_wordnet
 
 WORD = re.compile(r"[a-z]+")
-WORDNET_POS = ("n", "v", "a")  # noun, verb, adjective (METHODS.md: NOUN, VERB, ADJ)
+WORDNET_POS = ("n", "v", "a")  # noun, verb, adjective (the official code's NOUN, VERB, ADJ)
 
 
 class WordNormalizer:

@@ -118,8 +118,14 @@ def embed_documents(
     counts: list[int] = []
     for start in tqdm(range(0, len(texts), batch_size), desc="token embeddings", disable=not progress):
         chunk = [str(t) for t in texts[start : start + batch_size]]
-        encoded = tokenizer(chunk, truncation=True, max_length=max_tokens, padding=True,
-                            return_offsets_mapping=True, return_tensors="pt")  # fmt: skip
+        encoded = tokenizer(
+            chunk,
+            truncation=True,
+            max_length=max_tokens,
+            padding=True,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
         offsets_mapping = encoded.pop("offset_mapping")
         hidden = model(**{k: v.to(device) for k, v in encoded.items()}).last_hidden_state.float().cpu()
         for row, text in enumerate(chunk):
@@ -175,8 +181,9 @@ def cached_token_embeddings(
     tokenizer, model, used = load_encoder(encoder, fallback)
     folder = folders[used]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    vectors, word_ids, offsets = embed_documents(texts, tokenizer, model, normalizer, dictionary, max_tokens,
-                                                 batch_size, device)  # fmt: skip
+    vectors, word_ids, offsets = embed_documents(
+        texts, tokenizer, model, normalizer, dictionary, max_tokens, batch_size, device
+    )
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

@@ -3,17 +3,22 @@
 ``make install`` installs Debian's ``wordnet-base`` (``/usr/share/wordnet``). NLTK's reader also wants the
 ``lexnames`` table, which that package does not ship: it is the fixed list of WordNet 3.0's 45 lexicographer
 files, so it is written beside a copy of the package's files (34 MB, once) in a cache folder NLTK may read.
-``WORDNET_DIR`` points to another WordNet 3.0 ``dict`` folder.
+``WORDNET_DIR`` points to another WordNet 3.0 ``dict`` folder. :func:`expand_keyword` is the one query the
+methods make: the nouns WordNet relates to an object's name (text-guided generation builds prompts from them and
+reaches it through its datamodule, ``MVTecDataModule.expand_keyword``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 SEARCH_PATHS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/share/WordNet-3.0/dict")
 REQUIRED = ("index.noun", "data.noun", "index.verb", "data.verb", "index.adj", "data.adj", "noun.exc")
 LEXNAMES = (
@@ -82,3 +87,50 @@ def load_wordnet() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The multilingual functions")
         return WordNet30Reader(str(folder), None)
+
+
+# senses an inspected object can have (WordNet lexicographer files): "screw" the fastener and the propeller, not
+# the slang senses
+OBJECT_SENSES = ("noun.artifact", "noun.object", "noun.substance", "noun.food", "noun.plant")
+
+
+def expand_keyword(
+    keyword: str, depth: int = 1, senses: Sequence[str] = OBJECT_SENSES
+) -> dict[str, list[str]]:
+    """The keyword's noun synonyms (lemmas of its synsets in ``senses``), hypernyms and hyponyms up to ``depth``
+    levels, as readable words (underscores to spaces), each list sorted and without the keyword itself."""
+    wordnet = load_wordnet()
+
+    def lookup(word: str, only_objects: bool = True) -> list:
+        found = wordnet.synsets(word.strip().replace(" ", "_"), pos="n")
+        return [s for s in found if s.lexname() in senses or not only_objects]
+
+    synsets = lookup(keyword) or lookup(keyword.split()[-1])  # "metal nut": WordNet knows "nut"
+    if not synsets:  # no object sense ("coins": a coin is noun.possession): every noun sense, said in the log
+        synsets = lookup(keyword, only_objects=False) or lookup(keyword.split()[-1], only_objects=False)
+        if synsets:
+            log.warning(
+                "%r has no object sense in WordNet (%s): expanding all its noun senses",
+                keyword,
+                ", ".join(sorted({s.lexname() for s in synsets})),
+            )
+    if not synsets:
+        raise ValueError(
+            f"{keyword!r} is not a WordNet noun: give the object's name (e.g. screw, bottle, carpet)"
+        )
+
+    def words(found) -> list[str]:
+        names = {lemma.replace("_", " ") for synset in found for lemma in synset.lemma_names()}
+        return sorted(names - {keyword})
+
+    related = {"hypernyms": set(), "hyponyms": set()}
+    for relation in related:
+        frontier = set(synsets)
+        for _ in range(depth):
+            frontier = {other for synset in frontier for other in getattr(synset, relation)()}
+            related[relation] |= frontier
+    return {
+        "synonyms": words(synsets),
+        "hypernyms": words(related["hypernyms"]),
+        "hyponyms": words(related["hyponyms"]),
+    }

@@ -33,9 +33,16 @@ def small_cnn() -> nn.Module:
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU()]
 
     return nn.Sequential(
-        *block(3, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1),
-    )  # fmt: skip
+        *block(3, 32),
+        *block(32, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        nn.MaxPool2d(2),
+        *block(64, 64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 1),
+    )
 
 
 def standardized_spectrum(x: torch.Tensor) -> torch.Tensor:

@@ -93,8 +93,14 @@ def in_run_order(configs: list[Path]) -> list[Path]:
     ordered: list[Path] = []
     pending = list(configs)
     while pending:
-        ready = [c for c in pending if all(CONFIGS / f"{n}.yaml" in ordered or CONFIGS / f"{n}.yaml" not in pending
-                                           for n in prerequisites(c).values())]  # fmt: skip
+        ready = [
+            c
+            for c in pending
+            if all(
+                CONFIGS / f"{n}.yaml" in ordered or CONFIGS / f"{n}.yaml" not in pending
+                for n in prerequisites(c).values()
+            )
+        ]
         if not ready:
             raise ValueError(f"configs read each other's runs in a cycle: {[c.name for c in pending]}")
         ordered += ready

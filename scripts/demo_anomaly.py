@@ -25,8 +25,12 @@ from demo_common import cli_run, newest_run_file, write_report
 from datamodules.standins.mvtec import SIZES
 from lightning_modules.outputs.tables import read_result_table
 
-METHODS = {"PatchCore": "patchcore_mvtec", "Reverse Distillation": "reverse_distillation_mvtec",
-           "CFlow": "cflow_mvtec", "EfficientAD": "efficientad_mvtec"}  # fmt: skip
+METHODS = {
+    "PatchCore": "patchcore_mvtec",
+    "Reverse Distillation": "reverse_distillation_mvtec",
+    "CFlow": "cflow_mvtec",
+    "EfficientAD": "efficientad_mvtec",
+}
 DEFAULT_METHODS = ["PatchCore", "Reverse Distillation"]
 # (steps, batch) per trained method on the CPU: CFlow's coupling blocks and EfficientAD's PDN (4x4 convolutions at
 # 128 and 256 channels, batch 1 in the paper) cost ~1.3 and ~1.9 s a step here, RD ~0.4
@@ -40,8 +44,9 @@ def run_name(config: str, category: str, shots: str, seed: int) -> str:
     return f"demo_anomaly_{config}_{category}_{'full' if shots == 'null' else shots + 'shot'}_seed{seed}"
 
 
-def fit_and_test(config: str, category: str, shots: str, seed: int, args: argparse.Namespace,
-                 extra: list[str]) -> None:  # fmt: skip
+def fit_and_test(
+    config: str, category: str, shots: str, seed: int, args: argparse.Namespace, extra: list[str]
+) -> None:
     """``fit`` then ``test --ckpt_path last`` of one method config on one category, unless its results exist."""
     run = run_name(config, category, shots, seed)
     done = not args.fresh and newest_run_file(args.runs_dir, run, "results.csv")
@@ -52,15 +57,46 @@ def fit_and_test(config: str, category: str, shots: str, seed: int, args: argpar
     steps = steps if args.steps is None or not batch else args.steps
     options = []
     if steps > 0:  # the few images cycled through EPOCH_SIZE-image epochs
-        options = ["--data.init_args.epoch_size", str(EPOCH_SIZE), "--data.init_args.batch_size", str(batch),
-                   "--trainer.max_epochs", "-1", "--trainer.max_steps", str(steps)]  # fmt: skip
+        options = [
+            "--data.init_args.epoch_size",
+            str(EPOCH_SIZE),
+            "--data.init_args.batch_size",
+            str(batch),
+            "--trainer.max_epochs",
+            "-1",
+            "--trainer.max_steps",
+            str(steps),
+        ]
     overlay = [] if args.overlay == "none" else ["--config", args.overlay]
-    common = ["--config", f"configs/{config}.yaml", *overlay, "--data.init_args.category", category,
-              "--data.init_args.shots", shots, "--data.init_args.seed", str(seed), "--seed_everything", str(seed),
-              *options, "--run_name", run, "--runs_dir", args.runs_dir, *extra]  # fmt: skip
+    common = [
+        "--config",
+        f"configs/{config}.yaml",
+        *overlay,
+        *cell_arguments(category, shots, seed),
+        *options,
+        "--run_name",
+        run,
+        "--runs_dir",
+        args.runs_dir,
+        *extra,
+    ]
     if not done:
         cli_run(["fit", *common])
     cli_run(["test", *common, "--ckpt_path", "last"])
+
+
+def cell_arguments(category: str, shots: str, seed: int) -> list[str]:
+    """The data of one (category, shots, seed) cell: the same draws for every method and for the generation."""
+    return [
+        "--data.init_args.category",
+        category,
+        "--data.init_args.shots",
+        shots,
+        "--data.init_args.seed",
+        str(seed),
+        "--seed_everything",
+        str(seed),
+    ]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +108,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="steps of every trained method (0: the config's)")
     parser.add_argument("--overlay", default="configs/demo_anomaly.yaml", help="overlay config, or none")
     parser.add_argument("--fresh", action="store_true", help="rerun runs whose results exist")
-    parser.add_argument("--retest", action="store_true",
-                        help="test finished runs again from their last checkpoint (after a change in the metrics)")  # fmt: skip
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="test finished runs again from their last checkpoint (after a change in the metrics)",
+    )
     parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
     parser.add_argument("--runs_dir", default="runs")
 
@@ -122,9 +161,15 @@ def report(args: argparse.Namespace) -> str:
         mean_cells = [
             f"**{statistics.mean(v):.1f}**" if len(v) == len(args.categories) else "—" for v in means.values()
         ]
-        lines += [f"**{regime}** (%, mean over {len(args.seeds)} seed(s))", "",
-                  "| category | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header), *rows,
-                  "| mean | " + " | ".join(mean_cells) + " |", ""]  # fmt: skip
+        lines += [
+            f"**{regime}** (%, mean over {len(args.seeds)} seed(s))",
+            "",
+            "| category | " + " | ".join(header) + " |",
+            "|---|" + "---:|" * len(header),
+            *rows,
+            "| mean | " + " | ".join(mean_cells) + " |",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -44,9 +44,20 @@ def main(argv: list[str] | None = None) -> str:
     for seed in args.seeds:
         for method in [] if args.report_only else args.methods:
             config, options, tag = METHODS[method]
-            common = ["--config", f"configs/{config}.yaml", "--config", "configs/demo_rgbd.yaml", *options,
-                      "--seed_everything", str(seed), "--run_name", f"demo_antispoof_{tag}_seed{seed}",
-                      "--runs_dir", args.runs_dir, *extra]  # fmt: skip
+            common = [
+                "--config",
+                f"configs/{config}.yaml",
+                "--config",
+                "configs/demo_rgbd.yaml",
+                *options,
+                "--seed_everything",
+                str(seed),
+                "--run_name",
+                f"demo_antispoof_{tag}_seed{seed}",
+                "--runs_dir",
+                args.runs_dir,
+                *extra,
+            ]
             cli_run(["fit", *common])
             cli_run(["test", *common, "--ckpt_path", "last"])
     tables: dict[str, list[dict[str, dict[str, object]]]] = {}
@@ -57,18 +68,28 @@ def main(argv: list[str] | None = None) -> str:
         ]
         if all(f.is_file() for f in files):
             tables[method] = [{str(r["group"]): r for r in read_result_table(f)} for f in files]
-    lines = ["| method | displays | " + " | ".join(f"{c.upper()} (%)" for c in COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(COLUMNS)]  # fmt: skip
+    lines = [
+        "| method | displays | " + " | ".join(f"{c.upper()} (%)" for c in COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
     for row_name in ROWS:
         for method, runs in tables.items():
             cells = [_mean_std([float(run[row_name][c]) for run in runs]) for c in COLUMNS]
             lines.append(f"| {method} | {row_name} | " + " | ".join(cells) + " |")
     displays = sorted(g for g in next(iter(tables.values()))[0] if g not in ROWS)
-    lines += ["", "Per display, ACER (%) / AUC (%):", "", "| method | " + " | ".join(displays) + " |",
-              "|---|" + "---:|" * len(displays)]  # fmt: skip
+    lines += [
+        "",
+        "Per display, ACER (%) / AUC (%):",
+        "",
+        "| method | " + " | ".join(displays) + " |",
+        "|---|" + "---:|" * len(displays),
+    ]
     for method, runs in tables.items():
-        cells = [f"{_mean([float(r[d]['acer']) for r in runs]):.1f} / {_mean([float(r[d]['auc']) for r in runs]):.1f}"
-                 + (" (unseen)" if runs[0][d]["seen"] == "no" else "") for d in displays]  # fmt: skip
+        cells = [
+            f"{_mean([float(r[d]['acer']) for r in runs]):.1f} / {_mean([float(r[d]['auc']) for r in runs]):.1f}"
+            + (" (unseen)" if runs[0][d]["seen"] == "no" else "")
+            for d in displays
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n"
     if not args.report_only:

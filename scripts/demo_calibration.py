@@ -40,8 +40,18 @@ def main(argv: list[str]) -> str:
         ]
     )
     root = option(extra, "--data.init_args.root", ".standins")
-    standin = cli_run(["test", *logits, "--run_name", "demo_calibration_standin", "--data.init_args.synthetic", "true",
-                       "--data.init_args.root", root])  # fmt: skip
+    standin = cli_run(
+        [
+            "test",
+            *logits,
+            "--run_name",
+            "demo_calibration_standin",
+            "--data.init_args.synthetic",
+            "true",
+            "--data.init_args.root",
+            root,
+        ]
+    )
     parts = [
         ("ResNet-20 on the CIFAR-100-LT stand-in", run_dir),
         ("the same logits through configs/cls_logits.yaml", Path(again.trainer.log_dir)),

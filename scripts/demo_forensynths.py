@@ -28,20 +28,28 @@ METHODS: dict[str, list[str]] = {
     "cnndetection": [],
     "bihpf": [],
     "frepgan": [
-        "--model.init_args.generator_width", "8",
-        "--model.init_args.generator_blocks", "2",
-        "--model.init_args.discriminator_width", "16",
+        "--model.init_args.generator_width",
+        "8",
+        "--model.init_args.generator_blocks",
+        "2",
+        "--model.init_args.discriminator_width",
+        "16",
     ],
     # depths 1-3 (56 px crops are not divisible by 16), narrower autoencoders, 3 autoencoder epochs first so
     # the detector also trains 6; the stand-in's reals are PNG, so pseudo-fakes are not JPEG re-encoded
     "fingerprintnet": [
-        "--model.init_args.ae_stages", "[1, 2, 3]",
-        "--model.init_args.ae_width", "64",
-        "--model.init_args.ae_epochs", "3",
-        "--model.init_args.fake_jpeg_quality", "null",
-        "--trainer.max_epochs", "9",
+        "--model.init_args.ae_stages",
+        "[1, 2, 3]",
+        "--model.init_args.ae_width",
+        "64",
+        "--model.init_args.ae_epochs",
+        "3",
+        "--model.init_args.fake_jpeg_quality",
+        "null",
+        "--trainer.max_epochs",
+        "9",
     ],
-}  # fmt: skip
+}
 # method -> extra test passes: (table column name, arguments, results file stem)
 EXTRA_TESTS = {
     "frepgan": [("frepgan C alone", ["--model.init_args.test_perturb", "false"], "results_unperturbed")]

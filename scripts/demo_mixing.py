@@ -60,10 +60,27 @@ def main(argv: list[str] | None = None) -> str:
     for seed in args.seeds:
         for method in args.methods:
             config, options = METHODS[method]
-            common = ["--config", f"configs/{config}_cifar100.yaml", "--config", "configs/demo_classification.yaml",
-                      "--data.init_args.dataset", "cifar10", "--data.init_args.standin_size", "tiny",
-                      "--trainer.max_epochs", str(args.epochs), "--seed_everything", str(seed), *SHORT_SCHEDULE,
-                      "--run_name", f"demo_mixing_{method}_seed{seed}", "--runs_dir", args.runs_dir, *options, *extra]  # fmt: skip
+            common = [
+                "--config",
+                f"configs/{config}_cifar100.yaml",
+                "--config",
+                "configs/demo_classification.yaml",
+                "--data.init_args.dataset",
+                "cifar10",
+                "--data.init_args.standin_size",
+                "tiny",
+                "--trainer.max_epochs",
+                str(args.epochs),
+                "--seed_everything",
+                str(seed),
+                *SHORT_SCHEDULE,
+                "--run_name",
+                f"demo_mixing_{method}_seed{seed}",
+                "--runs_dir",
+                args.runs_dir,
+                *options,
+                *extra,
+            ]
             fit = cli_run(["fit", *common])
             metrics = fit.trainer.callback_metrics
             errors[method].append((100 * float(metrics["val/err"]), 100 * float(metrics["val/err_best"])))

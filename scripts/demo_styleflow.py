@@ -23,16 +23,49 @@ from lightning_modules.outputs.tables import read_result_table
 
 OVERLAY = ["--config", "configs/demo_styleflow.yaml"]
 SIZES = {
-    "face_autoencoder": ["--model.init_args.width", "32", "--model.init_args.num_layers", "4",
-                         "--model.init_args.layer_dim", "32", "--trainer.max_epochs", "15"],
-    "stylegru": ["--model.init_args.hidden", "128", "--model.init_args.head_hidden", "128",
-                 "--data.init_args.triplets_per_epoch", "2000", "--data.init_args.batch_size", "64",
-                 "--trainer.max_epochs", "10"],
-    "styleflow": ["--model.init_args.content_backbone", "small3d", "--model.init_args.content_width", "16",
-                  "--model.init_args.dim", "64", "--model.init_args.style_tokens", "4", "--model.init_args.depth", "2",
-                  "--model.init_args.heads", "4", "--model.init_args.mlp_dim", "128", "--model.init_args.lr", "3e-4",
-                  "--trainer.max_epochs", "12"],
-}  # fmt: skip
+    "face_autoencoder": [
+        "--model.init_args.width",
+        "32",
+        "--model.init_args.num_layers",
+        "4",
+        "--model.init_args.layer_dim",
+        "32",
+        "--trainer.max_epochs",
+        "15",
+    ],
+    "stylegru": [
+        "--model.init_args.hidden",
+        "128",
+        "--model.init_args.head_hidden",
+        "128",
+        "--data.init_args.triplets_per_epoch",
+        "2000",
+        "--data.init_args.batch_size",
+        "64",
+        "--trainer.max_epochs",
+        "10",
+    ],
+    "styleflow": [
+        "--model.init_args.content_backbone",
+        "small3d",
+        "--model.init_args.content_width",
+        "16",
+        "--model.init_args.dim",
+        "64",
+        "--model.init_args.style_tokens",
+        "4",
+        "--model.init_args.depth",
+        "2",
+        "--model.init_args.heads",
+        "4",
+        "--model.init_args.mlp_dim",
+        "128",
+        "--model.init_args.lr",
+        "3e-4",
+        "--trainer.max_epochs",
+        "12",
+    ],
+}
 DETECTORS = {"StyleGRU alone": "stylegru", "content only": "content", "content + style": "styleflow"}
 
 
@@ -49,22 +82,60 @@ def main(argv: list[str] | None = None) -> str:
     runs = Path(args.runs_dir)
     encoder = runs / "demo_face_autoencoder"
     if not args.report_only:
-        autoencoder = ["--config", "configs/face_autoencoder.yaml", *OVERLAY, *SIZES["face_autoencoder"],
-                       "--run_name", "demo_face_autoencoder", "--runs_dir", args.runs_dir, *extra]  # fmt: skip
+        autoencoder = [
+            "--config",
+            "configs/face_autoencoder.yaml",
+            *OVERLAY,
+            *SIZES["face_autoencoder"],
+            "--run_name",
+            "demo_face_autoencoder",
+            "--runs_dir",
+            args.runs_dir,
+            *extra,
+        ]
         cli_run(["fit", *autoencoder])
         cli_run(["test", *autoencoder, "--ckpt_path", "last"])
     for seed in [] if args.report_only else args.seeds:
         for held in args.held_out:
-            common = [*OVERLAY, "--data.init_args.held_out", f"[{held}]", "--data.init_args.style_encoder", str(encoder),
-                      "--seed_everything", str(seed), "--runs_dir", args.runs_dir]  # fmt: skip
-            stage1 = ["--config", "configs/stylegru.yaml", *common, *SIZES["stylegru"],
-                      "--run_name", run_name("stylegru", held, seed), *extra]  # fmt: skip
+            common = [
+                *OVERLAY,
+                "--data.init_args.held_out",
+                f"[{held}]",
+                "--model.init_args.style_encoder",
+                str(encoder),
+                "--seed_everything",
+                str(seed),
+                "--runs_dir",
+                args.runs_dir,
+            ]
+            stage1 = [
+                "--config",
+                "configs/stylegru.yaml",
+                *common,
+                *SIZES["stylegru"],
+                "--run_name",
+                run_name("stylegru", held, seed),
+                *extra,
+            ]
             for command in ("fit", "test"):
                 cli_run([command, *stage1, *(["--ckpt_path", "last"] if command == "test" else [])])
-            for tag, style in (("content", ["--model.init_args.use_style", "false"]),
-                               ("styleflow", ["--model.init_args.stylegru_path", str(runs / run_name("stylegru", held, seed))])):  # fmt: skip
-                stage2 = ["--config", "configs/styleflow.yaml", *common, *SIZES["styleflow"], *style,
-                          "--run_name", run_name(tag, held, seed), *extra]  # fmt: skip
+            for tag, style in (
+                ("content", ["--model.init_args.use_style", "false"]),
+                (
+                    "styleflow",
+                    ["--model.init_args.stylegru_path", str(runs / run_name("stylegru", held, seed))],
+                ),
+            ):
+                stage2 = [
+                    "--config",
+                    "configs/styleflow.yaml",
+                    *common,
+                    *SIZES["styleflow"],
+                    *style,
+                    "--run_name",
+                    run_name(tag, held, seed),
+                    *extra,
+                ]
                 cli_run(["fit", *stage2])
                 cli_run(["test", *stage2, "--ckpt_path", "last"])
     markdown = report(args)
@@ -80,8 +151,10 @@ def run_name(tag: str, held: str, seed: int) -> str:
 
 def report(args: argparse.Namespace) -> str:
     """Video AUC (%) on the held-out manipulation and the mean over the seen ones, per detector."""
-    lines = ["| held out | " + " | ".join(f"{d}: unseen / seen AUC" for d in DETECTORS) + " |",
-             "|---|" + "---:|" * len(DETECTORS)]  # fmt: skip
+    lines = [
+        "| held out | " + " | ".join(f"{d}: unseen / seen AUC" for d in DETECTORS) + " |",
+        "|---|" + "---:|" * len(DETECTORS),
+    ]
     unseen_means: dict[str, list[float]] = {d: [] for d in DETECTORS}
     for held in args.held_out:
         cells = []

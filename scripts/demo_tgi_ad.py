@@ -21,7 +21,15 @@ import shlex
 import statistics
 import time
 
-from demo_anomaly import METHODS, METRICS, add_common_arguments, fit_and_test, run_name, seed_means
+from demo_anomaly import (
+    METHODS,
+    METRICS,
+    add_common_arguments,
+    cell_arguments,
+    fit_and_test,
+    run_name,
+    seed_means,
+)
 from demo_common import cli_run, newest_run_file, write_report
 
 REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
@@ -37,11 +45,21 @@ def generate(category: str, shots: str, seed: int, args: argparse.Namespace) -> 
     """Run the generation step once per (category, shots, seed); its run folder, for ``extra_normal_dir``."""
     run = generation_run(category, shots, seed)
     if args.fresh or not newest_run_file(args.runs_dir, run, "generated"):
-        cli_run(["fit", "--config", "configs/tgi_ad_generate.yaml", "--config", GENERATION_OVERLAY,
-                 "--data.init_args.category", category, "--data.init_args.shots", shots,
-                 "--data.init_args.seed", str(seed), "--seed_everything", str(seed),
-                 "--run_name", run,
-                 "--runs_dir", args.runs_dir, *shlex.split(args.generation_arguments)])  # fmt: skip
+        cli_run(
+            [
+                "fit",
+                "--config",
+                "configs/tgi_ad_generate.yaml",
+                "--config",
+                GENERATION_OVERLAY,
+                *cell_arguments(category, shots, seed),
+                "--run_name",
+                run,
+                "--runs_dir",
+                args.runs_dir,
+                *shlex.split(args.generation_arguments),
+            ]
+        )
     return f"{args.runs_dir}/{run}"
 
 
@@ -52,8 +70,11 @@ def main(argv: list[str] | None = None) -> str:
     add_common_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
-    parser.add_argument("--generation_arguments", default="",
-                        help='more cli arguments for the generation runs only, one string ("--config x.yaml")')  # fmt: skip
+    parser.add_argument(
+        "--generation_arguments",
+        default="",
+        help='more cli arguments for the generation runs only, one string ("--config x.yaml")',
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for seed in [] if args.report_only else args.seeds:
@@ -80,17 +101,21 @@ def report(args: argparse.Namespace) -> str:
     lines = []
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for metric, label in zip(METRICS, ("image AUROC", "pixel AUROC", "AUPRO"), strict=True):
-            lines += [f"**{regime}, {label}** (%, mean over {len(args.seeds)} seed(s))", "",
-                      "| method | trained on | " + " | ".join(args.categories) + " | mean |",
-                      "|---|---|" + "---:|" * (len(args.categories) + 1)]  # fmt: skip
+            lines += [
+                f"**{regime}, {label}** (%, mean over {len(args.seeds)} seed(s))",
+                "",
+                "| method | trained on | " + " | ".join(args.categories) + " | mean |",
+                "|---|---|" + "---:|" * (len(args.categories) + 1),
+            ]
             for method in args.methods:
                 for training_set, suffix in TRAINING_SETS.items():
                     config = METHODS[method] + suffix
-                    values = [seed_means(args.runs_dir, [run_name(config, c, shots, s) for s in args.seeds])
-                              for c in args.categories]  # fmt: skip
+                    values = [
+                        seed_means(args.runs_dir, [run_name(config, c, shots, s) for s in args.seeds])
+                        for c in args.categories
+                    ]
                     cells = ["—" if v is None else f"{v[metric]:.1f}" for v in values]
-                    mean = (f"**{statistics.mean(v[metric] for v in values):.1f}**"
-                            if all(values) else "—")  # fmt: skip
+                    mean = f"**{statistics.mean(v[metric] for v in values):.1f}**" if all(values) else "—"
                     lines.append(f"| {method} | {training_set} | " + " | ".join(cells) + f" | {mean} |")
             lines.append("")
     return "\n".join(lines + generation_table(args))
@@ -99,9 +124,12 @@ def report(args: argparse.Namespace) -> str:
 def generation_table(args: argparse.Namespace) -> list[str]:
     """What each generation run kept, and how far its images lie from their source and from each other (LPIPS-style
     feature distance, ``lightning_modules/tgi_ad/diversity.py``; the real normals' spread is the scale)."""
-    lines = ["**generated normals** (last round; distances: LPIPS-style through the generator's feature network)", "",
-             "| regime | category | kept / candidates | outliers | to source | between samples | between real normals |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "**generated normals** (last round; distances: LPIPS-style through the generator's feature network)",
+        "",
+        "| regime | category | kept / candidates | outliers | to source | between samples | between real normals |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for category in args.categories:
             for seed in args.seeds:
@@ -116,8 +144,11 @@ def generation_table(args: argparse.Namespace) -> list[str]:
                     f"{g.get(k, float('nan')):.3f}"
                     for k in ("source_distance", "diversity", "normal_diversity")
                 ]
-                lines.append(f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {g['outliers']} | "
-                             + " | ".join(c.replace("nan", "—") for c in cells) + " |")  # fmt: skip
+                lines.append(
+                    f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {g['outliers']} | "
+                    + " | ".join(c.replace("nan", "—") for c in cells)
+                    + " |"
+                )
     return [*lines, ""]
 
 

@@ -47,8 +47,21 @@ def main(argv: list[str] | None = None) -> str:
         data = ["--config", "configs/demo_topics.yaml", "--data.init_args.standin", corpus]
         vq_run = f"demo_topics_vq_{corpus}"
         if "TVQ-VAE" in args.models:
-            cli_run(["fit", "--config", "configs/tvqvae_vq_pretrain.yaml", *data, "--trainer.max_epochs",
-                     str(args.vq_epochs), "--run_name", vq_run, "--runs_dir", args.runs_dir, *extra])  # fmt: skip
+            cli_run(
+                [
+                    "fit",
+                    "--config",
+                    "configs/tvqvae_vq_pretrain.yaml",
+                    *data,
+                    "--trainer.max_epochs",
+                    str(args.vq_epochs),
+                    "--run_name",
+                    vq_run,
+                    "--runs_dir",
+                    args.runs_dir,
+                    *extra,
+                ]
+            )
         for seed in args.seeds:
             for topics in args.topics:
                 for model in args.models:
@@ -58,10 +71,22 @@ def main(argv: list[str] | None = None) -> str:
                         else []
                     )
                     seeded = ["--model.init_args.seed", str(seed)] if model == "LDA" else []
-                    common = ["--config", f"configs/{MODELS[model]}.yaml", *data, *vq, *seeded,
-                              "--model.init_args.num_topics", str(topics), "--seed_everything", str(seed),
-                              "--run_name", run_name(model, corpus, topics, seed), "--runs_dir", args.runs_dir,
-                              *extra]  # fmt: skip
+                    common = [
+                        "--config",
+                        f"configs/{MODELS[model]}.yaml",
+                        *data,
+                        *vq,
+                        *seeded,
+                        "--model.init_args.num_topics",
+                        str(topics),
+                        "--seed_everything",
+                        str(seed),
+                        "--run_name",
+                        run_name(model, corpus, topics, seed),
+                        "--runs_dir",
+                        args.runs_dir,
+                        *extra,
+                    ]
                     cli_run(["fit", *common])
                     cli_run(["test", *common, "--ckpt_path", "last"])
     markdown = report(args)
@@ -84,8 +109,12 @@ def report(args: argparse.Namespace) -> str:
     first seed's K=5 topics of each model."""
     lines = []
     for corpus in args.corpora:
-        lines += [f"**{corpus}** (internal NPMI over the corpus; mean ± sd over seeds {args.seeds})", "",
-                  "| model | K | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]  # fmt: skip
+        lines += [
+            f"**{corpus}** (internal NPMI over the corpus; mean ± sd over seeds {args.seeds})",
+            "",
+            "| model | K | " + " | ".join(METRICS) + " |",
+            "|---|---:|" + "---:|" * len(METRICS),
+        ]
         for topics in args.topics:
             for model in args.models:
                 files = [_newest(args, model, corpus, topics, s, "results.csv") for s in args.seeds]
@@ -104,8 +133,14 @@ def report(args: argparse.Namespace) -> str:
         for model in args.models:
             found = _newest(args, model, corpus, topics, args.seeds[0], "topics.txt")
             if found:
-                lines += [f"{model}, K={topics}, seed {args.seeds[0]} (best NPMI first):", "", "```",
-                          *found.read_text().splitlines(), "```", ""]  # fmt: skip
+                lines += [
+                    f"{model}, K={topics}, seed {args.seeds[0]} (best NPMI first):",
+                    "",
+                    "```",
+                    *found.read_text().splitlines(),
+                    "```",
+                    "",
+                ]
     return "\n".join(lines)
 
 

@@ -41,18 +41,47 @@ def main(argv: list[str] | None = None) -> str:
     started = time.perf_counter()
     overlay = ["--config", "configs/demo_tvqvae_image.yaml"]
     vq_run, topic_run = run_names(args.dataset)
-    vq = ["--config", f"configs/vqvae_{args.dataset}.yaml", *overlay, "--model.init_args.dim", str(args.dim),
-          "--trainer.max_epochs", str(args.vq_epochs), "--run_name", vq_run, "--runs_dir", args.runs_dir,
-          *extra]  # fmt: skip
-    topics = ["--config", f"configs/tvqvae_image_{args.dataset}.yaml", *overlay,
-              "--model.init_args.vqvae_path", str(Path(args.runs_dir) / vq_run),
-              "--model.init_args.num_topics", str(args.topics), "--trainer.max_epochs", str(args.topic_epochs),
-              "--model.init_args.prior_layers", str(args.prior_layers),
-              "--seed_everything", str(args.seed), "--run_name", topic_run, "--runs_dir", args.runs_dir,
-              *extra]  # fmt: skip
+    vq = [
+        "--config",
+        f"configs/vqvae_{args.dataset}.yaml",
+        *overlay,
+        "--model.init_args.dim",
+        str(args.dim),
+        "--trainer.max_epochs",
+        str(args.vq_epochs),
+        "--run_name",
+        vq_run,
+        "--runs_dir",
+        args.runs_dir,
+        *extra,
+    ]
+    topics = [
+        "--config",
+        f"configs/tvqvae_image_{args.dataset}.yaml",
+        *overlay,
+        "--model.init_args.vqvae_path",
+        str(Path(args.runs_dir) / vq_run),
+        "--model.init_args.num_topics",
+        str(args.topics),
+        "--trainer.max_epochs",
+        str(args.topic_epochs),
+        "--model.init_args.prior_layers",
+        str(args.prior_layers),
+        "--seed_everything",
+        str(args.seed),
+        "--run_name",
+        topic_run,
+        "--runs_dir",
+        args.runs_dir,
+        *extra,
+    ]
     if not args.report_only:
-        for command in (["fit", *vq], ["test", *vq, "--ckpt_path", "last"], ["fit", *topics],
-                        ["test", *topics, "--ckpt_path", "last"]):  # fmt: skip
+        for command in (
+            ["fit", *vq],
+            ["test", *vq, "--ckpt_path", "last"],
+            ["fit", *topics],
+            ["test", *topics, "--ckpt_path", "last"],
+        ):
             cli_run(command)
     markdown = report(args)
     if not args.report_only:
@@ -73,19 +102,21 @@ def report(args: argparse.Namespace) -> str:
     vq = read_result_table(newest_run_file(args.runs_dir, vq_run, "results.csv", required=True))[0]
     topics_file = newest_run_file(args.runs_dir, topic_run, "results.csv", required=True)
     topics = read_result_table(topics_file)[0]
-    return "\n".join([
-        f"{args.dataset} stand-in. Image VQ-VAE (width {args.dim}, 512 codes, {args.vq_epochs} epochs), test split: reconstruction MSE "
-        f"{float(vq['mse']):.4f} on [-1, 1] pixels, codebook perplexity {float(vq['perplexity']):.1f}, "
-        f"{float(vq['codes_used']):.0f} codes used",
-        "",
-        "| topics K | epochs | purity | NMI | chance purity (one cluster) |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {args.topics} | {args.topic_epochs} | {float(topics['purity']):.3f} | {float(topics['nmi']):.3f} | "
-        f"{float(topics['chance_purity']):.3f} |",
-        "",
-        f"Sample grids: {topics_file.parent / 'topic_samples.png'} (a row per topic), "
-        f"{topics_file.parent / 'reference_samples.png'} (a test image, then 4 samples from its topic mixture)",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"{args.dataset} stand-in. Image VQ-VAE (width {args.dim}, 512 codes, {args.vq_epochs} epochs), test split: reconstruction MSE "
+            f"{float(vq['mse']):.4f} on [-1, 1] pixels, codebook perplexity {float(vq['perplexity']):.1f}, "
+            f"{float(vq['codes_used']):.0f} codes used",
+            "",
+            "| topics K | epochs | purity | NMI | chance purity (one cluster) |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {args.topics} | {args.topic_epochs} | {float(topics['purity']):.3f} | {float(topics['nmi']):.3f} | "
+            f"{float(topics['chance_purity']):.3f} |",
+            "",
+            f"Sample grids: {topics_file.parent / 'topic_samples.png'} (a row per topic), "
+            f"{topics_file.parent / 'reference_samples.png'} (a test image, then 4 samples from its topic mixture)",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--cnn_epochs", type=int, default=8)
-    parser.add_argument("--targets", type=float, nargs="+", default=[0.2, 0.3],
-                        help="validation accuracies for the epochs-to-reach columns")  # fmt: skip
+    parser.add_argument(
+        "--targets",
+        type=float,
+        nargs="+",
+        default=[0.2, 0.3],
+        help="validation accuracies for the epochs-to-reach columns",
+    )
     parser.add_argument("--report_only", action="store_true", help="rebuild the table from finished runs")
     parser.add_argument("--runs_dir", default="runs")
     args, extra = parser.parse_known_args(argv)
@@ -73,8 +78,10 @@ def main(argv: list[str] | None = None) -> str:
             test_acc = float(read_result_table(run_dir / "results.csv")[0]["acc"])
             results[variant].append((test_acc, validation_curve(run_dir)))
     header = " | ".join(f"epoch reaching {100 * t:.0f} % val acc" for t in args.targets)
-    lines = [f"| variant | test acc, last epoch (%) | best val acc (%) | {header} |",
-             "|---|---:|---:|" + "---:|" * len(args.targets)]  # fmt: skip
+    lines = [
+        f"| variant | test acc, last epoch (%) | best val acc (%) | {header} |",
+        "|---|---:|---:|" + "---:|" * len(args.targets),
+    ]
     for variant, rows in results.items():
         cells = [_mean_std([acc for acc, _ in rows]), _mean_std([100 * max(curve) for _, curve in rows])]
         for target in args.targets:
@@ -87,31 +94,73 @@ def main(argv: list[str] | None = None) -> str:
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     cnn_curve = validation_curve(runs / "demo_vit_cnn" / "version_0")
     markdown = "\n".join(lines) + "\n"
-    markdown += (f"\nFrozen CNN: CIFAR ResNet-20 trained on all training images, final val acc {100 * cnn_curve[-1]:.1f} %. "
-                 f"{len(args.seeds)} seeds x {len(VARIANTS)} variants"
-                 + ("" if args.report_only else f", {args.epochs} epochs each: {(time.perf_counter() - started) / 60:.1f} min")
-                 + "\n")  # fmt: skip
+    markdown += (
+        f"\nFrozen CNN: CIFAR ResNet-20 trained on all training images, final val acc {100 * cnn_curve[-1]:.1f} %. "
+        f"{len(args.seeds)} seeds x {len(VARIANTS)} variants"
+        + (
+            ""
+            if args.report_only
+            else f", {args.epochs} epochs each: {(time.perf_counter() - started) / 60:.1f} min"
+        )
+        + "\n"
+    )
     write_report(markdown, runs, "demo_vit_aal")
     return markdown
 
 
 def train_all(args: argparse.Namespace, extra: list[str]) -> None:
     """The CNN, then per seed the three variants (fit, then test of the last epoch)."""
-    cnn = cli_run(["fit", "--config", "configs/cls_cifar10.yaml", "--config", "configs/demo_classification.yaml",
-                   "--trainer.max_epochs", str(args.cnn_epochs), "--trainer.callbacks", "[]",
-                   "--run_name", "demo_vit_cnn", "--runs_dir", args.runs_dir, *extra])  # fmt: skip
+    cnn = cli_run(
+        [
+            "fit",
+            "--config",
+            "configs/cls_cifar10.yaml",
+            "--config",
+            "configs/demo_classification.yaml",
+            "--trainer.max_epochs",
+            str(args.cnn_epochs),
+            "--trainer.callbacks",
+            "[]",
+            "--run_name",
+            "demo_vit_cnn",
+            "--runs_dir",
+            args.runs_dir,
+            *extra,
+        ]
+    )
     cnn_checkpoint = Path(cnn.trainer.log_dir) / "checkpoints" / "last.ckpt"
-    with_cnn = ["--model.init_args.cnn_backbone", "cifar_resnet20", "--model.init_args.cnn_layer", "blocks.8",
-                "--model.init_args.cnn_normalization", "cifar", "--model.init_args.pretrained_path", str(cnn_checkpoint)]  # fmt: skip
+    with_cnn = [
+        "--model.init_args.cnn_backbone",
+        "cifar_resnet20",
+        "--model.init_args.cnn_layer",
+        "blocks.8",
+        "--model.init_args.cnn_normalization",
+        "cifar",
+        "--model.init_args.pretrained_path",
+        str(cnn_checkpoint),
+    ]
     for seed in args.seeds:
         for config in VARIANTS.values():
             options = [] if config == "vit_cifar100" else list(with_cnn)
             if config == "vit_aal_advanced_cifar100":
                 links = Path(args.runs_dir) / f"demo_vit_vit_aal_cifar100_seed{seed}"
                 options += ["--model.init_args.links_path", str(links)]
-            common = ["--config", f"configs/{config}.yaml", "--config", "configs/demo_vit.yaml", *options,
-                      "--trainer.max_epochs", str(args.epochs), "--seed_everything", str(seed),
-                      "--run_name", f"demo_vit_{config}_seed{seed}", "--runs_dir", args.runs_dir, *extra]  # fmt: skip
+            common = [
+                "--config",
+                f"configs/{config}.yaml",
+                "--config",
+                "configs/demo_vit.yaml",
+                *options,
+                "--trainer.max_epochs",
+                str(args.epochs),
+                "--seed_everything",
+                str(seed),
+                "--run_name",
+                f"demo_vit_{config}_seed{seed}",
+                "--runs_dir",
+                args.runs_dir,
+                *extra,
+            ]
             cli_run(["fit", *common])
             cli_run(["test", *common, "--ckpt_path", "last"])
 

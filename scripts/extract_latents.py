@@ -4,9 +4,9 @@
     python scripts/extract_latents.py --root data/ffpp --encoder runs/face_autoencoder       # the stand-in encoder
     python scripts/extract_latents.py --root data/celebdf --dataset generic --encoder ... --device cuda
 
-Videos whose latents the same encoder already wrote are skipped, so an interrupted run resumes. The datamodule
-does the same in ``prepare_data`` when ``data.init_args.style_encoder`` is set; this script is for extracting once,
-ahead of training, on a GPU machine.
+Videos whose latents the same encoder already wrote are skipped, so an interrupted run resumes. The StyleGRU and
+StyleFlow modules do the same in ``prepare_data`` when ``model.init_args.style_encoder`` is set; this script is for
+extracting once, ahead of training, on a GPU machine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from datamodules.faceforensics import SPLITS, FaceVideoDataModule  # noqa: E402
-from lightning_modules.styleflow.style_encoders import ensure_latents  # noqa: E402
+from lightning_modules.styleflow.latents import ensure_latents  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     data = FaceVideoDataModule(
         root=args.root, dataset=args.dataset, manipulations=args.manipulations, inputs=["frames"]
     )
-    folders = [video.folder for split in args.splits for video in data.find_videos(split)]
-    written = ensure_latents(folders, args.encoder, batch_size=args.batch_size, device=args.device)
-    print(
-        f"{written} of {len(folders)} videos encoded ({len(folders) - written} already had this encoder's latents)"
-    )
+    total = len(data.video_folders(tuple(args.splits)))
+    written = ensure_latents(data, args.encoder, args.batch_size, args.device, tuple(args.splits))
+    print(f"{written} of {total} videos encoded ({total - written} already had this encoder's latents)")
     return 0
 
 

@@ -105,14 +105,41 @@ def interleaved(configs: list[Path]) -> list[Path]:
 
 def fit_arguments(config: Path, precision: str, args: argparse.Namespace) -> list[str]:
     run = f"{config.stem}_{precision}"
-    arguments = ["fit", "--config", str(config), "--data.init_args.root", str(args.root),
-                 "--data.init_args.synthetic", "true", "--data.init_args.standin_size", "small",
-                 "--data.init_args.num_workers", str(args.num_workers),
-                 "--trainer.accelerator", args.accelerator, "--trainer.devices", "1", "--trainer.precision", precision,
-                 "--trainer.max_epochs", "1", "--trainer.max_steps", str(args.steps),
-                 "--trainer.limit_train_batches", str(args.steps), "--trainer.limit_val_batches", "2",
-                 "--trainer.num_sanity_val_steps", "0", "--trainer.enable_progress_bar", "false",
-                 "--runs_dir", str(args.out / "runs"), "--run_name", run]  # fmt: skip
+    arguments = [
+        "fit",
+        "--config",
+        str(config),
+        "--data.init_args.root",
+        str(args.root),
+        "--data.init_args.synthetic",
+        "true",
+        "--data.init_args.standin_size",
+        "small",
+        "--data.init_args.num_workers",
+        str(args.num_workers),
+        "--trainer.accelerator",
+        args.accelerator,
+        "--trainer.devices",
+        "1",
+        "--trainer.precision",
+        precision,
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.max_steps",
+        str(args.steps),
+        "--trainer.limit_train_batches",
+        str(args.steps),
+        "--trainer.limit_val_batches",
+        "2",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--runs_dir",
+        str(args.out / "runs"),
+        "--run_name",
+        run,
+    ]
     if takes_pretrained(config):
         arguments += ["--model.init_args.pretrained", "false"]
     for key, name in prerequisites(config).items():
@@ -129,8 +156,9 @@ def run_one(config: Path, precision: str, arguments: list[str], args: argparse.N
         with (args.out / "failures.log").open("a") as log:
             log.write(f"==== {config.stem} {precision}\n{text}\n")
         return Outcome(config.stem, precision, "failed", time.perf_counter() - start, note=failure_note(text))
-    return Outcome(config.stem, precision, "ok", time.perf_counter() - start, peak.get("cuda_mib"),
-                   peak.get("rss_mib"))  # fmt: skip
+    return Outcome(
+        config.stem, precision, "ok", time.perf_counter() - start, peak.get("cuda_mib"), peak.get("rss_mib")
+    )
 
 
 def failure_note(text: str) -> str:
@@ -148,13 +176,18 @@ def table(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:.0f}"
 
-    lines = [f"Each method config at its own sizes, {args.steps} training steps + 2 validation batches, stand-in "
-             f"data, {args.accelerator}; peak memory in MiB (`python scripts/gpu_configs.py`)", "",
-             "| config | precision | result | wall s | peak CUDA MiB | peak RSS MiB | note |",
-             "|---|---|---|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        f"Each method config at its own sizes, {args.steps} training steps + 2 validation batches, stand-in "
+        f"data, {args.accelerator}; peak memory in MiB (`python scripts/gpu_configs.py`)",
+        "",
+        "| config | precision | result | wall s | peak CUDA MiB | peak RSS MiB | note |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
     for o in sorted(outcomes, key=lambda o: (o.config, o.precision)):
-        lines.append(f"| {o.config} | {o.precision} | {o.result} | {number(o.seconds)} | {number(o.cuda_mib)} | "
-                     f"{number(o.rss_mib)} | {o.note} |")  # fmt: skip
+        lines.append(
+            f"| {o.config} | {o.precision} | {o.result} | {number(o.seconds)} | {number(o.cuda_mib)} | "
+            f"{number(o.rss_mib)} | {o.note} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -196,8 +229,13 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
                 failed_need = [n for n in needs if outcomes[n].result != "ok"]
                 reason = text_stack_reason(config)
                 if reason or failed_need or time.perf_counter() - started > args.budget_s:
-                    note = (f"needs {reason}" if reason else f"needs {failed_need[0][0]}, which did not run"
-                            if failed_need else "time budget spent")  # fmt: skip
+                    note = (
+                        f"needs {reason}"
+                        if reason
+                        else f"needs {failed_need[0][0]}, which did not run"
+                        if failed_need
+                        else "time budget spent"
+                    )
                     outcomes[config.stem, precision] = Outcome(config.stem, precision, "skipped", note=note)
                     continue
                 try:
@@ -215,8 +253,11 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
                 config, precision = running.pop(future)
                 outcome = future.result()
                 outcomes[config.stem, precision] = outcome
-                print(f"{outcome.result:7s} {config.stem} {precision} {outcome.seconds:.0f} s "
-                      f"cuda {outcome.cuda_mib} MiB {outcome.note}", flush=True)  # fmt: skip
+                print(
+                    f"{outcome.result:7s} {config.stem} {precision} {outcome.seconds:.0f} s "
+                    f"cuda {outcome.cuda_mib} MiB {outcome.note}",
+                    flush=True,
+                )
                 (args.out / "gpu_configs.md").write_text(table(list(outcomes.values()), args))
     markdown = table(list(outcomes.values()), args)
     (args.out / "gpu_configs.md").write_text(markdown)

@@ -3,6 +3,7 @@ callback that slows training down and reports its progress so a test can interru
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,13 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import Callback
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parents[1]
 # set by launchers (torchrun, Lightning, SLURM); a child inheriting them would wait for ranks that never come
-DISTRIBUTED_VARIABLES = {"WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
-                         "LOCAL_WORLD_SIZE", "PL_GLOBAL_SEED"}  # fmt: skip
+DISTRIBUTED_VARIABLES = {
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "LOCAL_WORLD_SIZE",
+    "PL_GLOBAL_SEED",
+}
+
+
+def decode(image_event: Any) -> np.ndarray:
+    """A TensorBoard image event's picture as an (H, W, 3) uint8 array."""
+    return np.asarray(Image.open(io.BytesIO(image_event.encoded_image_string)).convert("RGB"))
 
 
 def read_events(run_dir: Path) -> EventAccumulator:

@@ -65,9 +65,15 @@ def write_celeba_standin(out_dir: str | Path, size: str = "small", seed: int = 0
     bounds = np.cumsum(SPLIT_PEOPLE)
     split_of = {int(p): int(np.searchsorted(bounds, i, side="right")) for i, p in enumerate(people)}
     variants = PRESETS[size]["variants"]
-    description = {"layout": "celeba", "version": STANDIN_VERSION, "size": size, "seed": seed,
-                   "variants": variants, "attributes": list(ATTRIBUTES),
-                   "source": "skimage.data.lfw_subset (100 faces)"}  # fmt: skip
+    description = {
+        "layout": "celeba",
+        "version": STANDIN_VERSION,
+        "size": size,
+        "seed": seed,
+        "variants": variants,
+        "attributes": list(ATTRIBUTES),
+        "source": "skimage.data.lfw_subset (100 faces)",
+    }
     with standin_folder(Path(out_dir), description) as tmp:
         folder = tmp / "celeba"
         (folder / "img_align_celeba").mkdir(parents=True)

@@ -20,11 +20,17 @@ PRESETS = {"tiny": {"variants": 1}, "small": {"variants": 4}}
 TEST_SHARE = 0.2
 # ten (foreground, background) palettes; CIFAR-100's fine label is digit * 10 + palette
 PALETTES = [
-    ((250, 250, 250), (10, 10, 10)), ((240, 60, 50), (20, 30, 60)), ((60, 200, 80), (40, 20, 30)),
-    ((70, 110, 240), (230, 220, 200)), ((250, 210, 60), (60, 40, 90)), ((200, 80, 220), (20, 60, 40)),
-    ((40, 40, 40), (220, 220, 230)), ((250, 140, 40), (30, 70, 90)), ((90, 220, 220), (90, 30, 30)),
+    ((250, 250, 250), (10, 10, 10)),
+    ((240, 60, 50), (20, 30, 60)),
+    ((60, 200, 80), (40, 20, 30)),
+    ((70, 110, 240), (230, 220, 200)),
+    ((250, 210, 60), (60, 40, 90)),
+    ((200, 80, 220), (20, 60, 40)),
+    ((40, 40, 40), (220, 220, 230)),
+    ((250, 140, 40), (30, 70, 90)),
+    ((90, 220, 220), (90, 30, 30)),
     ((160, 120, 80), (200, 240, 200)),
-]  # fmt: skip
+]
 
 
 def render(scan: np.ndarray, palette: int, rng: np.random.Generator) -> np.ndarray:
@@ -52,8 +58,14 @@ def write_cifar_standin(out_dir: str | Path, size: str = "small", seed: int = 0)
     cut = int(len(order) * (1 - TEST_SHARE))
     splits = {"train": order[:cut], "test": order[cut:]}
     variants = PRESETS[size]["variants"]
-    description = {"layout": "cifar", "version": STANDIN_VERSION, "size": size, "seed": seed, "variants": variants,
-                   "source": "sklearn.datasets.load_digits (1797 scans)"}  # fmt: skip
+    description = {
+        "layout": "cifar",
+        "version": STANDIN_VERSION,
+        "size": size,
+        "seed": seed,
+        "variants": variants,
+        "source": "sklearn.datasets.load_digits (1797 scans)",
+    }
     with standin_folder(Path(out_dir), description) as tmp:
         arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for split, indices in splits.items():

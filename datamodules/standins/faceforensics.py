@@ -64,9 +64,17 @@ def smooth_motion(frames: int, rng: np.random.Generator) -> Motion:
     return Motion(wave(0.06, (20, 40)), wave(0.04, (25, 45)), 1 + wave(0.04, (30, 50)), mouth, blink)
 
 
-def render_frame(face: np.ndarray, background: np.ndarray, tone: tuple[int, int, int], motion: Motion, t: int,
-                 rng: np.random.Generator, mouth: float | None = None, mouth_texture: np.ndarray | None = None,
-                 blink: float | None = None) -> np.ndarray:  # fmt: skip
+def render_frame(
+    face: np.ndarray,
+    background: np.ndarray,
+    tone: tuple[int, int, int],
+    motion: Motion,
+    t: int,
+    rng: np.random.Generator,
+    mouth: float | None = None,
+    mouth_texture: np.ndarray | None = None,
+    blink: float | None = None,
+) -> np.ndarray:
     """Frame ``t`` (uint8, the background's size): the face at the frame's pose with the given expression."""
     size = background.shape[0]
     side = int(round(0.72 * size * motion.scale[t]))
@@ -97,8 +105,14 @@ def person_tone(person: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in pale * mix + tan * (1 - mix))
 
 
-def render_video(kind: str, target: int, source: int, motions: dict[int, Motion], backgrounds: dict[int, np.ndarray],
-                 rng: np.random.Generator) -> list[np.ndarray]:  # fmt: skip
+def render_video(
+    kind: str,
+    target: int,
+    source: int,
+    motions: dict[int, Motion],
+    backgrounds: dict[int, np.ndarray],
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
     """The frames of ``original`` video ``target``, or of a fake with ``target``'s motion and ``source``'s face."""
     faces = lfw_faces()
     motion, background, tone = motions[target], backgrounds[target], person_tone(target)
@@ -128,8 +142,14 @@ def write_faceforensics_standin(out_dir: str | Path, size: str = "small", seed: 
     rng = np.random.default_rng(seed)
     people = rng.permutation(len(lfw_faces()))
     bounds = np.cumsum((0, *preset["people"]))
-    description = {"layout": "faceforensics", "version": STANDIN_VERSION, "size": size, "seed": seed,
-                   "manipulations": list(MANIPULATIONS), "source": "skimage.data.lfw_subset (100 faces)"}  # fmt: skip
+    description = {
+        "layout": "faceforensics",
+        "version": STANDIN_VERSION,
+        "size": size,
+        "seed": seed,
+        "manipulations": list(MANIPULATIONS),
+        "source": "skimage.data.lfw_subset (100 faces)",
+    }
     with standin_folder(Path(out_dir), description) as tmp:
         for index, split in enumerate(SPLITS):
             members = [int(p) for p in people[bounds[index] : bounds[index + 1]]]
@@ -147,6 +167,8 @@ def write_faceforensics_standin(out_dir: str | Path, size: str = "small", seed: 
 
 def contact_sheet(video_dirs: list[Path], frames: int = 8) -> np.ndarray:
     """Rows of the first ``frames`` frames of each video (for eyeballing a stand-in)."""
-    rows = [np.concatenate([np.asarray(Image.open(p)) for p in sorted(d.glob("*.png"))[:frames]], axis=1)
-            for d in video_dirs]  # fmt: skip
+    rows = [
+        np.concatenate([np.asarray(Image.open(p)) for p in sorted(d.glob("*.png"))[:frames]], axis=1)
+        for d in video_dirs
+    ]
     return np.concatenate(rows, axis=0)

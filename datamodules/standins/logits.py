@@ -44,8 +44,13 @@ def write_logits_standin(out_dir: str | Path, size: str = "small", seed: int = 0
             labels[index]
         )
 
-    description = {"layout": "logits", "version": STANDIN_VERSION, "size": size, "seed": seed,
-                   "source": "logistic regression on long-tailed sklearn digits (rho 10)"}  # fmt: skip
+    description = {
+        "layout": "logits",
+        "version": STANDIN_VERSION,
+        "size": size,
+        "seed": seed,
+        "source": "logistic regression on long-tailed sklearn digits (rho 10)",
+    }
     with standin_folder(Path(out_dir), description) as tmp:
         save_logits_file(tmp / "logits.npz", logits(train[held]), logits(test))
     return Path(out_dir)

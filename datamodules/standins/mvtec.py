@@ -172,8 +172,15 @@ DEFECT_MAKERS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[np.nd
 def write_mvtec_standin(out_dir: Path, size: str = "small", seed: int = 0) -> Path:
     """Write the stand-in in the MVTec AD layout under ``out_dir`` (one folder per category)."""
     categories, side, n_train, n_test_good, n_per_defect = SIZES[size]
-    description = {"layout": "mvtec_ad", "version": STANDIN_VERSION, "seed": seed, "size": size,
-                   "side": side, "categories": list(categories), "defects": list(DEFECTS)}  # fmt: skip
+    description = {
+        "layout": "mvtec_ad",
+        "version": STANDIN_VERSION,
+        "seed": seed,
+        "size": size,
+        "side": side,
+        "categories": list(categories),
+        "defects": list(DEFECTS),
+    }
     with standin_folder(out_dir, description) as tmp:
         for index, category in enumerate(categories):
             rng = np.random.default_rng([seed, index])

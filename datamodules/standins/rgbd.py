@@ -24,9 +24,17 @@ from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_cro
 
 STANDIN_VERSION = 1
 PRESETS = {
-    "tiny": {"size": 32, "genuine": {"train": 8, "val": 4, "test": 4}, "per_display": {"train": 2, "val": 2, "test": 2}},
-    "small": {"size": 64, "genuine": {"train": 160, "val": 48, "test": 60}, "per_display": {"train": 40, "val": 12, "test": 20}},
-}  # fmt: skip
+    "tiny": {
+        "size": 32,
+        "genuine": {"train": 8, "val": 4, "test": 4},
+        "per_display": {"train": 2, "val": 2, "test": 2},
+    },
+    "small": {
+        "size": 64,
+        "genuine": {"train": 160, "val": 48, "test": 60},
+        "per_display": {"train": 40, "val": 12, "test": 20},
+    },
+}
 DEVICES = ("phone_a", "phone_b")
 # display model -> moiré pitch (px at 64 px captures), angle (degrees), moiré amplitude, gamma, curvature (mm)
 DISPLAYS: dict[str, dict[str, float]] = {
@@ -49,9 +57,15 @@ def write_rgbd_standin(out_dir: str | Path, size: str = "small", seed: int = 0) 
     side = preset["size"]
     rng = np.random.default_rng(seed)
     photos = {name: load_photo(name) for names in PHOTO_CATEGORIES.values() for name in names}
-    description = {"layout": "rgbd_spoof", "version": STANDIN_VERSION, "size": size, "seed": seed,
-                   "seen_displays": list(SEEN_DISPLAYS), "unseen_displays": [d for d in DISPLAYS if d not in SEEN_DISPLAYS],
-                   "source": "skimage.data photos and the stereo_motorcycle disparity map"}  # fmt: skip
+    description = {
+        "layout": "rgbd_spoof",
+        "version": STANDIN_VERSION,
+        "size": size,
+        "seed": seed,
+        "seen_displays": list(SEEN_DISPLAYS),
+        "unseen_displays": [d for d in DISPLAYS if d not in SEEN_DISPLAYS],
+        "source": "skimage.data photos and the stereo_motorcycle disparity map",
+    }
     with standin_folder(Path(out_dir), description) as tmp:
         count = 0
         for split in SPLITS:
@@ -79,8 +93,11 @@ def write_rgbd_standin(out_dir: str | Path, size: str = "small", seed: int = 0) 
 
 def _save(folder: Path, capture_id: str, rgb: np.ndarray, depth_mm: np.ndarray, count: int) -> None:
     save_png(rgb, folder / f"{capture_id}_rgb.png")
-    coarse = np.asarray(Image.fromarray(depth_mm.astype(np.float32)).resize(
-        (rgb.shape[1] // 2, rgb.shape[0] // 2), Image.Resampling.NEAREST))  # fmt: skip
+    coarse = np.asarray(
+        Image.fromarray(depth_mm.astype(np.float32)).resize(
+            (rgb.shape[1] // 2, rgb.shape[0] // 2), Image.Resampling.NEAREST
+        )
+    )
     if count % 4 == 3:
         np.save(folder / f"{capture_id}_depth.npy", coarse.astype(np.float32))
     else:
@@ -107,8 +124,11 @@ def genuine_capture(
     rgb = random_crops((photos[name],), 1, side, rng)[0]
     luminance = gaussian_filter(rgb.astype(np.float32).mean(axis=2) / 255.0, sigma=side / 12)
     yy, xx = np.mgrid[0:side, 0:side] / side
-    bumps = sum(rng.uniform(0.3, 1.0) * np.exp(-((xx - rng.uniform()) ** 2 + (yy - rng.uniform()) ** 2)
-                                               / (2 * rng.uniform(0.1, 0.3) ** 2)) for _ in range(3))  # fmt: skip
+    bumps = sum(
+        rng.uniform(0.3, 1.0)
+        * np.exp(-((xx - rng.uniform()) ** 2 + (yy - rng.uniform()) ** 2) / (2 * rng.uniform(0.1, 0.3) ** 2))
+        for _ in range(3)
+    )
     relief = rng.uniform(150, 300)
     depth = rng.uniform(350, 550) - relief * (0.6 * luminance + 0.4 * bumps / max(float(bumps.max()), 1e-6))
     return rgb, _tof_noise(depth, rng)

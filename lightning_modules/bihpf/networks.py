@@ -1,6 +1,6 @@
 """BiHPF (Jeong et al., WACV 2022): a frequency-level and a pixel-level high-pass filter before a CNN classifier.
 
-No reference code exists; the filters follow METHODS.md ("Concrete filters", our reading):
+No reference code exists; the filters are our reading of the paper (README.md):
 
     r_f(u, v) = |(u, v) - (H/2, W/2)| / r_max on the shifted spectrum
     w_f = 1 + g_f * (1 - exp(-r_f^2 / (2 c_f^2)))            (gaussian; butterworth(n) optional)

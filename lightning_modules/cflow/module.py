@@ -65,7 +65,9 @@ class CFlowModule(FittedStateMixin, AnomalyDetectionRoutine):
         for scale, (features, flow) in enumerate(scales):
             vectors, conditions = self.net.vectors(features.float())
             if len(vectors) > self.hparams.positions_per_step:
-                chosen = torch.randperm(len(vectors), device=vectors.device)[: self.hparams.positions_per_step]
+                chosen = torch.randperm(len(vectors), device=vectors.device)[
+                    : self.hparams.positions_per_step
+                ]
                 vectors, conditions = vectors[chosen], conditions[chosen]
             likelihood = flow.log_likelihood(vectors, conditions)
             self._highest[scale] = torch.maximum(self._highest[scale], likelihood.detach().max())

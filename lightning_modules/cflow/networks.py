@@ -49,8 +49,11 @@ class ConditionalCoupling(nn.Module):
         super().__init__()
         self.split = dim - dim // 2
         hidden = 2 * (self.split + condition_dim)
-        self.subnet = nn.Sequential(nn.Linear(self.split + condition_dim, hidden), nn.ReLU(),
-                                    nn.Linear(hidden, 2 * (dim - self.split)))  # fmt: skip
+        self.subnet = nn.Sequential(
+            nn.Linear(self.split + condition_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * (dim - self.split)),
+        )
         nn.init.zeros_(self.subnet[-1].weight)  # starts as the identity
         nn.init.zeros_(self.subnet[-1].bias)
         self.clamp = clamp
@@ -94,9 +97,17 @@ class ConditionalFlow(nn.Module):
 class CFlowNet(nn.Module):
     """Frozen encoder + one conditional flow per scale."""
 
-    def __init__(self, backbone: str = "resnet18", layers: Sequence[int] = (1, 2, 3), pretrained: bool = True,
-                 pretrained_path: str | None = None, condition_dim: int = 128, blocks: int = 8, clamp: float = 1.9,
-                 blur_sigma: float = 4.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        layers: Sequence[int] = (1, 2, 3),
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        condition_dim: int = 128,
+        blocks: int = 8,
+        clamp: float = 1.9,
+        blur_sigma: float = 4.0,
+    ) -> None:
         super().__init__()
         self.encoder = FrozenFeatures(backbone, layers, pretrained, pretrained_path)
         self.flows = nn.ModuleList(

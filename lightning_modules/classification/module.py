@@ -56,7 +56,9 @@ class ImageClassifierModule(ClassificationRoutine):
     ) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()
-        self.net = ImageClassifierNet(backbone, num_classes, pretrained, pretrained_path, normalization, drop_path_rate)
+        self.net = ImageClassifierNet(
+            backbone, num_classes, pretrained, pretrained_path, normalization, drop_path_rate
+        )
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.net(batch["image"])

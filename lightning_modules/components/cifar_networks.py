@@ -180,16 +180,26 @@ class PyramidBlock(nn.Module):
         if bottleneck:
             cout = 4 * width
             layers = [
-                nn.BatchNorm2d(cin), nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
-            ]  # fmt: skip
+                nn.BatchNorm2d(cin),
+                nn.Conv2d(cin, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+            ]
         else:
             cout = width
             layers = [
-                nn.BatchNorm2d(cin), nn.Conv2d(cin, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
-            ]  # fmt: skip
+                nn.BatchNorm2d(cin),
+                nn.Conv2d(cin, width, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(width),
+            ]
         self.body = nn.Sequential(*layers)
         self.pool = nn.AvgPool2d(2, ceil_mode=True) if stride == 2 else nn.Identity()
         self.extra = cout - cin
@@ -250,7 +260,9 @@ def _create(model: nn.Module, pretrained: bool, pretrained_cfg_overlay: dict | N
     if pretrained:
         path = (pretrained_cfg_overlay or {}).get("file")
         if not path:
-            raise ValueError("CIFAR networks have no downloadable weights; pass model.init_args.pretrained_path")
+            raise ValueError(
+                "CIFAR networks have no downloadable weights; pass model.init_args.pretrained_path"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
         head = {k for k in state if k.startswith("head.")}
@@ -268,48 +280,64 @@ def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 @register_model
-def cifar_resnet20(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> CifarResNet:
+def cifar_resnet20(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> CifarResNet:
     """ResNet-20 for 32 x 32 inputs (He et al., 0.27 M parameters)."""
     return _create(CifarResNet(20, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_resnet32(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> CifarResNet:
+def cifar_resnet32(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> CifarResNet:
     """ResNet-32 for 32 x 32 inputs."""
     return _create(CifarResNet(32, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_resnet56(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> CifarResNet:
+def cifar_resnet56(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> CifarResNet:
     """ResNet-56 for 32 x 32 inputs."""
     return _create(CifarResNet(56, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_resnet110(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> CifarResNet:
+def cifar_resnet110(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> CifarResNet:
     """ResNet-110 (the calibration papers' network; ``drop_path_rate`` 0.5 gives ResNet-110-SD)."""
     return _create(CifarResNet(110, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_wrn28_10(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> WideResNet:
+def cifar_wrn28_10(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> WideResNet:
     """Wide-ResNet-28-10 (Zagoruyko & Komodakis)."""
     return _create(WideResNet(28, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_wrn32_10(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> WideResNet:
+def cifar_wrn32_10(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> WideResNet:
     """Wide-ResNet-32-10."""
     return _create(WideResNet(32, 10, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_densenet40(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> CifarDenseNet:
+def cifar_densenet40(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> CifarDenseNet:
     """DenseNet-40 with growth 12 (Huang et al.)."""
     return _create(CifarDenseNet(40, 12, **_options(kwargs)), pretrained, pretrained_cfg_overlay)
 
 
 @register_model
-def cifar_pyramidnet110_a64(pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any) -> PyramidNet:
+def cifar_pyramidnet110_a64(
+    pretrained: bool = False, pretrained_cfg_overlay: dict | None = None, **kwargs: Any
+) -> PyramidNet:
     """PyramidNet-110, alpha 64, bottleneck blocks: DCutMix's CIFAR-100 network (1.7 M parameters)."""
     return _create(PyramidNet(110, 64, True, **_options(kwargs)), pretrained, pretrained_cfg_overlay)

@@ -18,7 +18,9 @@ class ResizableBuffersMixin(nn.Module):
 
     resizable_buffers: tuple[str, ...] = ()
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         for name in self.resizable_buffers:
             saved = state_dict.get(prefix + name)
             current = self._buffers.get(name)

@@ -2,7 +2,7 @@
 
 The DataModule augments files as it reads them; a method that synthesizes training images inside its step
 (FingerprintNet's pseudo-fakes) must augment after that, or the two classes would differ in how they were
-augmented and the detector would learn the difference (METHODS.md, "blur shortcut").
+augmented and the detector would learn the difference (FingerprintNet's blur shortcut).
 """
 
 from __future__ import annotations

@@ -121,7 +121,9 @@ class EfficientADModule(FittedStateMixin, AnomalyDetectionRoutine):
         def sample(x: torch.Tensor) -> torch.Tensor:
             return x[torch.randperm(len(x), device=x.device)[:QUANTILE_SAMPLE]]
 
-        self.net.quantiles.copy_(torch.cat([torch.quantile(sample(st), levels), torch.quantile(sample(ae), levels)]))
+        self.net.quantiles.copy_(
+            torch.cat([torch.quantile(sample(st), levels), torch.quantile(sample(ae), levels)])
+        )
 
     def configure_optimizers(self) -> dict[str, Any]:
         parameters = list(self.net.student.parameters()) + list(self.net.autoencoder.parameters())

@@ -6,7 +6,7 @@ teacher's features from a 1x1 bottleneck (so it captures the global, "logical" l
 half of channels learns to predict the autoencoder's output. The anomaly map averages the student–teacher and the
 student–autoencoder discrepancies, each normalized by its 0.9 / 0.995 quantiles on normal training images.
 
-Teacher (ours, stated as METHODS.md asks): the paper's teacher is a PDN distilled from WideResNet-101 features on
+Teacher (ours, and every run records it): the paper's teacher is a PDN distilled from WideResNet-101 features on
 ImageNet, weights that cannot be fetched here; we use a frozen timm CNN's features directly — by default ResNet-18
 layer2 with layer3 up-sampled to it, 128 + 256 = the paper's 384 channels at stride 8 — normalized per channel
 with training-image statistics. The ImageNet penalty term is off (no ImageNet here).
@@ -28,11 +28,16 @@ from lightning_modules.components.feature_extractor import FrozenFeatures, smoot
 def patch_description_network(out_channels: int) -> nn.Sequential:
     """PDN-small: 4x4 conv, pool, 4x4 conv, pool, 3x3 conv, 4x4 conv (stride 4 overall, receptive field 33 px)."""
     return nn.Sequential(
-        nn.Conv2d(3, 128, 4, padding=3), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2, padding=1),
-        nn.Conv2d(128, 256, 4, padding=3), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2, padding=1),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 128, 4, padding=3),
+        nn.ReLU(inplace=True),
+        nn.AvgPool2d(2, 2, padding=1),
+        nn.Conv2d(128, 256, 4, padding=3),
+        nn.ReLU(inplace=True),
+        nn.AvgPool2d(2, 2, padding=1),
+        nn.Conv2d(256, 256, 3, padding=1),
+        nn.ReLU(inplace=True),
         nn.Conv2d(256, out_channels, 4),
-    )  # fmt: skip
+    )
 
 
 class FeatureAutoencoder(nn.Module):
@@ -50,8 +55,11 @@ class FeatureAutoencoder(nn.Module):
             nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout(dropout))
             for _ in range(6)
         )
-        self.head = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(width, out_channels, 3, padding=1))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, out_channels, 3, padding=1),
+        )
 
     def forward(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if min(images.shape[-2:]) < 64:  # six stride-2 convolutions need 64 px
@@ -59,16 +67,29 @@ class FeatureAutoencoder(nn.Module):
         x = self.encoder(images)
         for level, stage in enumerate(self.stages):  # 1/32, 1/16, ..., 1 of the grid
             scale = 2.0 ** (level - len(self.stages) + 1)
-            x = stage(F.interpolate(x, size=(max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))),
-                                    mode="bilinear", align_corners=False))  # fmt: skip
+            x = stage(
+                F.interpolate(
+                    x,
+                    size=(max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))),
+                    mode="bilinear",
+                    align_corners=False,
+                )
+            )
         return self.head(x)
 
 
 class EfficientADNet(nn.Module):
     """Teacher (frozen CNN features, channel-normalized), student PDN (2 x teacher channels), autoencoder."""
 
-    def __init__(self, backbone: str = "resnet18", layers: Sequence[int] = (2, 3), pretrained: bool = True,
-                 pretrained_path: str | None = None, hard_quantile: float = 0.999, blur_sigma: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        layers: Sequence[int] = (2, 3),
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        hard_quantile: float = 0.999,
+        blur_sigma: float = 0.0,
+    ) -> None:
         super().__init__()
         self.teacher = FrozenFeatures(backbone, layers, pretrained, pretrained_path)
         self.channels = sum(self.teacher.channels)
@@ -84,8 +105,15 @@ class EfficientADNet(nn.Module):
     def teacher_features(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         maps = self.teacher(images)
         grid = maps[0].shape[-2:]
-        features = torch.cat([F.interpolate(m.float(), size=grid, mode="bilinear", align_corners=False)
-                              if m.shape[-2:] != grid else m.float() for m in maps], dim=1)  # fmt: skip
+        features = torch.cat(
+            [
+                F.interpolate(m.float(), size=grid, mode="bilinear", align_corners=False)
+                if m.shape[-2:] != grid
+                else m.float()
+                for m in maps
+            ],
+            dim=1,
+        )
         return (features - self.teacher_mean) / self.teacher_std if normalize else features
 
     def student_features(

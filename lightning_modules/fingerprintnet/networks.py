@@ -1,5 +1,5 @@
 """FingerprintNet (Jeong et al., ECCV 2022): autoencoders that synthesize GAN-like fingerprints, and a detector
-that reads the frequency representation. No code was released; the design is METHODS.md's reading:
+that reads the frequency representation. No code was released; the design is our reading (README.md):
 
 * AE_k (k = 1..4): k stride-2 convolutions down, 2 residual blocks, k transposed convolutions up (kernel 4,
   stride 2, padding 1: the up-sampling type that leaves periodic spectral peaks), 3x3 convolution + tanh.

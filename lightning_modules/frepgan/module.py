@@ -18,7 +18,7 @@ from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 class FrePGANModule(BinaryDetectionRoutine):
     """Frequency-level perturbation GAN + detector (manual optimization, three optimizers).
 
-    Each training iteration, in METHODS.md's order (the paper's Algorithm 1):
+    Each training iteration, in the order of the paper's Algorithm 1:
 
     1. D: ``BCE(D(x_real), 1) + BCE(D(x_fake + G(x_fake)), 0)``
     2. G: ``BCE(D(x_fake + G(x_fake)), 1) + lambda_perturbation * mean|G(x_fake)|``
@@ -37,11 +37,11 @@ class FrePGANModule(BinaryDetectionRoutine):
         generator_blocks: Residual blocks of H (pix2pix: 6).
         discriminator_width: Base width of D.
         discriminator_layers: Strided layers of the PatchGAN D (3).
-        bound_eps: Bound G as ``eps * tanh(G)`` (null: unbounded; METHODS.md suggests 0.1 when on).
+        bound_eps: Bound G as ``eps * tanh(G)`` (null: unbounded; 0.1 when on, our reading).
         lambda_perturbation: Weight of ``mean|G(x)|`` in G's loss.
         perturbation_scale: Initial ``s`` (a schedule callback overrides it during training).
         test_perturb: Score perturbed images at validation/test/predict (false bypasses G).
-        detach_for_classifier: Stop C's loss from reaching G (METHODS.md's reading).
+        detach_for_classifier: Stop C's loss from reaching G (our reading).
         lr: Adam learning rate of C (Wang et al.: 1e-4, betas 0.9/0.999).
         gan_lr: Adam learning rate of G and D.
         gan_betas: Adam betas of G and D (pix2pix: 0.5, 0.999).
@@ -129,16 +129,16 @@ class FrePGANModule(BinaryDetectionRoutine):
                 perturbed_fakes = fakes + self.generator(fakes)
             scores: dict[str, torch.Tensor] = {}
 
-            def discriminator_loss() -> torch.Tensor:  # 1. D: real images vs perturbed fakes
+            # 1. D: real images vs perturbed fakes
+            def discriminator_loss() -> torch.Tensor:
                 scores["real"], scores["fake"] = (
                     self.discriminator(reals),
                     self.discriminator(perturbed_fakes),
                 )
                 return _bce(scores["real"], 1.0) + _bce(scores["fake"], 0.0)
 
-            def generator_loss() -> (
-                torch.Tensor
-            ):  # 2. G: perturbed fakes D takes for real, small perturbation
+            # 2. G: perturbed fakes D takes for real, small perturbation
+            def generator_loss() -> torch.Tensor:
                 perturbation = self.generator(fakes)
                 scores["adv"] = _bce(self.discriminator(fakes + perturbation), 1.0)
                 scores["l1"] = perturbation.float().abs().mean()
@@ -147,8 +147,11 @@ class FrePGANModule(BinaryDetectionRoutine):
             logs["train/loss_d"] = self._optimize(opt_d, discriminator_loss)
             logs["train/loss_g"] = self._optimize(opt_g, generator_loss)
             d_right = torch.cat([(scores["real"] > 0).flatten(), (scores["fake"] < 0).flatten()])
-            logs |= {"train/loss_g_adv": scores["adv"].detach(), "train/perturbation_l1": scores["l1"].detach(),
-                     "train/d_acc": d_right.float().mean()}  # fmt: skip
+            logs |= {
+                "train/loss_g_adv": scores["adv"].detach(),
+                "train/perturbation_l1": scores["l1"].detach(),
+                "train/d_acc": d_right.float().mean(),
+            }
 
         outputs: dict[str, torch.Tensor] = {}
 

@@ -1,6 +1,6 @@
 """FrePGAN (Jeong et al., AAAI 2022): a frequency-level perturbation generator, its discriminator, the classifier.
 
-No code was released; the blocks follow METHODS.md (our reading where marked):
+No code was released; the blocks are our reading of the paper (README.md):
 
 * G(x) = F^-1(H(F(x))): the image's spectrum as 2C channels (real and imaginary parts, orthonormal FFT so its
   scale matches the image's, DC at the center so low frequencies are neighbors for the convolutions), an

@@ -93,8 +93,9 @@ def first_occurrences(values: torch.Tensor) -> torch.Tensor:
     return first_rows(values)[1].sort().values
 
 
-def per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def per_unit(
+    probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One row per unit (video): σ of the mean logit of its rows (clips), with its label and group. Logits are
     recovered from the probabilities, clamped at |logit| <= 16.6 (float32 saturation)."""
     inverse, first = first_rows(units)  # per unit, in the order of the sums below

@@ -37,8 +37,12 @@ def spoof_metrics(scores: torch.Tensor, labels: torch.Tensor, threshold: float) 
     apcer = float((spoof <= threshold).float().mean()) if spoof.numel() else math.nan
     bpcer = float((genuine > threshold).float().mean()) if genuine.numel() else math.nan
     both = genuine.numel() and spoof.numel()
-    return {"apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2,
-            "auc": auroc(scores, labels) if both else math.nan}  # fmt: skip
+    return {
+        "apcer": apcer,
+        "bpcer": bpcer,
+        "acer": (apcer + bpcer) / 2,
+        "auc": auroc(scores, labels) if both else math.nan,
+    }
 
 
 def spoof_rows(
@@ -58,8 +62,10 @@ def spoof_rows(
         member = genuine | torch.tensor([g == display for g in groups], device=labels.device)
         per_display[display] = spoof_metrics(scores[member], labels[member], threshold)
         row(display, per_display[display], "no" if display in unseen else "yes")
-    for name, chosen in (("mean unseen", [d for d in displays if d in unseen]),
-                         ("mean seen", [d for d in displays if d not in unseen])):  # fmt: skip
+    for name, chosen in (
+        ("mean unseen", [d for d in displays if d in unseen]),
+        ("mean seen", [d for d in displays if d not in unseen]),
+    ):
         if chosen:
             row(name, {k: sum(per_display[d][k] for d in chosen) / len(chosen) for k in SPOOF_METRICS})
     return rows

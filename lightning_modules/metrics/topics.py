@@ -1,4 +1,4 @@
-"""Topic-model metrics as the TVQ-VAE code computes them (METHODS.md, section 7, "Metrics").
+"""Topic-model metrics as the TVQ-VAE code computes them (yjyoo3312/TVQ-VAE, document_analysis; see lightning_modules/tvqvae/README.md).
 
 * NPMI: gensim's ``CoherenceModel`` ``c_npmi`` on each topic's top-10 words, over the corpus's own documents
   (all splits): *internal* NPMI, not comparable with NPMI on an external reference corpus.
@@ -27,13 +27,20 @@ def top_words(topic_word: torch.Tensor | np.ndarray, id2word: Sequence[str], n: 
     return [[id2word[i] for i in row] for row in weights.topk(n, dim=1).indices.tolist()]
 
 
-def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], dictionary: Dictionary,
-                   topn: int = 10) -> list[float]:  # fmt: skip
+def npmi_per_topic(
+    topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], dictionary: Dictionary, topn: int = 10
+) -> list[float]:
     """gensim ``c_npmi`` of each topic's first ``topn`` words over ``texts`` (sliding windows of 10 words)."""
     from gensim.models.coherencemodel import CoherenceModel
 
-    model = CoherenceModel(topics=[list(t[:topn]) for t in topics], texts=[list(t) for t in texts],
-                           dictionary=dictionary, coherence="c_npmi", topn=topn, processes=1)  # fmt: skip
+    model = CoherenceModel(
+        topics=[list(t[:topn]) for t in topics],
+        texts=[list(t) for t in texts],
+        dictionary=dictionary,
+        coherence="c_npmi",
+        topn=topn,
+        processes=1,
+    )
     return [float(v) for v in model.get_coherence_per_topic()]
 
 
@@ -44,8 +51,14 @@ def topic_diversity(topics: Sequence[Sequence[str]], topn: int = 25) -> float:
     return len({w for t in topics for w in t[:topn]}) / (topn * len(topics))
 
 
-def topic_scores(topic_word: torch.Tensor | np.ndarray, id2word: Sequence[str], texts: Sequence[Sequence[str]],
-                 dictionary: Dictionary, npmi_top: int = 10, diversity_top: int = 25) -> dict[str, object]:  # fmt: skip
+def topic_scores(
+    topic_word: torch.Tensor | np.ndarray,
+    id2word: Sequence[str],
+    texts: Sequence[Sequence[str]],
+    dictionary: Dictionary,
+    npmi_top: int = 10,
+    diversity_top: int = 25,
+) -> dict[str, object]:
     """``npmi``, ``td``, ``tq`` over all topics and ``npmi_50``, ``td_50``, ``tq_50`` over the best half, with
     the per-topic NPMI and word lists (``topics``, ranked as given)."""
     topics = top_words(topic_word, id2word, max(npmi_top, diversity_top))

@@ -14,7 +14,7 @@ from lightning_modules.routines.spoof_detection import SpoofDetectionRoutine
 
 
 def adamw_cosine(module: torch.nn.Module, trainer: Any, lr: float, weight_decay: float) -> dict[str, Any]:
-    """AdamW with a per-epoch cosine decay over ``max_epochs`` (METHODS.md's recipe for both models)."""
+    """AdamW with a per-epoch cosine decay over ``max_epochs`` (our recipe for both models, README.md)."""
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay
     )

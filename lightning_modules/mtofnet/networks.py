@@ -1,4 +1,4 @@
-"""mToFNet's networks (Jeong et al., WACV 2022; the concrete design is ours, METHODS.md section 5) and the
+"""mToFNet's networks (Jeong et al., WACV 2022; the concrete design is ours, README.md) and the
 supervised RGB(-D) baseline.
 
 Two embedding models — RGB and depth, each a timm CNN plus an MLP projection to an L2-normalized embedding — and

@@ -68,7 +68,10 @@ class ReverseDistillationModule(AnomalyDetectionRoutine):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         return torch.optim.Adam(
-            trainable, lr=self.hparams.lr, betas=tuple(self.hparams.betas), weight_decay=self.hparams.weight_decay
+            trainable,
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+            weight_decay=self.hparams.weight_decay,
         )
 
     def anomaly_map(self, batch: dict[str, Any]) -> AnomalyOutput:

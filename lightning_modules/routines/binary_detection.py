@@ -76,7 +76,9 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         logits = self.logits(batch)
         self.log(f"{stage}/loss", self.loss(logits, batch), batch_size=batch_size_of(batch), sync_dist=True)
         probs = torch.sigmoid(logits.float())
-        metrics.update(probs, batch["label"], batch.get("group"), batch.get("video_index"), batch.get("sample_index"))
+        metrics.update(
+            probs, batch["label"], batch.get("group"), batch.get("video_index"), batch.get("sample_index")
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics, "val")
@@ -106,7 +108,9 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         metrics.reset()
         # seen/unseen is about test generators; validation groups are categories of the seen generator
         rows = summary_rows(
-            per_group, DETECTION_METRICS, seen=self.from_data("effective_seen_generators") if stage == "test" else None
+            per_group,
+            DETECTION_METRICS,
+            seen=self.from_data("effective_seen_generators") if stage == "test" else None,
         )
         names = {POOLED: None, MEAN: "mean", MEAN_SEEN: "mean_seen", MEAN_UNSEEN: "mean_unseen"}
         values: dict[str, float] = {}

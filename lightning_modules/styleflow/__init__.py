@@ -1,1 +1,1 @@
-"""Style Latent Flows (Choi et al., CVPR 2024): StyleGRU over style-latent differences and the style attention module (METHODS.md, section 4)."""
+"""Style Latent Flows (Choi et al., CVPR 2024): StyleGRU over style-latent differences and the style attention module."""

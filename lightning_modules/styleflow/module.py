@@ -1,4 +1,4 @@
-"""Style Latent Flows (METHODS.md section 4) as three LightningModules.
+"""Style Latent Flows as three LightningModules.
 
 * :class:`FaceAutoencoderModule` — the stand-in style encoder, used when no pSp weights are available: a face
   autoencoder trained on real training frames (``configs/face_autoencoder.yaml``).
@@ -27,6 +27,7 @@ from datamodules.batch import batch_size_of
 from lightning_modules.outputs.checkpoints import read_run_checkpoint
 from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
+from lightning_modules.styleflow.latents import extract_for, latent_width
 from lightning_modules.styleflow.networks import (
     ContentBranch,
     StyleAttention,
@@ -50,8 +51,15 @@ class FaceAutoencoderModule(EvaluationRoutine):
 
     SMOKE_ARGUMENTS: dict[str, Any] = {}
 
-    def __init__(self, image_size: int = 64, width: int = 32, num_layers: int = 4, layer_dim: int = 32,
-                 frames_per_clip: int = 8, lr: float = 1e-3) -> None:  # fmt: skip
+    def __init__(
+        self,
+        image_size: int = 64,
+        width: int = 32,
+        num_layers: int = 4,
+        layer_dim: int = 32,
+        frames_per_clip: int = 8,
+        lr: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.autoencoder = FaceAutoencoder(image_size, width, num_layers, layer_dim)
@@ -110,7 +118,11 @@ class StyleGRUModule(BinaryDetectionRoutine):
     """Stage 1: StyleGRU + residual head, contrastive (triplet) training.
 
     Args:
-        latent_dim: Width of one frame's latent (linked from the data: 9216 for pSp's 18 x 512).
+        style_encoder: A face-autoencoder run folder / checkpoint or a pSp checkpoint: the latents the data lacks
+            are extracted with it in ``prepare_data`` (and its width is the GRU's input). Null: the latents must be
+            on disk already (``scripts/extract_latents.py``).
+        latent_dim: Width of one frame's latent (linked from the data: 9216 for pSp's 18 x 512); the style
+            encoder's width when one is set.
         clip_len: Frames per clip (linked from the data); the GRU reads ``clip_len - 1`` differences.
         hidden: GRU width (4096 in the paper; E_style is 4 x hidden).
         layers: GRU layers (2, bidirectional).
@@ -124,14 +136,30 @@ class StyleGRUModule(BinaryDetectionRoutine):
 
     SMOKE_ARGUMENTS = {"hidden": 16, "head_hidden": 16}
 
-    def __init__(self, latent_dim: int = 9216, clip_len: int = 32, hidden: int = 4096, layers: int = 2,
-                 gru_dropout: float = 0.1, latent_dropout: float = 0.2, head_hidden: int = 4096, margin: float = 1.0,
-                 lr: float = 5e-4, threshold: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        style_encoder: str | None = None,
+        latent_dim: int | None = None,
+        clip_len: int = 32,
+        hidden: int = 4096,
+        layers: int = 2,
+        gru_dropout: float = 0.1,
+        latent_dropout: float = 0.2,
+        head_hidden: int = 4096,
+        margin: float = 1.0,
+        lr: float = 5e-4,
+        threshold: float = 0.5,
+    ) -> None:
         super().__init__(lr=lr, threshold=threshold)
+        latent_dim = latent_width(style_encoder, latent_dim)
         self.save_hyperparameters()
+        self.hparams.latent_dim = latent_dim  # what the GRU was built for (a stage-2 run reads it)
         self.gru = StyleGRU(latent_dim, clip_len - 1, hidden, layers, gru_dropout, latent_dropout)
         self.head = StyleHead(self.gru.output_dim, head_hidden)
         self.ranking = nn.MarginRankingLoss(margin=margin)
+
+    def prepare_data(self) -> None:
+        extract_for(self, self.hparams.style_encoder)
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.head(self.gru(batch["deltas"]))
@@ -151,8 +179,14 @@ class StyleGRUModule(BinaryDetectionRoutine):
         size = len(label)
         acc = ((logits.detach() > 0).float() == targets).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True, batch_size=size)
-        self.log_dict({"train/bce": bce, "train/margin": margin, "train/triplet_satisfied":
-                       (far > near + self.hparams.margin).float().mean()}, batch_size=size)  # fmt: skip
+        self.log_dict(
+            {
+                "train/bce": bce,
+                "train/margin": margin,
+                "train/triplet_satisfied": (far > near + self.hparams.margin).float().mean(),
+            },
+            batch_size=size,
+        )
         return loss
 
 
@@ -173,6 +207,8 @@ class StyleFlowModule(BinaryDetectionRoutine):
 
     Args:
         stylegru_path: A stage-1 StyleGRUModule checkpoint or run folder (needed when ``use_style``).
+        style_encoder: The encoder the latents the data lacks are extracted with in ``prepare_data`` (the
+            stage-1 run's own; null: the latents must be on disk already).
         use_style: False: the content-only detector (no StyleGRU, no attention module).
         content_backbone: ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (torchvision) or ``small3d`` (CPU demos).
         content_weights: Local state dict of the torchvision video network (e.g. Kinetics-400), or null.
@@ -188,11 +224,26 @@ class StyleFlowModule(BinaryDetectionRoutine):
 
     SMOKE_ARGUMENTS = {"dim": 32, "depth": 1, "heads": 2, "mlp_dim": 32, "style_tokens": 4}
 
-    def __init__(self, stylegru_path: str | None = None, use_style: bool = True, content_backbone: str = "r3d_18",
-                 content_weights: str | None = None, content_width: int = 16, dim: int = 1024, style_tokens: int = 16,
-                 depth: int = 6, heads: int = 16, mlp_dim: int = 2048, dropout: float = 0.1, max_tokens: int = 64,
-                 style_lr_scale: float = 0.0, lr: float = 1e-4, weight_decay: float = 1e-4,
-                 threshold: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stylegru_path: str | None = None,
+        style_encoder: str | None = None,
+        use_style: bool = True,
+        content_backbone: str = "r3d_18",
+        content_weights: str | None = None,
+        content_width: int = 16,
+        dim: int = 1024,
+        style_tokens: int = 16,
+        depth: int = 6,
+        heads: int = 16,
+        mlp_dim: int = 2048,
+        dropout: float = 0.1,
+        max_tokens: int = 64,
+        style_lr_scale: float = 0.0,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-4,
+        threshold: float = 0.5,
+    ) -> None:
         super().__init__(lr=lr, threshold=threshold)
         self.save_hyperparameters()
         self.content = ContentBranch(content_backbone, content_weights, content_width)
@@ -212,6 +263,9 @@ class StyleFlowModule(BinaryDetectionRoutine):
             self.style_proj = nn.Linear(self.style_gru.output_dim // style_tokens, dim)
             self.attention = StyleAttention(dim)
         self.temporal = TemporalTransformer(dim, max_tokens, depth, heads, mlp_dim, dropout)
+
+    def prepare_data(self) -> None:
+        extract_for(self, self.hparams.style_encoder)
 
     def train(self, mode: bool = True):
         super().train(mode)

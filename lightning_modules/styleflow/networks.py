@@ -1,4 +1,4 @@
-"""Style Latent Flows networks (Choi et al., CVPR 2024; METHODS.md section 4).
+"""Style Latent Flows networks (Choi et al., CVPR 2024).
 
 Stage 1, as the official code: :class:`LatentDropout` -> BatchNorm1d over the time steps -> bidirectional 2-layer
 GRU with a learnable initial state; E_style = its four final hidden states concatenated (:class:`StyleGRU`), and
@@ -43,8 +43,15 @@ class StyleGRU(nn.Module):
     """Latent differences (B, steps, D) -> E_style (B, 2 * layers * hidden): the final hidden state of every layer
     and direction of a bidirectional GRU whose initial state is learnt."""
 
-    def __init__(self, input_dim: int, steps: int = 31, hidden: int = 4096, layers: int = 2, dropout: float = 0.1,
-                 latent_dropout: float = 0.2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_dim: int,
+        steps: int = 31,
+        hidden: int = 4096,
+        layers: int = 2,
+        dropout: float = 0.1,
+        latent_dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.latent_dropout = LatentDropout(latent_dropout)
         self.norm = nn.BatchNorm1d(steps)  # the time steps are the channels
@@ -145,14 +152,22 @@ class StyleAttention(nn.Module):
 class TemporalTransformer(nn.Module):
     """CLS token + learnt positions, embedding dropout, a pre-norm transformer encoder, one logit from the CLS."""
 
-    def __init__(self, dim: int, max_tokens: int, depth: int = 6, heads: int = 16, mlp_dim: int = 2048,
-                 dropout: float = 0.1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        max_tokens: int,
+        depth: int = 6,
+        heads: int = 16,
+        mlp_dim: int = 2048,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.positions = nn.Parameter(torch.randn(1, max_tokens + 1, dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(dim, heads, mlp_dim, dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)  # fmt: skip
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, mlp_dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 1)

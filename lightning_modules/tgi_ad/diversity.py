@@ -1,4 +1,4 @@
-"""How varied the generated images are, and how far from their source (METHODS.md section 6, pitfall "copying the
+"""How varied the generated images are, and how far from their source (the one-shot pitfall: "copying the
 source image": one-shot generation can return its input, which adds nothing to a baseline's training set).
 
 The distance is LPIPS's form without its learnt weights: per layer of a frozen CNN, unit-normalize each position's
@@ -25,9 +25,13 @@ def perceptual_distance(maps_a: list[torch.Tensor], maps_b: list[torch.Tensor]) 
 
 
 @torch.no_grad()
-def generation_diversity(features: Callable[[torch.Tensor], list[torch.Tensor]], kept: torch.Tensor,
-                         kept_sources: torch.Tensor, normals: torch.Tensor,
-                         max_per_source: int = 8) -> dict[str, float]:  # fmt: skip
+def generation_diversity(
+    features: Callable[[torch.Tensor], list[torch.Tensor]],
+    kept: torch.Tensor,
+    kept_sources: torch.Tensor,
+    normals: torch.Tensor,
+    max_per_source: int = 8,
+) -> dict[str, float]:
     """``diversity``: mean distance between kept images drawn from the same source (up to ``max_per_source`` of
     each, every pair); ``source_distance``: mean distance of each kept image to its source; ``normal_diversity``:
     mean distance between different real normals (the scale to read the two against; nan with one normal).
@@ -38,8 +42,11 @@ def generation_diversity(features: Callable[[torch.Tensor], list[torch.Tensor]],
     for source in kept_sources.unique():
         members = (kept_sources == source).nonzero().flatten()[:max_per_source]
         pairs += torch.combinations(members, 2).tolist() if len(members) > 1 else []
-    result = {"source_distance": float(to_source.mean()), "diversity": float("nan"),
-              "normal_diversity": float("nan")}  # fmt: skip
+    result = {
+        "source_distance": float(to_source.mean()),
+        "diversity": float("nan"),
+        "normal_diversity": float("nan"),
+    }
     if pairs:
         first, second = torch.tensor(pairs).T
         result["diversity"] = float(

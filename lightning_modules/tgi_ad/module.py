@@ -1,4 +1,4 @@
-"""The generation step of text-guided variational image generation (METHODS.md section 6), as one LightningModule.
+"""The generation step of text-guided variational image generation, as one LightningModule.
 
 ``fit`` on a category's few normal images (``MVTecDataModule`` with ``shots``) trains the variance-aware generator
 in ``rounds``; at the end of each round it draws ``samples_per_image`` variants of every normal image, scores them
@@ -57,13 +57,30 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
 
     resizable_buffers = ("accepted",)  # grows from empty during fit
 
-    def __init__(self, keyword: str | None = None, clip_path: str | None = None,
-                 templates: tuple[str, ...] = TEMPLATES, top_prompts: int = 3, width: int = 64, code_dim: int = 64,
-                 num_codes: int = 512, downsamplings: int = 3, kl_weight: float = 1e-3, feature_weight: float = 1.0,
-                 feature_backbone: str = "resnet18", pretrained: bool = True, pretrained_path: str | None = None,
-                 lr: float = 2e-4, rounds: int = 2, samples_per_image: int = 8, temperature: float = 1.0,
-                 keep: int = 200, gamma: float = 0.5, outlier_z: float | None = 3.0,
-                 output_dir: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        keyword: str | None = None,
+        clip_path: str | None = None,
+        templates: tuple[str, ...] = TEMPLATES,
+        top_prompts: int = 3,
+        width: int = 64,
+        code_dim: int = 64,
+        num_codes: int = 512,
+        downsamplings: int = 3,
+        kl_weight: float = 1e-3,
+        feature_weight: float = 1.0,
+        feature_backbone: str = "resnet18",
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        lr: float = 2e-4,
+        rounds: int = 2,
+        samples_per_image: int = 8,
+        temperature: float = 1.0,
+        keep: int = 200,
+        gamma: float = 0.5,
+        outlier_z: float | None = 3.0,
+        output_dir: str | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if rounds < 1 or samples_per_image < 1 or keep < 1:
@@ -72,7 +89,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )
-        self.register_buffer("accepted", torch.empty(0))  # the kept images so far (in the checkpoint: resumable)
+        # the kept images so far (in the checkpoint: resumable)
+        self.register_buffer("accepted", torch.empty(0))
         self._normals: dict[str, torch.Tensor] = {}
         self.prompts: list[tuple[str, float]] = []
         self._scorer = None  # CLIP, loaded at the first round and kept for the next ones
@@ -93,8 +111,13 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             extra = self.accepted[torch.randint(len(self.accepted), (len(images),))].to(images)
             images = torch.cat([images, extra])
         out = self.generator(images, self.hparams.temperature)
-        terms = generator_loss(images, out, self._feature_maps if self.features is not None else None,
-                               self.hparams.kl_weight, self.hparams.feature_weight)  # fmt: skip
+        terms = generator_loss(
+            images,
+            out,
+            self._feature_maps if self.features is not None else None,
+            self.hparams.kl_weight,
+            self.hparams.feature_weight,
+        )
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(images))
         return terms["total"]
 
@@ -120,9 +143,14 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         normal_embeddings = scorer.image_embeddings(normals.cpu())
         if not self.prompts:
             keyword = self.hparams.keyword or self._category()
-            self.prompts = rank_prompts(
-                candidate_prompts(keyword, self.hparams.templates), normal_embeddings, scorer
-            )
+            expanded = self.from_data("expand_keyword", keyword)
+            if expanded is None:
+                raise TypeError(
+                    f"{type(self).__name__} needs a datamodule that expands keywords through WordNet "
+                    "(MVTecDataModule.expand_keyword)"
+                )
+            prompts = candidate_prompts(keyword, expanded, self.hparams.templates)
+            self.prompts = rank_prompts(prompts, normal_embeddings, scorer)
             log.info("prompts (CLIP %s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
         prompt = scorer.text_embeddings([p for p, _ in self.prompts[: self.hparams.top_prompts]]).mean(0)
         was_training = self.generator.training
@@ -139,8 +167,11 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self.accepted = candidates[chosen].to(self.device)
         rejected = torch.ones(len(candidates), dtype=torch.bool)
         rejected[chosen] = False
-        self.statistics = {"kept": keep, "candidates": len(candidates),
-                           "outliers": int(outliers(embeddings, self.hparams.outlier_z).sum())}  # fmt: skip
+        self.statistics = {
+            "kept": keep,
+            "candidates": len(candidates),
+            "outliers": int(outliers(embeddings, self.hparams.outlier_z).sum()),
+        }
         if self.features is not None:  # copying the source is the one-shot failure: measure it
             source_index = chosen.to(self.device) // self.hparams.samples_per_image
             self.statistics |= generation_diversity(self.features, self.accepted, source_index, normals)
@@ -148,8 +179,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self._log_pictures(normals.cpu(), candidates, candidates[chosen], candidates[rejected])
 
     def _category(self) -> str:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        category = getattr(datamodule, "category", None)
+        category = self.from_data("category")
         if not category:
             raise ValueError(
                 "model.init_args.keyword is null and the data names no category: set the object's name"
@@ -179,11 +209,16 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             stale.unlink()
         for index, image in enumerate(self.accepted.float().cpu()):
             save_image(image, folder / f"generated_{index:04d}.png")
-        summary = {**self.statistics, "category": str(category),
-                   "prompts": [[prompt, score] for prompt, score in self.prompts[: self.hparams.top_prompts]]}  # fmt: skip
+        summary = {
+            **self.statistics,
+            "category": str(category),
+            "prompts": [[prompt, score] for prompt, score in self.prompts[: self.hparams.top_prompts]],
+        }
         (self.output_dir() / "generation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.print(f"{len(self.accepted)} generated normal images written to {folder} "
-                   f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})")  # fmt: skip
+        self.print(
+            f"{len(self.accepted)} generated normal images written to {folder} "
+            f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})"
+        )
 
     def output_dir(self) -> Path:
         if self.hparams.output_dir:
@@ -196,8 +231,10 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             with torch.no_grad():
                 rebuilt = self.generator(batch["image"], temperature=0.0)["reconstruction"].float()
             error = rebuilt - batch["image"]
-            self.log_dict({f"{stage}/l1": error.abs().mean(), f"{stage}/mse": (error**2).mean()},
-                          batch_size=batch_size_of(batch))  # fmt: skip
+            self.log_dict(
+                {f"{stage}/l1": error.abs().mean(), f"{stage}/mse": (error**2).mean()},
+                batch_size=batch_size_of(batch),
+            )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._reconstruction(batch, "val")

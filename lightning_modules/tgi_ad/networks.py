@@ -1,6 +1,6 @@
 """The variance-aware generator: a VQGAN-style autoencoder whose encoder predicts a Gaussian per latent position.
 
-Our reading of the paper (METHODS.md section 6; no public code): the encoder head outputs (μ, log σ²) per cell,
+Our reading of the paper (no public code): the encoder head outputs (μ, log σ²) per cell,
 z = μ + t·σ·ε is drawn with the reparameterization trick (temperature t) *before* quantization, and the decoder
 rebuilds the image from the quantized z. Trained on the few normal images with reconstruction, feature
 (perceptual), codebook / commitment and KL(N(μ, σ²) ‖ N(0, I)) terms, it maps each image to a distribution of
@@ -33,8 +33,14 @@ class VarianceAwareVQGAN(nn.Module):
         commitment: Commitment cost of the quantizer.
     """
 
-    def __init__(self, width: int = 64, latent_dim: int = 64, num_codes: int = 512, downsamplings: int = 3,
-                 commitment: float = 0.25) -> None:  # fmt: skip
+    def __init__(
+        self,
+        width: int = 64,
+        latent_dim: int = 64,
+        num_codes: int = 512,
+        downsamplings: int = 3,
+        commitment: float = 0.25,
+    ) -> None:
         super().__init__()
         widths = [min(width * 2**i, 4 * width) for i in range(downsamplings + 1)]
         down: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, 1, 1)]
@@ -73,8 +79,14 @@ class VarianceAwareVQGAN(nn.Module):
         mean, log_variance = self.encode(images)
         quantized, vq_loss, codes = self.quantize(self.sample(mean, log_variance, temperature))
         kl = 0.5 * (mean**2 + log_variance.exp() - log_variance - 1).mean()
-        return {"reconstruction": self.decoder(quantized), "mean": mean, "log_variance": log_variance,
-                "vq_loss": vq_loss, "kl": kl, "codes": codes}  # fmt: skip
+        return {
+            "reconstruction": self.decoder(quantized),
+            "mean": mean,
+            "log_variance": log_variance,
+            "vq_loss": vq_loss,
+            "kl": kl,
+            "codes": codes,
+        }
 
     @torch.no_grad()
     def generate(self, images: torch.Tensor, samples: int, temperature: float = 1.0) -> torch.Tensor:
@@ -85,8 +97,13 @@ class VarianceAwareVQGAN(nn.Module):
         return self.decoder(quantized)
 
 
-def generator_loss(images: torch.Tensor, out: dict[str, torch.Tensor], features=None, kl_weight: float = 1e-3,
-                   feature_weight: float = 1.0) -> dict[str, torch.Tensor]:  # fmt: skip
+def generator_loss(
+    images: torch.Tensor,
+    out: dict[str, torch.Tensor],
+    features=None,
+    kl_weight: float = 1e-3,
+    feature_weight: float = 1.0,
+) -> dict[str, torch.Tensor]:
     """L1 reconstruction + feature (perceptual) distance + VQ + λ_KL · KL. ``features`` maps images to a list of
     feature maps and must let gradients reach its input (a frozen network called without ``no_grad``)."""
     rebuilt = out["reconstruction"].float()

@@ -1,6 +1,6 @@
 """The text-guided selector: which generated images to keep.
 
-Score of a candidate (our reading of the paper, METHODS.md): cos(CLIP image embedding, the chosen prompts' mean
+Score of a candidate (our reading of the paper, README.md): cos(CLIP image embedding, the chosen prompts' mean
 text embedding) + γ · cos(CLIP image embedding, its source image's embedding). Candidates far from the rest
 (distance to the candidates' mean embedding above mean + z·std) are rejected first as outliers; then the best
 ``keep`` are kept. Generation and selection iterate for a configurable number of rounds (the generation step).
@@ -30,8 +30,14 @@ def outliers(candidates: torch.Tensor, z: float | None = 3.0) -> torch.Tensor:
     return distance > distance.mean() + z * distance.std()
 
 
-def select(candidates: torch.Tensor, prompt: torch.Tensor, sources: torch.Tensor, keep: int, gamma: float = 0.5,
-           outlier_z: float | None = 3.0) -> torch.Tensor:  # fmt: skip
+def select(
+    candidates: torch.Tensor,
+    prompt: torch.Tensor,
+    sources: torch.Tensor,
+    keep: int,
+    gamma: float = 0.5,
+    outlier_z: float | None = 3.0,
+) -> torch.Tensor:
     """Indices of exactly ``keep`` candidates, best first: the top scores among the non-outliers (outliers only
     when too few others are left)."""
     if not 0 < keep <= len(candidates):

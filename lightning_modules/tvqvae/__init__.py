@@ -1,1 +1,1 @@
-"""Topic-VQ-VAE (Yoo & Choi, AAAI 2024): topics over codebook "conceptual words" (METHODS.md, section 7)."""
+"""Topic-VQ-VAE (Yoo & Choi, AAAI 2024): topics over codebook "conceptual words"."""

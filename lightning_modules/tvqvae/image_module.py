@@ -1,4 +1,4 @@
-"""TVQ-VAE for images (METHODS.md, section 7): the image VQ-VAE's training, then the topic model over code maps
+"""TVQ-VAE for images: the image VQ-VAE's training, then the topic model over code maps
 with a gated PixelCNN prior conditioned on the topic embedding.
 
 ``configs/vqvae_cifar10.yaml`` trains :class:`ImageVQVAEModule`; ``configs/tvqvae_image_cifar10.yaml`` loads it
@@ -37,8 +37,14 @@ class ImageVQVAEModule(EvaluationRoutine):
         lr: Adam learning rate.
     """
 
-    def __init__(self, dim: int = 256, num_codes: int = 512, commitment: float = 0.25, codebook_init: str = "data",
-                 lr: float = 2e-4) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dim: int = 256,
+        num_codes: int = 512,
+        commitment: float = 0.25,
+        codebook_init: str = "data",
+        lr: float = 2e-4,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = ImageVQVAE(3, dim, num_codes, commitment, codebook_init)
@@ -51,8 +57,11 @@ class ImageVQVAEModule(EvaluationRoutine):
         out = self.net(images)
         mse = F.mse_loss(out["reconstruction"].float(), images)
         loss = mse + out["vq_loss"]
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/mse": mse, f"{stage}/perplexity": out["perplexity"]},
-                      prog_bar=True, batch_size=len(images))  # fmt: skip
+        self.log_dict(
+            {f"{stage}/loss": loss, f"{stage}/mse": mse, f"{stage}/perplexity": out["perplexity"]},
+            prog_bar=True,
+            batch_size=len(images),
+        )
         return loss, out, images
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -67,8 +76,12 @@ class ImageVQVAEModule(EvaluationRoutine):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, out, images = self._step(batch, "test")
-        self._test_sums += torch.stack([((out["reconstruction"].float() - images) ** 2).sum(),
-                                        torch.tensor(float(images.numel()), device=self.device)])  # fmt: skip
+        self._test_sums += torch.stack(
+            [
+                ((out["reconstruction"].float() - images) ** 2).sum(),
+                torch.tensor(float(images.numel()), device=self.device),
+            ]
+        )
         self._test_usage += torch.bincount(out["codes"].flatten(), minlength=self.net.num_codes)
 
     def on_test_epoch_end(self) -> None:
@@ -115,9 +128,18 @@ class TopicImageModule(EvaluationRoutine):
         samples_per_topic: Columns of the per-topic sample grid written at test.
     """
 
-    def __init__(self, vqvae_path: str, num_topics: int = 10, image_size: int = 32,
-                 hidden: tuple[int, ...] = (100, 100), dropout: float = 0.2, prior_dim: int = 64,
-                 prior_layers: int = 15, lr: float = 1e-3, samples_per_topic: int = 8) -> None:  # fmt: skip
+    def __init__(
+        self,
+        vqvae_path: str,
+        num_topics: int = 10,
+        image_size: int = 32,
+        hidden: tuple[int, ...] = (100, 100),
+        dropout: float = 0.2,
+        prior_dim: int = 64,
+        prior_layers: int = 15,
+        lr: float = 1e-3,
+        samples_per_topic: int = 8,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.vqvae = load_image_vqvae(vqvae_path)
@@ -134,7 +156,7 @@ class TopicImageModule(EvaluationRoutine):
         return self
 
     def topic_embedding(self, theta: torch.Tensor) -> torch.Tensor:
-        """e = (θ β) · codebook: the prior's condition (raw β, METHODS.md)."""
+        """e = (θ β) · codebook: the prior's condition (raw β, as the official code)."""
         return (theta.float() @ self.topic_model.beta.float()) @ self.vqvae.quantizer.codebook.float()
 
     def _codes(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -155,8 +177,16 @@ class TopicImageModule(EvaluationRoutine):
         logits = self.prior(codes, self.topic_embedding(out["theta"].detach()))
         prior = F.cross_entropy(logits.float(), codes)
         loss = prior + reconstruction + kl
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/prior_ce": prior, f"{stage}/reconstruction": reconstruction,
-                       f"{stage}/kl": kl}, prog_bar=stage != "train", batch_size=len(codes))  # fmt: skip
+        self.log_dict(
+            {
+                f"{stage}/loss": loss,
+                f"{stage}/prior_ce": prior,
+                f"{stage}/reconstruction": reconstruction,
+                f"{stage}/kl": kl,
+            },
+            prog_bar=stage != "train",
+            batch_size=len(codes),
+        )
         return loss, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -188,9 +218,11 @@ class TopicImageModule(EvaluationRoutine):
         self.test_labels.reset()
         topics = theta.argmax(1).cpu().numpy()
         counts = torch.bincount(labels)
-        row = {"purity": purity(labels.cpu().numpy(), topics),
-               "nmi": float(normalized_mutual_info_score(labels.cpu().numpy(), topics)),
-               "chance_purity": float(counts.max() / counts.sum())}  # all in one cluster  # fmt: skip
+        row = {
+            "purity": purity(labels.cpu().numpy(), topics),
+            "nmi": float(normalized_mutual_info_score(labels.cpu().numpy(), topics)),
+            "chance_purity": float(counts.max() / counts.sum()),
+        }  # all in one cluster
         self.log_dict({f"test/{k}": v for k, v in row.items()}, prog_bar=True)
         if not self.trainer.is_global_zero:
             return
@@ -231,5 +263,10 @@ class TopicImageModule(EvaluationRoutine):
         parameters = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(parameters, lr=self.hparams.lr)
         steps = self.trainer.estimated_stepping_batches
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, int(steps))), "interval": "step"}}  # fmt: skip
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(steps))),
+                "interval": "step",
+            },
+        }

@@ -1,4 +1,4 @@
-"""TVQ-VAE for images (METHODS.md, section 7, image model): the image VQ-VAE whose code map is a document, the
+"""TVQ-VAE for images (image model): the image VQ-VAE whose code map is a document, the
 bag-of-codes front end of the topic model, and the gated PixelCNN prior conditioned on a topic embedding.
 No Lightning here; the topic model itself is :class:`~lightning_modules.tvqvae.networks.ProdLDA`, reused with
 :class:`CodeMapFront` as its first layer.
@@ -18,8 +18,14 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.block = nn.Sequential(nn.ReLU(), nn.Conv2d(dim, dim, 3, 1, 1), nn.BatchNorm2d(dim), nn.ReLU(),
-                                   nn.Conv2d(dim, dim, 1), nn.BatchNorm2d(dim))  # fmt: skip
+        self.block = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, 3, 1, 1),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, 1),
+            nn.BatchNorm2d(dim),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
@@ -31,16 +37,36 @@ class ImageVQVAE(nn.Module):
     Inputs and outputs are in [-1, 1].
     """
 
-    def __init__(self, channels: int = 3, dim: int = 256, num_codes: int = 512, commitment: float = 0.25,
-                 codebook_init: str = "data") -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: int = 3,
+        dim: int = 256,
+        num_codes: int = 512,
+        commitment: float = 0.25,
+        codebook_init: str = "data",
+    ) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.Conv2d(channels, dim, 4, 2, 1), nn.BatchNorm2d(dim), nn.ReLU(),
-                                     nn.Conv2d(dim, dim, 4, 2, 1), ResidualBlock(dim), ResidualBlock(dim))  # fmt: skip
-        self.quantizer = MultiHotQuantizer(num_codes, dim, top_n=1, commitment=commitment,
-                                           codebook_init=codebook_init)  # fmt: skip
-        self.decoder = nn.Sequential(ResidualBlock(dim), ResidualBlock(dim), nn.ReLU(),
-                                     nn.ConvTranspose2d(dim, dim, 4, 2, 1), nn.BatchNorm2d(dim), nn.ReLU(),
-                                     nn.ConvTranspose2d(dim, channels, 4, 2, 1), nn.Tanh())  # fmt: skip
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, dim, 4, 2, 1),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, 4, 2, 1),
+            ResidualBlock(dim),
+            ResidualBlock(dim),
+        )
+        self.quantizer = MultiHotQuantizer(
+            num_codes, dim, top_n=1, commitment=commitment, codebook_init=codebook_init
+        )
+        self.decoder = nn.Sequential(
+            ResidualBlock(dim),
+            ResidualBlock(dim),
+            nn.ReLU(),
+            nn.ConvTranspose2d(dim, dim, 4, 2, 1),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(),
+            nn.ConvTranspose2d(dim, channels, 4, 2, 1),
+            nn.Tanh(),
+        )
 
     @property
     def num_codes(self) -> int:
@@ -55,8 +81,12 @@ class ImageVQVAE(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         quantized, vq_loss, codes, perplexity = self._quantize(self.encoder(images))
-        return {"reconstruction": self.decoder(quantized), "codes": codes, "vq_loss": vq_loss,
-                "perplexity": perplexity}  # fmt: skip
+        return {
+            "reconstruction": self.decoder(quantized),
+            "codes": codes,
+            "vq_loss": vq_loss,
+            "perplexity": perplexity,
+        }
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -76,7 +106,7 @@ def code_bag(codes: torch.Tensor, num_codes: int) -> torch.Tensor:
 
 class CodeMapFront(nn.Module):
     """The topic model's first layer for images: Conv2d(num_codes -> width, kernel = the map's side) over the
-    one-hot code map, i.e. one linear map of the whole (num_codes, h, w) grid (METHODS.md)."""
+    one-hot code map, i.e. one linear map of the whole (num_codes, h, w) grid (the official code's Conv2d with kernel h)."""
 
     def __init__(self, num_codes: int, side: int, width: int = 100) -> None:
         super().__init__()
@@ -130,8 +160,9 @@ class GatedPixelCNN(nn.Module):
     ``num_codes`` per position. Position (i, j) depends only on positions before it in raster order.
     """
 
-    def __init__(self, num_codes: int = 512, dim: int = 64, layers: int = 15, condition_dim: int = 256,
-                 kernel: int = 7) -> None:  # fmt: skip
+    def __init__(
+        self, num_codes: int = 512, dim: int = 64, layers: int = 15, condition_dim: int = 256, kernel: int = 7
+    ) -> None:
         super().__init__()
         self.num_codes = num_codes
         self.embedding = nn.Embedding(num_codes, dim)

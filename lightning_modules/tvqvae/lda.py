@@ -39,11 +39,22 @@ class LDAModule(TopicModelRoutine):
         seed: gensim's random state.
     """
 
-    def __init__(self, num_topics: int = 50, vocab_size: int = 0,
-                 alpha: Literal["symmetric", "asymmetric", "auto"] = "symmetric", eta: float | None = None,
-                 chunksize: int = 2000, iterations: int = 50, gamma_threshold: float = 0.001, decay: float = 0.5,
-                 offset: float = 1.0, seed: int = 0, npmi_top: int = 10, diversity_top: int = 25,
-                 cluster_seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_topics: int = 50,
+        vocab_size: int = 0,
+        alpha: Literal["symmetric", "asymmetric", "auto"] = "symmetric",
+        eta: float | None = None,
+        chunksize: int = 2000,
+        iterations: int = 50,
+        gamma_threshold: float = 0.001,
+        decay: float = 0.5,
+        offset: float = 1.0,
+        seed: int = 0,
+        npmi_top: int = 10,
+        diversity_top: int = 25,
+        cluster_seed: int = 0,
+    ) -> None:
         super().__init__(npmi_top, diversity_top, cluster_seed)
         if vocab_size < 1:
             raise ValueError("model.init_args.vocab_size must be >= 1 (it is linked from data.vocab_size)")
@@ -62,9 +73,19 @@ class LDAModule(TopicModelRoutine):
 
             h = self.hparams
             id2word = {i: str(i) for i in range(h.vocab_size)}
-            self._lda = LdaModel(num_topics=h.num_topics, id2word=id2word, alpha=h.alpha, eta=h.eta,
-                                 chunksize=h.chunksize, iterations=h.iterations, gamma_threshold=h.gamma_threshold,
-                                 decay=h.decay, offset=h.offset, random_state=h.seed, eval_every=None)  # fmt: skip
+            self._lda = LdaModel(
+                num_topics=h.num_topics,
+                id2word=id2word,
+                alpha=h.alpha,
+                eta=h.eta,
+                chunksize=h.chunksize,
+                iterations=h.iterations,
+                gamma_threshold=h.gamma_threshold,
+                decay=h.decay,
+                offset=h.offset,
+                random_state=h.seed,
+                eval_every=None,
+            )
             if len(self.topic_word_lambda):
                 dtype = self._lda.dtype
                 self._lda.state.sstats = (self.topic_word_lambda.cpu().numpy() - self._lda.eta).astype(dtype)

@@ -1,7 +1,7 @@
 """TVQ-VAE's two LightningModules: the token VQ autoencoder's pre-training, and the topic model (TVQ-VAE, or
 plain ProdLDA on the word bag with the codebook bypassed).
 
-Schedule (METHODS.md, section 7): ``configs/tvqvae_vq_pretrain.yaml`` trains :class:`TokenVQModule` on the
+Schedule: ``configs/tvqvae_vq_pretrain.yaml`` trains :class:`TokenVQModule` on the
 frozen encoder's token vectors; ``configs/tvqvae_20ng.yaml`` loads it (``vq_path``), computes every document's
 conceptual bag once (multi-hot code counts of its valid tokens) and trains :class:`TopicModelModule`.
 """
@@ -36,8 +36,12 @@ def _embeddings(module: Any):
 
 def document_tokens(embeddings, indices: torch.Tensor) -> torch.Tensor:
     """The valid-token vectors (float32) of documents ``indices``, concatenated."""
-    rows = [torch.from_numpy(embeddings.vectors[embeddings.offsets[i] : embeddings.offsets[i + 1]].astype("float32"))
-            for i in indices.tolist()]  # fmt: skip
+    rows = [
+        torch.from_numpy(
+            embeddings.vectors[embeddings.offsets[i] : embeddings.offsets[i + 1]].astype("float32")
+        )
+        for i in indices.tolist()
+    ]
     return torch.cat(rows) if rows else torch.zeros(0, embeddings.dim)
 
 
@@ -61,10 +65,20 @@ class TokenVQModule(EvaluationRoutine):
         lr, weight_decay: AdamW.
     """
 
-    def __init__(self, hidden_dims: tuple[int, ...] = (500, 500, 1000, 100), num_codes: int = 300, top_n: int = 5,
-                 commitment: float = 0.25, dropout: float = 0.0, soft_multi_hot: bool = False,
-                 codebook_init: str = "data", dead_code_restart: bool = True, standardize: bool = True,
-                 lr: float = 5e-4, weight_decay: float = 0.01) -> None:  # fmt: skip
+    def __init__(
+        self,
+        hidden_dims: tuple[int, ...] = (500, 500, 1000, 100),
+        num_codes: int = 300,
+        top_n: int = 5,
+        commitment: float = 0.25,
+        dropout: float = 0.0,
+        soft_multi_hot: bool = False,
+        codebook_init: str = "data",
+        dead_code_restart: bool = True,
+        standardize: bool = True,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.autoencoder: TokenVQAutoencoder | None = None
@@ -79,9 +93,18 @@ class TokenVQModule(EvaluationRoutine):
     def _build(self, input_dim: int) -> None:
         h = self.hparams
         self.hparams["input_dim"] = input_dim
-        self.autoencoder = TokenVQAutoencoder(input_dim, h.hidden_dims, h.num_codes, h.top_n, h.commitment,
-                                              h.dropout, h.soft_multi_hot, h.codebook_init,
-                                              h.dead_code_restart, h.standardize)  # fmt: skip
+        self.autoencoder = TokenVQAutoencoder(
+            input_dim,
+            h.hidden_dims,
+            h.num_codes,
+            h.top_n,
+            h.commitment,
+            h.dropout,
+            h.soft_multi_hot,
+            h.codebook_init,
+            h.dead_code_restart,
+            h.standardize,
+        )
 
     def _forward(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor, int] | None:
         """(the autoencoder's outputs, the reconstruction MSE, tokens) of the batch's documents; None without
@@ -98,8 +121,16 @@ class TokenVQModule(EvaluationRoutine):
             return None
         out, mse, count = result
         loss = mse + out["vq_loss"]
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/mse": mse, f"{stage}/vq_loss": out["vq_loss"],
-                       f"{stage}/perplexity": out["perplexity"]}, prog_bar=True, batch_size=count)  # fmt: skip
+        self.log_dict(
+            {
+                f"{stage}/loss": loss,
+                f"{stage}/mse": mse,
+                f"{stage}/vq_loss": out["vq_loss"],
+                f"{stage}/perplexity": out["perplexity"],
+            },
+            prog_bar=True,
+            batch_size=count,
+        )
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -116,8 +147,9 @@ class TokenVQModule(EvaluationRoutine):
         result = self._forward(batch)
         if result is not None:
             out, mse, count = result
-            self._test_totals += torch.stack([mse * count, out["vq_loss"] * count,
-                                              torch.tensor(float(count), device=self.device)])  # fmt: skip
+            self._test_totals += torch.stack(
+                [mse * count, out["vq_loss"] * count, torch.tensor(float(count), device=self.device)]
+            )
             self._test_usage += out["encodings"].sum(0)
 
     def on_test_epoch_end(self) -> None:
@@ -152,11 +184,20 @@ class TokenVQModule(EvaluationRoutine):
 
 def load_token_autoencoder(path: str | Path) -> TokenVQAutoencoder:
     """The autoencoder of a :class:`TokenVQModule` checkpoint, or of the newest ``last.ckpt`` of a run folder."""
-    h, state = read_run_checkpoint(path, "vq_path", "autoencoder.", "tvqvae_vq_pretrain.yaml", "TokenVQModule",
-                                   "input_dim")  # fmt: skip
-    model = TokenVQAutoencoder(int(h["input_dim"]), h["hidden_dims"], h["num_codes"], h["top_n"], h["commitment"],
-                               0.0, h.get("soft_multi_hot", False), h.get("codebook_init", "data"),
-                               standardize=h.get("standardize", True))  # fmt: skip
+    h, state = read_run_checkpoint(
+        path, "vq_path", "autoencoder.", "tvqvae_vq_pretrain.yaml", "TokenVQModule", "input_dim"
+    )
+    model = TokenVQAutoencoder(
+        int(h["input_dim"]),
+        h["hidden_dims"],
+        h["num_codes"],
+        h["top_n"],
+        h["commitment"],
+        0.0,
+        h.get("soft_multi_hot", False),
+        h.get("codebook_init", "data"),
+        standardize=h.get("standardize", True),
+    )
     model.load_state_dict(state)
     return model.eval()
 
@@ -196,11 +237,22 @@ class TopicModelModule(TopicModelRoutine):
         lr, weight_decay: AdamW (official lr 1e-3, batch 256).
     """
 
-    def __init__(self, num_topics: int = 50, vocab_size: int = 0, mode: Literal["tvqvae", "prodlda"] = "tvqvae",
-                 vq_path: str | None = None, hidden: tuple[int, ...] = (100, 100), alpha_hidden: int = 1,
-                 dropout: float = 0.0, word_reconstruction_epochs: int | None = None, lr: float = 1e-3,
-                 weight_decay: float = 0.01, npmi_top: int = 10, diversity_top: int = 25,
-                 cluster_seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_topics: int = 50,
+        vocab_size: int = 0,
+        mode: Literal["tvqvae", "prodlda"] = "tvqvae",
+        vq_path: str | None = None,
+        hidden: tuple[int, ...] = (100, 100),
+        alpha_hidden: int = 1,
+        dropout: float = 0.0,
+        word_reconstruction_epochs: int | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        npmi_top: int = 10,
+        diversity_top: int = 25,
+        cluster_seed: int = 0,
+    ) -> None:
         super().__init__(npmi_top, diversity_top, cluster_seed)
         if mode not in ("tvqvae", "prodlda"):
             raise ValueError(f"model.init_args.mode must be tvqvae or prodlda, got {mode!r}")
@@ -249,8 +301,11 @@ class TopicModelModule(TopicModelRoutine):
             reconstruction = bag_nll(bag, out["distribution"])
         reconstruction, kl = reconstruction.mean(), out["kl"].mean()
         loss = reconstruction + kl
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/reconstruction": reconstruction, f"{stage}/kl": kl},
-                      prog_bar=stage != "train", batch_size=len(bag))  # fmt: skip
+        self.log_dict(
+            {f"{stage}/loss": loss, f"{stage}/reconstruction": reconstruction, f"{stage}/kl": kl},
+            prog_bar=stage != "train",
+            batch_size=len(bag),
+        )
         return loss, out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """TVQ-VAE's networks: the multi-hot vector quantizer, the token autoencoder, and the ProdLDA topic model with the
-module that maps code topics back to real words (METHODS.md, section 7). No Lightning here.
+module that maps code topics back to real words. No Lightning here.
 
 Independent of text: the topic model sees a bag over any vocabulary (codes, words, image codes); only
 :class:`TokenVQAutoencoder` knows it quantizes token vectors.
@@ -36,9 +36,17 @@ class MultiHotQuantizer(nn.Module):
             latents of the batch ÷ ``top_n`` (Jukebox's remedy; ours, off in the official code).
     """
 
-    def __init__(self, num_codes: int = 300, dim: int = 100, top_n: int = 5, commitment: float = 0.25,
-                 soft_multi_hot: bool = False, codebook_init: str = "data", dead_code_restart: bool = True,
-                 restart_window: int = 20) -> None:  # fmt: skip
+    def __init__(
+        self,
+        num_codes: int = 300,
+        dim: int = 100,
+        top_n: int = 5,
+        commitment: float = 0.25,
+        soft_multi_hot: bool = False,
+        codebook_init: str = "data",
+        dead_code_restart: bool = True,
+        restart_window: int = 20,
+    ) -> None:
         super().__init__()
         if not 1 <= top_n <= num_codes:
             raise ValueError(f"top_n must be in [1, num_codes={num_codes}], got {top_n}")
@@ -98,8 +106,10 @@ def codebook_use(usage: torch.Tensor) -> dict[str, float]:
     """``perplexity`` (exp of the entropy of the code frequencies: the effective number of codes) and
     ``codes_used`` (codes chosen at least once) of per-code counts ``usage``."""
     share = usage.float() / usage.sum().clamp_min(1)
-    return {"perplexity": float(torch.exp(-(share * torch.log(share + 1e-10)).sum())),
-            "codes_used": float((usage > 0).sum())}  # fmt: skip
+    return {
+        "perplexity": float(torch.exp(-(share * torch.log(share + 1e-10)).sum())),
+        "codes_used": float((usage > 0).sum()),
+    }
 
 
 def mlp(dims: Sequence[int]) -> nn.Sequential:
@@ -122,13 +132,22 @@ class TokenVQAutoencoder(nn.Module):
     spread (:meth:`set_input_statistics`), and the decoder rebuilds that standardized vector. Contextual token
     vectors share one large common direction; without this every latent points the same way and all tokens pick
     the same ``top_n`` codes whatever the codebook's initialization (measured on the stand-in and in
-    tests/test_tvqvae.py).
+    tests/methods/test_tvqvae.py).
     """
 
-    def __init__(self, input_dim: int = 768, hidden_dims: Sequence[int] = (500, 500, 1000, 100),
-                 num_codes: int = 300, top_n: int = 5, commitment: float = 0.25, dropout: float = 0.0,
-                 soft_multi_hot: bool = False, codebook_init: str = "data", dead_code_restart: bool = True,
-                 standardize: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_dim: int = 768,
+        hidden_dims: Sequence[int] = (500, 500, 1000, 100),
+        num_codes: int = 300,
+        top_n: int = 5,
+        commitment: float = 0.25,
+        dropout: float = 0.0,
+        soft_multi_hot: bool = False,
+        codebook_init: str = "data",
+        dead_code_restart: bool = True,
+        standardize: bool = True,
+    ) -> None:
         super().__init__()
         dims = [input_dim, *hidden_dims]
         self.standardize = standardize
@@ -136,8 +155,9 @@ class TokenVQAutoencoder(nn.Module):
         self.register_buffer("input_std", torch.ones(input_dim))
         self.encoder = mlp(dims)
         self.dropout = nn.Dropout(dropout)
-        self.quantizer = MultiHotQuantizer(num_codes, dims[-1], top_n, commitment, soft_multi_hot, codebook_init,
-                                           dead_code_restart)  # fmt: skip
+        self.quantizer = MultiHotQuantizer(
+            num_codes, dims[-1], top_n, commitment, soft_multi_hot, codebook_init, dead_code_restart
+        )
         self.decoder = mlp(dims[::-1])
 
     @torch.no_grad()
@@ -156,8 +176,14 @@ class TokenVQAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.encode(x)
         z_q, vq_loss, encodings, perplexity = self.quantizer(z)
-        return {"reconstruction": self.decoder(z_q), "target": self.prepare(x), "z": z, "encodings": encodings,
-                "vq_loss": vq_loss, "perplexity": perplexity}  # fmt: skip
+        return {
+            "reconstruction": self.decoder(z_q),
+            "target": self.prepare(x),
+            "z": z,
+            "encodings": encodings,
+            "vq_loss": vq_loss,
+            "perplexity": perplexity,
+        }
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,8 +195,14 @@ class InferenceNetwork(nn.Module):
     """ProdLDA's encoder: Linear, tanh per hidden layer, dropout, then mean and log-variance heads, each through
     a BatchNorm without affine parameters (AVITM)."""
 
-    def __init__(self, input_size: int, output_size: int, hidden: Sequence[int] = (100, 100), dropout: float = 0.0,
-                 front: nn.Module | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden: Sequence[int] = (100, 100),
+        dropout: float = 0.0,
+        front: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.front = front if front is not None else nn.Linear(input_size, hidden[0])
         layers: list[nn.Module] = [nn.Tanh()]
@@ -189,8 +221,12 @@ class InferenceNetwork(nn.Module):
         return self.mean(h), self.log_variance(h)
 
 
-def gaussian_kl(posterior_mean: torch.Tensor, posterior_log_variance: torch.Tensor, prior_mean: torch.Tensor,
-                prior_variance: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def gaussian_kl(
+    posterior_mean: torch.Tensor,
+    posterior_log_variance: torch.Tensor,
+    prior_mean: torch.Tensor,
+    prior_variance: torch.Tensor,
+) -> torch.Tensor:
     """KL(N(mean, exp(log_variance)) || N(prior_mean, prior_variance)) per row, diagonal Gaussians."""
     variance = posterior_log_variance.exp()
     return 0.5 * (
@@ -214,9 +250,16 @@ class ProdLDA(nn.Module):
     learnt, as in the official code; the variance through a softplus so it stays positive (ours).
     """
 
-    def __init__(self, bag_size: int, num_topics: int, hidden: Sequence[int] = (100, 100), dropout: float = 0.0,
-                 prior_mean: float | None = None, input_size: int | None = None,
-                 front: nn.Module | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bag_size: int,
+        num_topics: int,
+        hidden: Sequence[int] = (100, 100),
+        dropout: float = 0.0,
+        prior_mean: float | None = None,
+        input_size: int | None = None,
+        front: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         k = num_topics
         self.num_topics = k

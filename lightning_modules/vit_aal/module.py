@@ -148,9 +148,14 @@ class ViTAALModule(ClassificationRoutine):
                 raise ValueError("links_path needs a CNN: set model.init_args.cnn_backbone")
             return
         self.cnn = ChannelAttentionCNN(
-            cnn_backbone, cnn_layer, pretrained, pretrained_path, input_normalizer(cnn_normalization),
-            cnn_map, cnn_temperature,
-        )  # fmt: skip
+            cnn_backbone,
+            cnn_layer,
+            pretrained,
+            pretrained_path,
+            input_normalizer(cnn_normalization),
+            cnn_map,
+            cnn_temperature,
+        )
         shape = (len(layers), self.vit.num_heads, self.cnn.num_channels)
         fixed = None
         if links_path is not None:
@@ -240,8 +245,15 @@ class ViTAALModule(ClassificationRoutine):
         folder.mkdir(parents=True, exist_ok=True)
         probabilities = self.links.probabilities().detach().float().cpu()
         path = folder / LINKS_FILE
-        torch.save({"probabilities": probabilities, "layers": list(self.layers),
-                    "cnn_backbone": self.hparams.cnn_backbone, "cnn_layer": self.hparams.cnn_layer}, path)  # fmt: skip
+        torch.save(
+            {
+                "probabilities": probabilities,
+                "layers": list(self.layers),
+                "cnn_backbone": self.hparams.cnn_backbone,
+                "cnn_layer": self.hparams.cnn_layer,
+            },
+            path,
+        )
         with open(folder / "links.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["layer", "head", "rank", "channel", "probability"])
@@ -250,8 +262,15 @@ class ViTAALModule(ClassificationRoutine):
             for l_index, layer in enumerate(self.layers):
                 for head in range(probabilities.shape[1]):
                     for rank in range(k):
-                        writer.writerow([layer, head, rank + 1, int(indices[l_index, head, rank]),
-                                         f"{float(values[l_index, head, rank]):.6f}"])  # fmt: skip
+                        writer.writerow(
+                            [
+                                layer,
+                                head,
+                                rank + 1,
+                                int(indices[l_index, head, rank]),
+                                f"{float(values[l_index, head, rank]):.6f}",
+                            ]
+                        )
         return path
 
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -287,8 +306,9 @@ class ViTAALModule(ClassificationRoutine):
             self.vit.vit, self.hparams.weight_decay, no_weight_decay_list=self.vit.vit.no_weight_decay()
         )
         if self.links is not None and self.links.weight is not None:
-            groups.append({"params": [self.links.weight], "weight_decay": 0.0,
-                           "lr": lr * self.hparams.link_lr_factor})  # fmt: skip
+            groups.append(
+                {"params": [self.links.weight], "weight_decay": 0.0, "lr": lr * self.hparams.link_lr_factor}
+            )
         optimizer = torch.optim.AdamW(groups, lr=lr)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         epochs = max(self.trainer.max_epochs or 1, 1)

@@ -1,5 +1,5 @@
 """The adaptive attention link regularizer's pieces (Jin & Choi, arXiv 2211.13852; the concrete design is ours,
-METHODS.md section 9): a ViT that exposes each head's CLS-to-patch attention, a frozen CNN whose channel-wise
+README.md): a ViT that exposes each head's CLS-to-patch attention, a frozen CNN whose channel-wise
 spatial attention maps are resized to the ViT's patch grid, the trainable links from CNN channels to ViT heads,
 and the divergence between a head's linked target and its attention.
 
@@ -58,9 +58,15 @@ class AttentionViT(nn.Module):
         super().__init__()
         extra = {k: v for k, v in (("depth", depth), ("embed_dim", embed_dim)) if v}
         self.vit = create_backbone(
-            name, pretrained=pretrained, num_classes=num_classes, img_size=img_size, patch_size=patch_size,
-            dynamic_img_size=True, drop_path_rate=drop_path_rate, **extra,
-        )  # fmt: skip
+            name,
+            pretrained=pretrained,
+            num_classes=num_classes,
+            img_size=img_size,
+            patch_size=patch_size,
+            dynamic_img_size=True,
+            drop_path_rate=drop_path_rate,
+            **extra,
+        )
         if not isinstance(self.vit, VisionTransformer):
             raise ValueError(f"model.init_args.backbone={name!r} is not a timm VisionTransformer")
         self.patch_size = int(self.vit.patch_embed.patch_size[0])

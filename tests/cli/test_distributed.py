@@ -31,15 +31,42 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
     (ConvNeXt-atto)."""
     common = ["fit", "--config", str(CONFIGS / "cls_cifar10.yaml"), "--config", SMOKE]
     same_work = [
-        "--data.init_args.root", str(standin_root), "--runs_dir", str(tmp_path / "runs"),
-        "--model.init_args.backbone", "convnext_atto", "--data.init_args.shuffle", "false",
-        "--data.init_args.crop_padding", "0", "--data.init_args.flip", "false",
-        "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
-    ]  # fmt: skip
+        "--data.init_args.root",
+        str(standin_root),
+        "--runs_dir",
+        str(tmp_path / "runs"),
+        "--model.init_args.backbone",
+        "convnext_atto",
+        "--data.init_args.shuffle",
+        "false",
+        "--data.init_args.crop_padding",
+        "0",
+        "--data.init_args.flip",
+        "false",
+        "--trainer.limit_train_batches",
+        "3",
+        "--trainer.limit_val_batches",
+        "2",
+    ]
     run_cli_subprocess(*common, *same_work, "--run_name", "one", "--data.init_args.batch_size", "4")
-    run_cli_subprocess(*common[:3], "--config", SMOKE, "--config", DDP, *same_work, "--run_name", "two",
-                       "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.sync_batchnorm", "false",
-                       "--data.init_args.batch_size", "2")  # fmt: skip
+    run_cli_subprocess(
+        *common[:3],
+        "--config",
+        SMOKE,
+        "--config",
+        DDP,
+        *same_work,
+        "--run_name",
+        "two",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.sync_batchnorm",
+        "false",
+        "--data.init_args.batch_size",
+        "2",
+    )
     tags = ("val/acc", "val/nll", "val/ece")
     one = last_scalars(tmp_path / "runs" / "one" / "version_0", *tags)
     two = last_scalars(tmp_path / "runs" / "two" / "version_0", *tags)
@@ -91,12 +118,30 @@ def test_slurm_variables_give_the_ranks_and_the_run_folder(
     for key, value in SLURM_RANK_3_OF_4.items():
         monkeypatch.setenv(key, value)
     built = cli.main(
-        ["--config", str(CONFIGS / "cnndetection.yaml"), "--config", SMOKE, "--config", SLURM,
-         "--data.init_args.root", str(standin_root), "--model.init_args.pretrained", "false",
-         "--trainer.accelerator", "cpu", "--trainer.num_nodes", "2", "--trainer.devices", "2",
-         "--run_version", "slurm_123", "--runs_dir", str(tmp_path / "runs")],
+        [
+            "--config",
+            str(CONFIGS / "cnndetection.yaml"),
+            "--config",
+            SMOKE,
+            "--config",
+            SLURM,
+            "--data.init_args.root",
+            str(standin_root),
+            "--model.init_args.pretrained",
+            "false",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.num_nodes",
+            "2",
+            "--trainer.devices",
+            "2",
+            "--run_version",
+            "slurm_123",
+            "--runs_dir",
+            str(tmp_path / "runs"),
+        ],
         run=False,
-    )  # fmt: skip
+    )
     trainer = built.trainer
     assert (trainer.world_size, trainer.global_rank, trainer.local_rank, trainer.node_rank) == (4, 3, 1, 1)
     environment = trainer.strategy.cluster_environment
@@ -110,8 +155,13 @@ def test_slurm_variables_give_the_ranks_and_the_run_folder(
 def test_sbatch_script_passes_the_job_shape_to_the_trainer() -> None:
     script = (CONFIGS / "slurm" / "train.sbatch").read_text()
     assert "#SBATCH --signal=SIGUSR1@90" in script and "#SBATCH --requeue" in script
-    for flag in ('--trainer.num_nodes "$SLURM_JOB_NUM_NODES"', '--trainer.devices "$SLURM_NTASKS_PER_NODE"',
-                 '--run_version "slurm_${SLURM_JOB_ID}"', "--config configs/env/slurm.yaml", "srun "):  # fmt: skip
+    for flag in (
+        '--trainer.num_nodes "$SLURM_JOB_NUM_NODES"',
+        '--trainer.devices "$SLURM_NTASKS_PER_NODE"',
+        '--run_version "slurm_${SLURM_JOB_ID}"',
+        "--config configs/env/slurm.yaml",
+        "srun ",
+    ):
         assert flag in script
     subprocess.run(["bash", "-n", str(CONFIGS / "slurm" / "train.sbatch")], check=True)
 
@@ -126,19 +176,47 @@ def test_sigusr1_saves_an_hpc_checkpoint_requeues_and_the_requeued_job_resumes(
     scontrol.write_text(f'#!/bin/sh\necho "$@" >> {requeued}\n')
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     env = {
-        "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1",
-        "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "rvl-train",
-        "SLURM_JOB_ID": "4242", "SLURM_NODELIST": "localhost", "PATH": f"{fake_bin}:{os.environ['PATH']}",
-    }  # fmt: skip
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NNODES": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NAME": "rvl-train",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NODELIST": "localhost",
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+    }
     progress = tmp_path / "progress.txt"
     args = [
-        "fit", "--config", str(CONFIGS / "cnndetection.yaml"), "--config", SMOKE, "--config", SLURM,
-        "--data.init_args.root", str(standin_root), "--model.init_args.pretrained", "false",
-        "--trainer.accelerator", "cpu", "--trainer.sync_batchnorm", "false",  # SyncBatchNorm needs GPUs
-        "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "4",
-        "--run_version", "slurm_4242", "--runs_dir", str(tmp_path / "runs"),
-        "--trainer.callbacks+=tests.helpers.SlowTraining", "--trainer.callbacks.progress_file", str(progress),
-    ]  # fmt: skip
+        "fit",
+        "--config",
+        str(CONFIGS / "cnndetection.yaml"),
+        "--config",
+        SMOKE,
+        "--config",
+        SLURM,
+        "--data.init_args.root",
+        str(standin_root),
+        "--model.init_args.pretrained",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.sync_batchnorm",
+        "false",  # SyncBatchNorm needs GPUs
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "4",
+        "--run_version",
+        "slurm_4242",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+        "--trainer.callbacks+=tests.helpers.SlowTraining",
+        "--trainer.callbacks.progress_file",
+        str(progress),
+    ]
     job = subprocess.Popen(
         cli_command(*args, "--trainer.callbacks.seconds", "1.0"),
         env=cli_env(**env),

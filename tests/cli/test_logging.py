@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
 from datamodules.forensynths import ForenSynthsDataModule
 from lightning_modules.bihpf.networks import BiHPF
 from tests.conftest import CONFIGS
-from tests.helpers import read_events
-
-
-def decode(image_event) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(image_event.encoded_image_string)).convert("RGB"))
+from tests.helpers import decode, read_events
 
 
 def test_scalars_and_filtered_pictures_reach_tensorboard(run_cli, standin_root: Path) -> None:

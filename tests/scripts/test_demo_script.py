@@ -44,8 +44,14 @@ def test_mixing_demo_script_reports_errors_and_the_uncertainty_auroc(
     sys.path.insert(0, str(REPO / "scripts"))
     import demo_mixing
 
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root),
-             "--trainer.limit_predict_batches", "3"]  # fmt: skip
+    smoke = [
+        "--config",
+        str(CONFIGS / "smoke.yaml"),
+        "--data.init_args.root",
+        str(standin_root),
+        "--trainer.limit_predict_batches",
+        "3",
+    ]
     markdown = demo_mixing.main(["--seeds", "0", "--epochs", "1", "--runs_dir", str(tmp_path), *smoke])
     for method in ("baseline", "mixup", "cutmix", "dmixup", "dcutmix"):
         assert f"| {method} | " in markdown
@@ -80,8 +86,14 @@ def test_antispoof_demo_script_compares_both_methods_per_display(
     sys.path.insert(0, str(REPO / "scripts"))
     import demo_antispoof
 
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root),
-             "--model.init_args.pretrained", "false"]  # fmt: skip
+    smoke = [
+        "--config",
+        str(CONFIGS / "smoke.yaml"),
+        "--data.init_args.root",
+        str(standin_root),
+        "--model.init_args.pretrained",
+        "false",
+    ]
     markdown = demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), *smoke])
     for method in ("mToFNet", "supervised RGB-D", "supervised RGB"):
         assert f"| {method} | mean unseen | " in markdown
@@ -99,8 +111,17 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     import demo_anomaly
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = ["--categories", "brick", "--regimes", "one-shot", "full-shot", "--steps", "4",
-                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    arguments = [
+        "--categories",
+        "brick",
+        "--regimes",
+        "one-shot",
+        "full-shot",
+        "--steps",
+        "4",
+        "--runs_dir",
+        str(tmp_path),
+    ]
     markdown = demo_anomaly.main([*arguments, *smoke])
     assert "**one-shot**" in markdown and "**full-shot**" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith(("| brick", "| mean"))]
@@ -122,10 +143,22 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     import demo_tgi_ad
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    generation = (f"--config {CONFIGS / 'smoke.yaml'} --data.init_args.root {standin_root} "
-                  "--model.init_args.samples_per_image 4 --model.init_args.keep 3")  # fmt: skip
-    arguments = ["--categories", "brick", "--regimes", "one-shot", "--steps", "2", "--runs_dir", str(tmp_path),
-                 "--generation_arguments", generation]  # fmt: skip
+    generation = (
+        f"--config {CONFIGS / 'smoke.yaml'} --data.init_args.root {standin_root} "
+        "--model.init_args.samples_per_image 4 --model.init_args.keep 3"
+    )
+    arguments = [
+        "--categories",
+        "brick",
+        "--regimes",
+        "one-shot",
+        "--steps",
+        "2",
+        "--runs_dir",
+        str(tmp_path),
+        "--generation_arguments",
+        generation,
+    ]
     markdown = demo_tgi_ad.main([*arguments, *smoke])
     for metric in ("image AUROC", "pixel AUROC", "AUPRO"):
         assert f"**one-shot, {metric}**" in markdown
@@ -162,8 +195,19 @@ def test_topics_demo_script_compares_the_three_models(
     import demo_topics
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = ["--seeds", "1", "2", "--topics", "3", "--corpora", "mini_newsgroup", "--vq_epochs", "1",
-                 "--runs_dir", str(tmp_path)]  # fmt: skip
+    arguments = [
+        "--seeds",
+        "1",
+        "2",
+        "--topics",
+        "3",
+        "--corpora",
+        "mini_newsgroup",
+        "--vq_epochs",
+        "1",
+        "--runs_dir",
+        str(tmp_path),
+    ]
     markdown = demo_topics.main([*arguments, *smoke])
     rows = [line for line in markdown.splitlines() if line.startswith(("| TVQ-VAE", "| ProdLDA", "| LDA"))]
     assert len(rows) == 3 and all("—" not in row and " ± " in row for row in rows), markdown
@@ -182,8 +226,22 @@ def test_image_topic_demo_script_reports_reconstruction_purity_and_grids(
     import demo_tvqvae_image
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = ["--dataset", dataset, "--vq_epochs", "1", "--topic_epochs", "1", "--topics", "3", "--dim", "16",
-                 "--prior_layers", "2", "--runs_dir", str(tmp_path)]  # fmt: skip
+    arguments = [
+        "--dataset",
+        dataset,
+        "--vq_epochs",
+        "1",
+        "--topic_epochs",
+        "1",
+        "--topics",
+        "3",
+        "--dim",
+        "16",
+        "--prior_layers",
+        "2",
+        "--runs_dir",
+        str(tmp_path),
+    ]
     markdown = demo_tvqvae_image.main([*arguments, *smoke])
     assert f"{dataset} stand-in" in markdown and "reconstruction MSE" in markdown and "| 3 | 1 |" in markdown
     topic_run = demo_tvqvae_image.run_names(dataset)[1]

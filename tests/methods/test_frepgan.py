@@ -166,7 +166,7 @@ def test_checkpoint_keeps_all_three_optimizer_states_and_resume_restores_them(ru
         "--trainer.max_epochs",
         "2",
         "--trainer.callbacks+",
-        "tests.test_frepgan.CaptureOptimizers",
+        "tests.methods.test_frepgan.CaptureOptimizers",
     )
     restored = next(c for c in resumed.trainer.callbacks if isinstance(c, CaptureOptimizers)).states
     assert len(restored) == 3

@@ -22,8 +22,16 @@ from lightning_modules.vit_aal.networks import (
     fixed_links,
 )
 
-SMALL = dict(num_classes=10, img_size=32, patch_size=8, depth=2, cnn_backbone="cifar_resnet20",
-             cnn_layer="blocks.8", cnn_normalization="cifar", pretrained=False)  # fmt: skip
+SMALL = dict(
+    num_classes=10,
+    img_size=32,
+    patch_size=8,
+    depth=2,
+    cnn_backbone="cifar_resnet20",
+    cnn_layer="blocks.8",
+    cnn_normalization="cifar",
+    pretrained=False,
+)
 
 
 def test_vit_attention_is_timm_s_own_cls_row_renormalized_over_patches() -> None:
@@ -213,8 +221,7 @@ def test_small_data_settings_are_per_class_seeded_and_leave_validation_alone(sta
 
 
 def test_fit_writes_the_links_and_draws_them_in_tensorboard(run_cli) -> None:
-    from tests.helpers import read_events
-    from tests.test_logging import decode
+    from tests.helpers import decode, read_events
 
     fit = run_cli("fit", "--config", "configs/vit_aal_cifar100.yaml")
     run_dir = Path(fit.trainer.log_dir)

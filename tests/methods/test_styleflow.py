@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from datamodules.base import DatasetNotFoundError
-from datamodules.faceforensics import FaceVideoDataModule, TripletSampler, clip_indices, clip_starts
+from datamodules.faceforensics import FaceVideoDataModule
 from datamodules.standins.faceforensics import MANIPULATIONS
+from datamodules.video_clips import TripletSampler, clip_indices, clip_starts
 from lightning_modules.metrics.detection import GroupedBinaryMetrics
+from lightning_modules.styleflow.latents import ensure_latents
 from lightning_modules.styleflow.networks import (
     ContentBranch,
     LatentDropout,
@@ -23,7 +25,6 @@ from lightning_modules.styleflow.networks import (
 )
 from lightning_modules.styleflow.style_encoders import (
     PSPEncoder,
-    ensure_latents,
     load_style_encoder,
 )
 
@@ -95,8 +96,17 @@ def test_standin_fakes_differ_from_their_target_in_time_not_in_layout(ff_root: P
 
 
 def test_held_out_manipulation_is_only_in_test_and_batches_have_the_documented_keys(ff_root: Path) -> None:
-    dm = FaceVideoDataModule(root=str(ff_root), synthetic=True, standin_size="tiny", inputs=["frames"],
-                             held_out=["FaceSwap"], image_size=24, batch_size=4, num_workers=0, clip_len=16)  # fmt: skip
+    dm = FaceVideoDataModule(
+        root=str(ff_root),
+        synthetic=True,
+        standin_size="tiny",
+        inputs=["frames"],
+        held_out=["FaceSwap"],
+        image_size=24,
+        batch_size=4,
+        num_workers=0,
+        clip_len=16,
+    )
     dm.prepare_data()
     dm.setup("fit")
     groups = {split: {v.group for v in dm.videos[split]} for split in ("train", "val", "test")}
@@ -126,8 +136,9 @@ def test_official_split_lists_and_the_generic_layout(tmp_path: Path) -> None:
         "test": [["002", "003"]],
     }.items():
         (ffpp / "splits" / f"{split}.json").write_text(json.dumps(pairs))
-    dm = FaceVideoDataModule(root=str(ffpp), manipulations=["Deepfakes"], inputs=["frames"], clip_len=4,
-                             min_frames=2)  # fmt: skip
+    dm = FaceVideoDataModule(
+        root=str(ffpp), manipulations=["Deepfakes"], inputs=["frames"], clip_len=4, min_frames=2
+    )
     assert [v.folder.name for v in dm.find_videos("train")] == ["000", "001", "000_001", "001_000"]
     assert [v.label for v in dm.find_videos("val")] == [0, 0, 1, 1]
 
@@ -142,31 +153,49 @@ def test_official_split_lists_and_the_generic_layout(tmp_path: Path) -> None:
 
 
 def test_latents_are_extracted_once_per_encoder_and_missing_ones_are_a_clear_error(tmp_path: Path) -> None:
-    from lightning_modules.styleflow.module import FaceAutoencoderModule
+    from lightning_modules.styleflow.module import FaceAutoencoderModule, StyleGRUModule
 
-    folders = [video_folder(tmp_path / "videos" / name, 5) for name in ("a", "b")]
+    root = tmp_path / "ffpp"
+    folders = [
+        video_folder(root / "train" / kind / name, 5)
+        for kind, name in (("original", "a"), ("Deepfakes", "b"))
+    ]
+    data = FaceVideoDataModule(
+        root=str(root), inputs=["latents"], manipulations=["Deepfakes"], clip_len=4, min_frames=2
+    )
     encoder_file = tmp_path / "ae.ckpt"
     module = FaceAutoencoderModule(image_size=16, width=4, num_layers=2, layer_dim=3)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, encoder_file)
-    assert ensure_latents(folders, encoder_file, batch_size=2) == 2
+    assert data.latent_dim is None  # nothing written yet: the model's encoder decides
+    assert ensure_latents(data, encoder_file, batch_size=2, splits=("train",)) == 2
     latents = np.load(folders[0] / "latents.npy")
-    assert latents.shape == (5, 6)
+    assert latents.shape == (5, 6) and data.latent_dim == 6
     assert json.loads((folders[0] / "latents.json").read_text())["layers"] == 2
-    assert ensure_latents(folders, encoder_file) == 0  # resumes: nothing left to do
+    assert ensure_latents(data, encoder_file, splits=("train",)) == 0  # resumes: nothing left to do
     (folders[1] / "latents.npy").unlink()
-    assert ensure_latents(folders, encoder_file) == 1
+    assert ensure_latents(data, encoder_file, splits=("train",)) == 1
     with torch.no_grad():
         frames = torch.stack([torch.full((3, 16, 16), i * 7 / 255) for i in range(5)])
         expected = load_style_encoder(encoder_file)(frames).numpy()
     np.testing.assert_allclose(latents, expected, atol=2e-3, rtol=1e-2)  # float16 on disk
+    # the model owns the step: its encoder gives the width, and without one the latents must be there
+    assert (
+        StyleGRUModule(
+            style_encoder=str(encoder_file), clip_len=4, hidden=4, head_hidden=4
+        ).gru.gru.input_size
+        == 6
+    )
+    with pytest.raises(ValueError, match="no style latents to read: set model.init_args.style_encoder"):
+        StyleGRUModule(latent_dim=None, clip_len=4, hidden=4, head_hidden=4)
 
-    dm = FaceVideoDataModule(root=str(tmp_path / "none"), inputs=["latents"], manipulations=["Deepfakes"],
-                             clip_len=4, min_frames=2)  # fmt: skip
+    dm = FaceVideoDataModule(
+        root=str(tmp_path / "none"), inputs=["latents"], manipulations=["Deepfakes"], clip_len=4, min_frames=2
+    )
     (tmp_path / "none" / "train" / "Deepfakes").mkdir(parents=True)
     video_folder(tmp_path / "none" / "train" / "original" / "x", 4)
-    with pytest.raises(DatasetNotFoundError, match=r"no latents.npy under .*extract_latents.py"):
-        _ = dm.latent_dim
-    with pytest.raises(DatasetNotFoundError, match=r"1 train videos have no latents.npy .*style_encoder"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"1 train videos have no latents.npy .*model.init_args.style_encoder"
+    ):
         dm.setup("fit")
 
 
@@ -175,8 +204,10 @@ def test_psp_encoder_loads_a_psp_checkpoint_and_gives_18_by_512_codes(tmp_path: 
     state = {f"encoder.{k}": v.half() for k, v in encoder.state_dict().items() if k != "latent_avg"}
     state["decoder.style.1.weight"] = torch.zeros(1)  # a pSp checkpoint also holds the generator
     average = torch.randn(18, 512)
-    torch.save({"state_dict": state, "latent_avg": average, "opts": {"encoder_type": "GradualStyleEncoder"}},
-               tmp_path / "psp_ffhq_encode.pt")  # fmt: skip
+    torch.save(
+        {"state_dict": state, "latent_avg": average, "opts": {"encoder_type": "GradualStyleEncoder"}},
+        tmp_path / "psp_ffhq_encode.pt",
+    )
     loaded = load_style_encoder(tmp_path / "psp_ffhq_encode.pt")
     assert isinstance(loaded, PSPEncoder) and torch.equal(loaded.latent_avg, average)
     with torch.no_grad():
@@ -297,8 +328,9 @@ def test_pictures_show_a_clip_of_each_class_and_the_autoencoders_reconstructions
     from lightning_modules.styleflow.module import FaceAutoencoderModule, StyleFlowModule
 
     frames = torch.rand(3, 10, 3, 16, 16)
-    module = StyleFlowModule(use_style=False, content_backbone="small3d", content_width=4, dim=8, depth=1, heads=2,
-                             mlp_dim=8)  # fmt: skip
+    module = StyleFlowModule(
+        use_style=False, content_backbone="small3d", content_width=4, dim=8, depth=1, heads=2, mlp_dim=8
+    )
     clips = module.pictures({"frames": frames, "label": torch.tensor([0, 0, 1])})["clips"]
     assert torch.equal(
         clips, torch.cat([frames[0, :8], frames[2, :8]])

@@ -71,9 +71,16 @@ def test_image_topic_model_writes_topic_and_reference_grids(run_cli, tmp_path) -
 
     run_cli("fit", "--config", str(CONFIGS / "vqvae_cifar10.yaml"))
     config = str(CONFIGS / "tvqvae_image_cifar10.yaml")
-    options = ["--model.init_args.vqvae_path", str(tmp_path / "runs" / "vqvae_cifar10"),
-               "--model.init_args.num_topics", "3", "--model.init_args.samples_per_topic", "2",
-               "--model.init_args.prior_layers", "2"]  # fmt: skip
+    options = [
+        "--model.init_args.vqvae_path",
+        str(tmp_path / "runs" / "vqvae_cifar10"),
+        "--model.init_args.num_topics",
+        "3",
+        "--model.init_args.samples_per_topic",
+        "2",
+        "--model.init_args.prior_layers",
+        "2",
+    ]
     run_cli("fit", "--config", config, *options)
     test = run_cli("test", "--config", config, *options, "--ckpt_path", "last")
     run_dir = tmp_path / "runs" / "tvqvae_image_cifar10" / "version_0"

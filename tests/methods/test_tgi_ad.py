@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.tgi_ad.prompts import candidate_prompts, expand_keyword
+from datamodules.wordnet import expand_keyword
+from lightning_modules.tgi_ad.prompts import candidate_prompts
 
 
 def test_wordnet_expansion_of_screw_has_a_synonym_a_hypernym_and_hyponyms() -> None:
@@ -22,12 +23,14 @@ def test_wordnet_expansion_of_screw_has_a_synonym_a_hypernym_and_hyponyms() -> N
 
 
 def test_prompts_fill_both_templates_keyword_first_and_unknown_words_are_refused() -> None:
-    prompts = candidate_prompts("bottle")
+    prompts = candidate_prompts("bottle", expand_keyword("bottle"))
     assert prompts[:2] == ["a photo of a bottle", "a photo of a flawless bottle"]
     assert "a photo of a flawless vessel" in prompts  # bottle -> vessel (hypernym)
     assert len(prompts) == len(set(prompts))
     assert "a photo of an ampoule" in prompts  # the article follows the word
-    assert candidate_prompts("metal nut")[0] == "a photo of a metal nut"  # expanded through "nut"
+    assert (
+        candidate_prompts("metal nut", expand_keyword("metal nut"))[0] == "a photo of a metal nut"
+    )  # expanded through "nut"
     with pytest.raises(ValueError, match="not a WordNet noun"):
         expand_keyword("xqzzy")
     coins = expand_keyword("coins")  # the stand-in's category: a coin is noun.possession, not an object sense
@@ -41,7 +44,7 @@ def test_prompts_are_ranked_by_clip_similarity_to_the_images() -> None:
 
     scorer = load_clip(None)
     assert "random" in scorer.description
-    prompts = candidate_prompts("screw")[:6]
+    prompts = candidate_prompts("screw", expand_keyword("screw"))[:6]
     images = torch.rand(3, 3, 48, 48)
     ranked = rank_prompts(prompts, scorer.image_embeddings(images), scorer)
     assert sorted(p for p, _ in ranked) == sorted(prompts)
@@ -114,9 +117,24 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
     from tests.helpers import read_events
 
     generate = ["--config", str(CONFIGS / "tgi_ad_generate.yaml")]
-    sizes = ["--model.init_args.width", "8", "--model.init_args.code_dim", "8", "--model.init_args.num_codes", "32",
-             "--model.init_args.samples_per_image", "4", "--model.init_args.keep", "6", "--trainer.max_epochs", "2",
-             "--data.init_args.shots", "2", "--data.init_args.category", "brick"]  # fmt: skip
+    sizes = [
+        "--model.init_args.width",
+        "8",
+        "--model.init_args.code_dim",
+        "8",
+        "--model.init_args.num_codes",
+        "32",
+        "--model.init_args.samples_per_image",
+        "4",
+        "--model.init_args.keep",
+        "6",
+        "--trainer.max_epochs",
+        "2",
+        "--data.init_args.shots",
+        "2",
+        "--data.init_args.category",
+        "brick",
+    ]
     fit = run_cli("fit", *generate, *sizes)
     run_dir = Path(fit.trainer.log_dir)
     kept = sorted((run_dir / "generated" / "brick" / "train" / "good").glob("generated_*.png"))
@@ -139,8 +157,17 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
     assert summary["source_distance"] > 0 and summary["diversity"] > 0 and len(summary["prompts"]) == 3
     assert events.Scalars("generation/source_distance")[-1].value == pytest.approx(summary["source_distance"])
 
-    baseline = run_cli("fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--data.init_args.category", "brick",
-                       "--data.init_args.shots", "2", "--data.init_args.extra_normal_dir", str(run_dir / "generated"))  # fmt: skip
+    baseline = run_cli(
+        "fit",
+        "--config",
+        str(CONFIGS / "patchcore_mvtec.yaml"),
+        "--data.init_args.category",
+        "brick",
+        "--data.init_args.shots",
+        "2",
+        "--data.init_args.extra_normal_dir",
+        str(run_dir / "generated"),
+    )
     train = baseline.datamodule.datasets["train"].records
     assert len(train) == 8 and sum(r.path.name.startswith("generated_") for r in train) == 6
 

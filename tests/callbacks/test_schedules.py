@@ -14,12 +14,17 @@ from callbacks.schedules import ScheduleCallback, schedule_value
 @pytest.mark.parametrize(
     "kind, progress, expected",
     [
-        ("linear", 0, 0.0), ("linear", 5, 0.5), ("linear", 10, 1.0), ("linear", 99, 1.0),
-        ("cosine", 0, 0.0), ("cosine", 5, 0.5), ("cosine", 10, 1.0),
+        ("linear", 0, 0.0),
+        ("linear", 5, 0.5),
+        ("linear", 10, 1.0),
+        ("linear", 99, 1.0),
+        ("cosine", 0, 0.0),
+        ("cosine", 5, 0.5),
+        ("cosine", 10, 1.0),
         ("cosine", 2, 0.5 * (1 - math.cos(math.pi * 0.2))),
         ("constant", 7, 0.0),
     ],
-)  # fmt: skip
+)
 def test_values_at_chosen_steps(kind: str, progress: int, expected: float) -> None:
     assert schedule_value(progress, kind, start=0.0, end=1.0, duration=10) == pytest.approx(expected)
 

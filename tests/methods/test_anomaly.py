@@ -31,8 +31,15 @@ from lightning_modules.routines.anomaly_detection import f1_optimal_threshold
 
 
 def tiny_mvtec(standin_root: Path) -> MVTecDataModule:
-    datamodule = MVTecDataModule(root=str(standin_root), synthetic=True, standin_size="tiny", category="brick",
-                                 image_size=64, batch_size=4, num_workers=0)  # fmt: skip
+    datamodule = MVTecDataModule(
+        root=str(standin_root),
+        synthetic=True,
+        standin_size="tiny",
+        category="brick",
+        image_size=64,
+        batch_size=4,
+        num_workers=0,
+    )
     datamodule.prepare_data()
     return datamodule
 
@@ -340,11 +347,17 @@ def test_heat_picture_maps_low_to_blue_and_high_to_red() -> None:
 
 # ----------------------------------------------------------------------------------------- end to end
 def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
-    from tests.helpers import read_events
-    from tests.test_logging import decode
+    from tests.helpers import decode, read_events
 
-    fit = run_cli("fit", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
-                  "--trainer.limit_val_batches", "1.0")  # fmt: skip
+    fit = run_cli(
+        "fit",
+        "--config",
+        "configs/patchcore_mvtec.yaml",
+        "--data.init_args.crop_fraction",
+        "1",
+        "--trainer.limit_val_batches",
+        "1.0",
+    )
     run_dir = Path(fit.trainer.log_dir)
     events = read_events(run_dir)
     tags = set(events.Tags()["images"])
@@ -365,8 +378,15 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
         left = 2 + column * (side + 2)
         assert np.array_equal(logged[2 : 2 + side, left : left + side, 0] > 0.5, mask[0].numpy() > 0.5)
     assert not math.isnan(float(fit.model.pixel_threshold))
-    test = run_cli("test", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
-                   "--ckpt_path", "last")  # fmt: skip
+    test = run_cli(
+        "test",
+        "--config",
+        "configs/patchcore_mvtec.yaml",
+        "--data.init_args.crop_fraction",
+        "1",
+        "--ckpt_path",
+        "last",
+    )
     assert {"test/image_auroc", "test/pixel_auroc", "test/pro", "test/pro/hole"} <= set(
         test.trainer.callback_metrics
     )
@@ -374,8 +394,17 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
     for row in ("| all |", "| contamination |", "| hole |", "| scratch |", "| stain |"):
         assert row in table
     assert "mvtec_ad/brick, full-shot" in table
-    run_cli("predict", "--config", "configs/patchcore_mvtec.yaml", "--data.init_args.crop_fraction", "1",
-            "--ckpt_path", "last", "--trainer.limit_predict_batches", "1.0")  # fmt: skip
+    run_cli(
+        "predict",
+        "--config",
+        "configs/patchcore_mvtec.yaml",
+        "--data.init_args.crop_fraction",
+        "1",
+        "--ckpt_path",
+        "last",
+        "--trainer.limit_predict_batches",
+        "1.0",
+    )
     with open(run_dir / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(r["path"] for r in rows) == sorted(str(r.path) for r in records)
@@ -479,8 +508,9 @@ def test_efficientad_checkpoint_carries_quantiles_when_fit_ends_between_validati
     quantiles measured on its training images: test reads them from the checkpoint."""
     from tests.conftest import CONFIGS
 
-    ending = (["--trainer.max_steps", "1"] if stop == "max_steps"
-              else ["--trainer.check_val_every_n_epoch", "5"])  # fmt: skip
+    ending = (
+        ["--trainer.max_steps", "1"] if stop == "max_steps" else ["--trainer.check_val_every_n_epoch", "5"]
+    )
     fit = run_cli(
         "fit", "--config", str(CONFIGS / "efficientad_mvtec.yaml"), "--trainer.max_epochs", "1", *ending
     )

@@ -50,13 +50,24 @@ def test_attributes_are_true_of_the_pictures(celeba_root: Path) -> None:
 
 
 def test_labels_are_bits_of_the_chosen_attributes_and_images_are_cropped(celeba_root: Path) -> None:
-    dm = CelebADataModule(root=str(celeba_root), synthetic=True, standin_size="tiny", batch_size=8,
-                          num_workers=0, label_attributes=["Wearing_Hat", "Blurry"], image_size=48)  # fmt: skip
+    dm = CelebADataModule(
+        root=str(celeba_root),
+        synthetic=True,
+        standin_size="tiny",
+        batch_size=8,
+        num_workers=0,
+        label_attributes=["Wearing_Hat", "Blurry"],
+        image_size=48,
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert dm.num_classes == 4
-    assert dm.class_names == ["-Wearing_Hat -Blurry", "+Wearing_Hat -Blurry", "-Wearing_Hat +Blurry",
-                              "+Wearing_Hat +Blurry"]  # fmt: skip
+    assert dm.class_names == [
+        "-Wearing_Hat -Blurry",
+        "+Wearing_Hat -Blurry",
+        "-Wearing_Hat +Blurry",
+        "+Wearing_Hat +Blurry",
+    ]
     assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [140, 20, 40]
     folder = celeba_root / "celeba_standin_tiny" / "celeba"
     names, values = read_attributes(folder / "list_attr_celeba.txt")

@@ -49,7 +49,7 @@ def test_configs_that_read_other_runs_come_after_them() -> None:
     # a data argument counts too, and chains: face autoencoder -> StyleGRU -> StyleFlow
     assert prerequisites(CONFIGS / "styleflow.yaml") == {
         "model.init_args.stylegru_path": "stylegru",
-        "data.init_args.style_encoder": "face_autoencoder",
+        "model.init_args.style_encoder": "face_autoencoder",
     }
     position = {p.stem: i for i, p in enumerate(order)}
     assert position["face_autoencoder"] < position["stylegru"] < position["styleflow"]
@@ -181,8 +181,18 @@ def test_bf16_mixed_smoke_step_on_cpu(config: Path, run_cli, tmp_path: Path) -> 
     """Every method trains one step under bf16 autocast with a finite loss (FFT filters and losses keep their
     float32 islands; see test_bihpf_filters and test_frepgan for the dtypes inside)."""
     reads = runs_it_reads(config, run_cli, tmp_path)
-    cli = run_cli("fit", "--config", str(config), *reads, "--trainer.precision", "bf16-mixed",
-                  "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1")  # fmt: skip
+    cli = run_cli(
+        "fit",
+        "--config",
+        str(config),
+        *reads,
+        "--trainer.precision",
+        "bf16-mixed",
+        "--trainer.limit_train_batches",
+        "1",
+        "--trainer.limit_val_batches",
+        "1",
+    )
     assert cli.trainer.precision == "bf16-mixed"
     losses = {
         k: v for k, v in cli.trainer.callback_metrics.items() if k.startswith("train/") and "acc" not in k

@@ -54,16 +54,30 @@ def test_soft_targets_replace_labels_in_the_loss() -> None:
 def test_best_epoch_error_is_logged_and_checkpointed(run_cli) -> None:
     from tests.conftest import CONFIGS
 
-    cli = run_cli("fit", "--config", str(CONFIGS / "mixup_cifar100.yaml"), "--model.init_args.backbone", "cifar_resnet20",
-                  "--trainer.max_epochs", "2")  # fmt: skip
+    cli = run_cli(
+        "fit",
+        "--config",
+        str(CONFIGS / "mixup_cifar100.yaml"),
+        "--model.init_args.backbone",
+        "cifar_resnet20",
+        "--trainer.max_epochs",
+        "2",
+    )
     metrics = cli.trainer.callback_metrics
     assert metrics["val/err_best"] <= metrics["val/err"] + 1e-6
     assert float(cli.model.best_val_acc) == pytest.approx(1 - float(metrics["val/err_best"]))
     saved = torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert float(saved["state_dict"]["best_val_acc"]) == pytest.approx(float(cli.model.best_val_acc))
 
-    test = run_cli("test", "--config", str(CONFIGS / "mixup_cifar100.yaml"), "--model.init_args.backbone",
-                   "cifar_resnet20", "--ckpt_path", "last")  # fmt: skip
+    test = run_cli(
+        "test",
+        "--config",
+        str(CONFIGS / "mixup_cifar100.yaml"),
+        "--model.init_args.backbone",
+        "cifar_resnet20",
+        "--ckpt_path",
+        "last",
+    )
     (row,) = read_result_table(Path(test.trainer.log_dir) / "results.csv")
     logged = test.trainer.callback_metrics
     assert row["acc"] == pytest.approx(100 * float(logged["test/acc"]), abs=1e-3)

@@ -20,13 +20,33 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(
     # its own generator, which a checkpoint does not hold (see the README's "Resuming").
     def args(run_name: str, progress: Path) -> list[str]:
         return [
-            "fit", "--config", str(CONFIGS / "cls_cifar10.yaml"), "--config", str(CONFIGS / "smoke.yaml"),
-            "--data.init_args.root", str(standin_root), "--runs_dir", str(tmp_path / "runs"),
-            "--run_name", run_name, "--model.init_args.backbone", "cifar_resnet20",
-            "--data.init_args.crop_padding", "0", "--data.init_args.flip", "false",
-            "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "1",
-            "--trainer.callbacks+=tests.helpers.SlowTraining", "--trainer.callbacks.progress_file", str(progress),
-        ]  # fmt: skip
+            "fit",
+            "--config",
+            str(CONFIGS / "cls_cifar10.yaml"),
+            "--config",
+            str(CONFIGS / "smoke.yaml"),
+            "--data.init_args.root",
+            str(standin_root),
+            "--runs_dir",
+            str(tmp_path / "runs"),
+            "--run_name",
+            run_name,
+            "--model.init_args.backbone",
+            "cifar_resnet20",
+            "--data.init_args.crop_padding",
+            "0",
+            "--data.init_args.flip",
+            "false",
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.limit_train_batches",
+            "4",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.callbacks+=tests.helpers.SlowTraining",
+            "--trainer.callbacks.progress_file",
+            str(progress),
+        ]
 
     run_cli_subprocess(*args("straight", tmp_path / "straight.txt"))
 

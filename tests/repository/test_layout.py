@@ -1,0 +1,127 @@
+"""The repository's shape, checked: a folder and three files per method, plain-torch networks and components,
+datamodules that know no model, docs that stand alone, files small enough to read."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SHARED = {"routines", "metrics", "components", "post_processing", "outputs"}
+METHODS = sorted(
+    p.name
+    for p in (REPO / "lightning_modules").iterdir()
+    if p.is_dir() and p.name not in SHARED | {"__pycache__"}
+)
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(
+        f for folder in folders for f in (REPO / folder).rglob("*.py") if "__pycache__" not in f.parts
+    )
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (``import a.b`` and ``from a.b import c`` give ``a.b``), at any depth."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_every_method_folder_has_networks_module_and_readme() -> None:
+    assert {"patchcore", "reverse_distillation", "cflow", "efficientad", "classification", "tvqvae"} <= set(
+        METHODS
+    )
+    for method in METHODS:
+        folder = REPO / "lightning_modules" / method
+        missing = [
+            name for name in ("networks.py", "module.py", "README.md") if not (folder / name).is_file()
+        ]
+        assert not missing, f"lightning_modules/{method} lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    python_files("lightning_modules/components")
+    + sorted((REPO / "lightning_modules").glob("*/networks.py"))
+    + sorted((REPO / "lightning_modules").glob("*/*_networks.py")),
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_networks_and_components_are_plain_torch(path: Path) -> None:
+    lightning = {m for m in imported_modules(path) if m.split(".")[0] in ("lightning", "pytorch_lightning")}
+    assert not lightning, f"{path.relative_to(REPO)} imports {lightning}"
+
+
+def test_datamodules_know_no_model_and_models_know_only_the_batch_contract() -> None:
+    for path in python_files("datamodules"):
+        models = {m for m in imported_modules(path) if m.startswith("lightning_modules")}
+        assert not models, f"{path.relative_to(REPO)} imports {models}"
+    for path in python_files("lightning_modules"):
+        data = {m for m in imported_modules(path) if m.startswith("datamodules")} - {"datamodules.batch"}
+        assert not data, f"{path.relative_to(REPO)} imports {data} (only datamodules.batch is allowed)"
+
+
+def test_every_task_base_is_a_routine_on_the_shared_base() -> None:
+    from lightning_modules.routines.base import EvaluationRoutine
+
+    package = importlib.import_module("lightning_modules.routines")
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"lightning_modules.routines.{info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                cls.__module__ == module.__name__
+                and issubclass(cls, EvaluationRoutine)
+                and cls is not EvaluationRoutine
+            ):
+                assert name.endswith("Routine"), f"{module.__name__}.{name} should be named ...Routine"
+                found.append(name)
+    assert {
+        "BinaryDetectionRoutine",
+        "SpoofDetectionRoutine",
+        "AnomalyDetectionRoutine",
+        "ClassificationRoutine",
+        "TopicModelRoutine",
+    } <= set(found)
+
+
+def tracked_text_files() -> list[Path]:
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [REPO / f for f in listed.split() if (REPO / f).is_file()]
+
+
+def test_nothing_cites_files_users_do_not_have() -> None:
+    outside = ("METHODS" + ".md", "DESIGN" + ".md")  # split, so this file does not cite them either
+    citing = [
+        str(path.relative_to(REPO))
+        for path in tracked_text_files()
+        if path.suffix in (".py", ".md", ".yaml", ".toml", ".sh", ".sbatch", "")
+        and any(o in path.read_text(errors="ignore") for o in outside)
+    ]
+    assert not citing, f"these cite files outside the repository: {citing}"
+
+
+def test_no_source_file_is_over_400_lines_and_the_readme_is_the_front_door() -> None:
+    long = [
+        f"{path.relative_to(REPO)} ({n})"
+        for path in python_files("lightning_modules", "datamodules", "callbacks", "scripts", "benchmarks")
+        + [REPO / "cli.py"]
+        if (n := len(path.read_text().splitlines())) > 400
+    ]
+    assert not long, f"over 400 lines: {long}"
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) < 300
+    for method in METHODS:  # the methods table links every method's own README
+        assert f"lightning_modules/{method}/README.md" in readme, f"README.md does not link {method}'s README"
