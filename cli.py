@@ -14,20 +14,28 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
   every checkpoint, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
 * ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class);
 * errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
-  (``RVL_TRACEBACK=1`` shows it).
+  (``RVL_TRACEBACK=1`` shows it); so do config mistakes (an unknown key, a wrong type, a class path that does not
+  import or is of the wrong kind, a YAML file that does not parse), naming the key, the file and the nearest valid
+  keys (``RVL_TRACEBACK=1`` shows jsonargparse's full text); no option is abbreviated, and Lightning's tips are
+  kept out of the output.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
 import logging
 import os
+import pkgutil
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-from jsonargparse import Namespace
+import lightning.pytorch as pl
+import yaml
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
@@ -40,6 +48,11 @@ from callbacks import (
 )
 from datamodules.image_io import BadImageError
 from lightning_modules.components.backbones import BackboneWeightsError
+from lightning_modules.outputs.checkpoints import (
+    CheckpointNotFoundError,
+    check_checkpoint,
+    newest_last_checkpoint,
+)
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -57,12 +70,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 LINKED_FROM_DATA = ("num_classes", "vocab_size", "image_size", "clip_len", "latent_dim")
 
 
-class CheckpointNotFoundError(FileNotFoundError):
-    """``--ckpt_path`` names no checkpoint."""
-
-
-class CheckpointError(ValueError):
-    """``--ckpt_path`` names a file that is not a checkpoint of the configured model."""
+class ConfigError(ValueError):
+    """A config mistake: the full key, what is wrong, where it was given and the nearest valid keys."""
 
 
 class SaveConfigPerStage(SaveConfigCallback):
@@ -80,6 +89,18 @@ class SaveConfigPerStage(SaveConfigCallback):
 
 class RobustVisionCLI(LightningCLI):
     """LightningCLI with run folders, ``--ckpt_path last`` resolution, and the project's default callbacks."""
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        # errors raise (and are explained in one line) instead of printing the usage; no abbreviated options
+        # (argparse would take --trainer.max_epoch for --trainer.max_epochs)
+        return super().init_parser(exit_on_error=False, allow_abbrev=False, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            argv = list(sys.argv[1:] if args is None else args)
+            raise ConfigError(explain_config_error(str(error), self._subcommand_parsers, argv)) from error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -131,7 +152,7 @@ class RobustVisionCLI(LightningCLI):
                 and ckpt_path not in ("last", "best", "hpc", "registry")
                 and Path(ckpt_path).is_file()
             ):
-                _check_checkpoint(
+                check_checkpoint(
                     Path(ckpt_path), config.get("model"), config.get("weights_only") is not False
                 )
         super()._parse_ckpt_path()
@@ -149,7 +170,7 @@ class RobustVisionCLI(LightningCLI):
         version: str | None = config.get("run_version")
         ckpt_path = config.get("ckpt_path")
         if ckpt_path == "last":
-            found = _latest_last_checkpoint(runs_dir / run_name)
+            found = newest_last_checkpoint(runs_dir / run_name, "version_*/checkpoints/last*.ckpt")
             if found is None:
                 if self.subcommand != "fit":
                     raise CheckpointNotFoundError(
@@ -163,7 +184,7 @@ class RobustVisionCLI(LightningCLI):
             config.ckpt_path = str(found) if found else None
             ckpt_path = config.ckpt_path
             if found:
-                _check_checkpoint(found, config.get("model"), config.get("weights_only") is not False)
+                check_checkpoint(found, config.get("model"), config.get("weights_only") is not False)
         if ckpt_path:
             path = Path(ckpt_path)
             if not path.is_file():
@@ -213,31 +234,6 @@ def _default_run_name(config: Namespace) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
 
 
-def _check_checkpoint(path: Path, model: Any, weights_only: bool) -> None:
-    """Fail in one line when ``path`` is not a readable checkpoint or was written by another model class
-    (Lightning would otherwise stop deep inside ``load_state_dict`` with hundreds of missing keys)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... for a bad file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        hint = " (pass --weights_only false if you trust it)" if "weights_only" in reason.lower() else ""
-        raise CheckpointError(f"--ckpt_path {path}: not a loadable checkpoint: {reason}{hint}") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"--ckpt_path {path}: not a Lightning checkpoint (no 'state_dict' in it)")
-    saved_by = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    wanted = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
-    if saved_by and wanted and saved_by != wanted:
-        raise CheckpointError(
-            f"--ckpt_path {path} was written by {saved_by}, but the config builds {wanted}: "
-            f"pass that method's config (or its checkpoint)"
-        )
-
-
-def _latest_last_checkpoint(run_dir: Path) -> Path | None:
-    candidates = [p for p in run_dir.glob("version_*/checkpoints/last*.ckpt") if p.is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
-
-
 class _CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record arrives (test runners swap it between runs)."""
 
@@ -246,8 +242,17 @@ class _CurrentStderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+def _no_tips(record: logging.LogRecord) -> bool:
+    """Lightning's advertising "Tip" lines (litlogger, litmodels) are noise in a log users read."""
+    return not str(record.msg).lstrip().startswith("💡 Tip")
+
+
 def show_project_logs() -> None:
-    """Print the project's own INFO messages (data sizes, skipped files, fitted calibrators) like Lightning's."""
+    """Print the project's own INFO messages (data sizes, skipped files, fitted calibrators) like Lightning's,
+    and none of Lightning's tips."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        if _no_tips not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_no_tips)
     for name in ("datamodules", "lightning_modules", "callbacks"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
@@ -255,6 +260,102 @@ def show_project_logs() -> None:
             handler = _CurrentStderrHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
+
+
+# ------------------------------------------------------------------------------------------ config mistakes
+KINDS = {
+    "LightningModule": pl.LightningModule,
+    "LightningDataModule": pl.LightningDataModule,
+    "Callback": pl.Callback,
+}
+EXPECTED = {"model": "LightningModule", "data": "LightningDataModule", "trainer.callbacks": "Callback"}
+
+
+def explain_config_error(text: str, parsers: dict[str, Any], argv: list[str]) -> str:
+    """jsonargparse's many-line error as one line: the key, what is wrong, where, and the nearest valid keys."""
+    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
+    for path in configs if "Problems parsing config" in text else []:
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as error:
+            line = f" line {error.problem_mark.line + 1}" if getattr(error, "problem_mark", None) else ""
+            return f"{path}{line} is not valid YAML: {getattr(error, 'problem', None) or error}"
+    subcommand = next((a for a in argv if a in parsers), "fit")
+    if unknown := re.search(r"does not accept option '([^']+)'|arguments: --([\w.]+)", text):
+        keys = [k[2:] for k in parsers[subcommand]._option_string_actions if k.startswith("--")]
+        return _unknown_key(unknown[1] or unknown[2], keys, configs, argv)
+    top = (re.search(r'Parser key "([^"]+)"', text) or [None, "?"])[1]
+    given = (re.search(r"Given value: (.*)", text) or [None, "?"])[1]
+    if problem := re.search(r"Problem with given class_path '([^']+)':\n\s*(.+)", text):
+        class_path, reason = problem[1], problem[2].strip()
+        if option := re.match(r"Option '([^']+)' is not accepted", reason):
+            return _unknown_key(f"{top}.init_args.{option[1]}", _init_keys(class_path, top), configs, argv)
+        if nested := re.search(r'Parser key "([^"]+)":\n\s*Expected (.+?)\. Got value: (.*)', text):
+            top, text, given = f"{top}.init_args.{nested[1]}", nested[2], nested[3]
+        elif "has no attribute" in reason or "No module named" in reason:
+            return f"{top}: class_path {class_path!r} does not import ({reason}){_nearest_class(class_path)}"
+    if "does not correspond to a subclass of" in text:
+        module, _, name = given.rpartition(".")
+        cls = getattr(importlib.import_module(module), name, None)
+        kind = next((k for k, base in KINDS.items() if inspect.isclass(cls) and issubclass(cls, base)), None)
+        return f"{top}: {given!r} is not a {EXPECTED.get(top, 'class of that kind')}" + (
+            f" (it is a {kind})" if kind else ""
+        )
+    if expected := re.findall(r"<class '([\w.]+)'>", re.sub(r"Given value type.*", "", text)):
+        types = " or ".join(dict.fromkeys("null" if t == "NoneType" else t for t in expected))
+        return f"{top}{_where(top, configs, argv)}: expected {types}, got {given!r}"
+    return f"{top}: " + " ".join(line.strip() for line in text.splitlines()[1:3])
+
+
+def _where(key: str, configs: list[str], argv: list[str]) -> str:
+    """Where ``key`` was given: " (on the command line)", else " (in <the last config file that sets it>)"."""
+    for path in [] if any(a.split("=")[0] == f"--{key}" for a in argv) else reversed(configs):
+        node: Any = yaml.safe_load(Path(path).read_text())
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return f" (in {path})"
+    return " (on the command line)"
+
+
+def _unknown_key(key: str, valid: list[str], configs: list[str], argv: list[str]) -> str:
+    """ "<key> (where): unknown key; did you mean ...?" among the valid keys beside it, else its top-level part."""
+    siblings = [k for k in valid if k.rsplit(".", 1)[0] == key.rsplit(".", 1)[0]] or valid
+    near = difflib.get_close_matches(key, siblings, n=2, cutoff=0.8)
+    tops = sorted({k.split(".")[0] for k in valid})
+    near = near or difflib.get_close_matches(key.split(".")[0], tops, n=1, cutoff=0.6)
+    return f"{key}{_where(key, configs, argv)}: unknown key" + (
+        f"; did you mean {' or '.join(near)}?" if near else ""
+    )
+
+
+def _init_keys(class_path: str, top: str) -> list[str]:
+    """``<top>.init_args.<name>`` for every argument the class (and, through ``**kwargs``, its bases) accepts."""
+    module, _, name = class_path.rpartition(".")
+    names: list[str] = []
+    for cls in inspect.getmro(getattr(importlib.import_module(module), name)):
+        parameters = (
+            list(inspect.signature(cls.__init__).parameters.values()) if "__init__" in vars(cls) else []
+        )
+        names += [p.name for p in parameters[1:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return [f"{top}.init_args.{n}" for n in dict.fromkeys(names)]
+
+
+def _nearest_class(class_path: str) -> str:
+    """ "; did you mean ...?" among the classes of the named module, or the modules of its package."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        classes = [n for n, c in vars(importlib.import_module(module)).items() if inspect.isclass(c)]
+        near = [f"{module}.{n}" for n in difflib.get_close_matches(name, classes, n=2, cutoff=0.75)]
+    except ImportError:
+        package = importlib.import_module(class_path.split(".")[0])
+        modules = [
+            m.name for m in pkgutil.walk_packages(getattr(package, "__path__", []), package.__name__ + ".")
+        ]
+        near = [f"{m}.{name}" for m in difflib.get_close_matches(module, modules, n=2, cutoff=0.9)]
+    return f"; did you mean {' or '.join(near)}?" if near else ""
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:

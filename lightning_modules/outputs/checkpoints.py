@@ -1,20 +1,30 @@
-"""Reading a sub-network out of another run's checkpoint: a pre-training stage whose result a later config loads
-(the TVQ-VAE's VQ models, StyleFlow's face autoencoder and StyleGRU), given as a file or as its run folder."""
+"""Checkpoints of runs: finding a run's newest one, checking a ``--ckpt_path`` before Lightning loads it, and
+reading a sub-network out of another run's checkpoint (a pre-training stage whose result a later config loads:
+the TVQ-VAE's VQ models, StyleFlow's face autoencoder and StyleGRU), given as a file or as its run folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """``--ckpt_path`` names no checkpoint."""
+
+
+class CheckpointError(ValueError):
+    """``--ckpt_path`` names a file that is not a checkpoint of the configured model."""
 
 
 class RunCheckpointError(ValueError):
     """A path that should hold another run's checkpoint does not (missing, or another method's)."""
 
 
-def newest_last_checkpoint(run_folder: Path) -> Path | None:
-    """The most recently written ``last.ckpt`` anywhere under a run folder (None when there is none)."""
-    found = sorted(run_folder.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+def newest_last_checkpoint(run_folder: Path, pattern: str = "**/last.ckpt") -> Path | None:
+    """The most recently written checkpoint matching ``pattern`` under a run folder (None when there is none)."""
+    found = sorted((p for p in run_folder.glob(pattern) if p.is_file()), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
@@ -38,3 +48,23 @@ def read_run_checkpoint(path: str | Path, key: str, prefix: str, config: str, mo
     if not state or needs not in h:
         raise RunCheckpointError(f"{key}={str(path)!r} is not a {module} checkpoint")
     return h, state
+
+
+def check_checkpoint(path: Path, model: Any, weights_only: bool) -> None:
+    """Fail in one line when ``path`` is not a readable checkpoint or was written by another model class
+    (Lightning would otherwise stop deep inside ``load_state_dict`` with hundreds of missing keys)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... for a bad file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        hint = " (pass --weights_only false if you trust it)" if "weights_only" in reason.lower() else ""
+        raise CheckpointError(f"--ckpt_path {path}: not a loadable checkpoint: {reason}{hint}") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"--ckpt_path {path}: not a Lightning checkpoint (no 'state_dict' in it)")
+    saved_by = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    wanted = model.get("class_path") if hasattr(model, "get") else None
+    if saved_by and wanted and saved_by != wanted:
+        raise CheckpointError(
+            f"--ckpt_path {path} was written by {saved_by}, but the config builds {wanted}: "
+            f"pass that method's config (or its checkpoint)"
+        )
