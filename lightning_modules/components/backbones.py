@@ -53,13 +53,14 @@ def create_backbone(
         return timm.create_model(
             name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
         )
-    except (OSError, RuntimeError, ValueError) as error:
+    except (
+        Exception
+    ) as error:  # the hub's errors (LocalEntryNotFoundError, HTTP errors) share no base but these
         if not pretrained or pretrained_path is not None:
             raise
         raise BackboneWeightsError(
-            f"could not fetch pretrained weights for {name!r} ({type(error).__name__}: {str(error)[:200]}); "
-            f"offline, download them elsewhere and pass model.init_args.pretrained_path=<file>, "
-            f"or set model.init_args.pretrained: false"
+            f"no pretrained weights for backbone {name!r} here ({type(error).__name__}: offline?): pass "
+            f"--model.init_args.pretrained false, or a local weights file as --model.init_args.pretrained_path"
         ) from error
 
 

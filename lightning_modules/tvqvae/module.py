@@ -63,6 +63,8 @@ class TokenVQModule(EvaluationRoutine):
         standardize: Center and scale token vectors by the training split's statistics before encoding (ours;
             without it all tokens collapse onto the same codes, see :class:`TokenVQAutoencoder`).
         lr, weight_decay: AdamW.
+        input_dim: Width of the token vectors (null: the data's encoder decides, when the model is built); a
+            checkpoint records it, so ``test --ckpt_path <file>`` rebuilds the same network.
     """
 
     def __init__(
@@ -78,15 +80,20 @@ class TokenVQModule(EvaluationRoutine):
         standardize: bool = True,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
+        input_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.autoencoder: TokenVQAutoencoder | None = None
+        if input_dim is not None:
+            self._build(input_dim)
 
     def configure_model(self) -> None:
-        if self.autoencoder is None:  # the width of the token vectors is known once the data is
+        if self.autoencoder is None or self.trainer.state.fn == "fit":
             embeddings = _embeddings(self)
-            self._build(embeddings.dim)
+            if self.autoencoder is None:  # the width of the token vectors is known once the data is
+                self._build(embeddings.dim)
+            # from the training split (a resumed fit then loads the same values from its checkpoint)
             train = self.trainer.datamodule.split_indices["train"]
             self.autoencoder.set_input_statistics(document_tokens(embeddings, torch.tensor(train)))
 
@@ -173,9 +180,6 @@ class TokenVQModule(EvaluationRoutine):
         return torch.optim.AdamW(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["hyper_parameters"]["input_dim"] = self.hparams.get("input_dim")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.autoencoder is None:

