@@ -156,7 +156,9 @@ def cached_token_embeddings(
     wordnet = normalizer.wordnet is not None
 
     def folder(name: str) -> Path:
-        return cache_dir / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
+        return (
+            cache_dir / f"tokens-{Path(name).name}-{cache_key(name, texts, dictionary, max_tokens, wordnet)}"
+        )
 
     if (folder(encoder) / "meta.json").is_file():
         return _read(folder(encoder))
