@@ -262,6 +262,14 @@ class BaseDataModule(L.LightningDataModule):
         """Number of classes the model must predict (linked to ``model.init_args.num_classes``)."""
         raise NotImplementedError
 
+    def components(self) -> list[tuple[str, bool]]:
+        """(what the run read, whether it is a stand-in) for the first line of its result tables."""
+        if self.synthetic:
+            return [
+                (f"data: the {self.layout} stand-in ({self.standin_size}), not the published dataset", True)
+            ]
+        return [(f"data: {self.root}", False)]
+
     @property
     def groups(self) -> list[str]:
         """Names that result tables are split by, in a fixed order (the same on every rank)."""

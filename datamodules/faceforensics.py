@@ -140,6 +140,17 @@ class FaceVideoDataModule(BaseDataModule):
         if not self.data_dir.is_dir():
             raise DatasetNotFoundError(self.missing_data_message())
 
+    def components(self) -> list[tuple[str, bool]]:
+        """The data, and the encoder the style latents were read from (the face autoencoder stands in for pSp)."""
+        found = super().components()
+        if "latents" in self.inputs:
+            for folder in self.video_folders(("train",)):
+                if (folder / LATENTS_INFO).is_file():
+                    description = json.loads((folder / LATENTS_INFO).read_text()).get("description", "?")
+                    found.append((f"style latents from the {description}", "stand-in" in description))
+                    break
+        return found
+
     # ---------------------------------------------------------------------------------------- latents
     def video_folders(self, splits: tuple[str, ...] = SPLITS) -> list[Path]:
         """Every video folder of ``splits`` (held-out manipulations included): where latents belong."""

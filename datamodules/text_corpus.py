@@ -261,6 +261,17 @@ class TextCorpusDataModule(BaseDataModule):
         self.setup()
         return len(self.label_names)
 
+    def components(self) -> list[tuple[str, bool]]:
+        """The data, and the token encoder when token vectors were read (a stand-in when it is the fallback)."""
+        found = super().components()
+        if self._embeddings is not None:
+            used, asked = self._embeddings.encoder, self.encoder
+            text = f"token encoder {used}" + (
+                f" (stands in for {asked}, which could not be loaded)" if used != asked else ""
+            )
+            found.append((text, used != asked))
+        return found
+
     def token_embeddings(self) -> TokenEmbeddings:
         """Valid-token vectors of every kept document, in ``index`` order (cached under ``cache_dir``)."""
         self.setup()

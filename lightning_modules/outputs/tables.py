@@ -2,7 +2,8 @@
 
 Detection papers average ACC and AP over generators (each generator counts once, whatever its size); the
 pooled "all images" row is added for completeness. When the seen generators are known, the table also gives the
-mean over seen and over unseen ones, the comparison the generalisation papers are about.
+mean over seen and over unseen ones, the comparison the generalisation papers are about. A table's first line names the components the run used where a stand-in
+could have served (weights, encoders, data): a table made with a stand-in says so before anything else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 MEAN, MEAN_SEEN, MEAN_UNSEEN, POOLED = "mean", "mean (seen)", "mean (unseen)", "all images"
 
@@ -85,6 +87,22 @@ def _fmt(value: object, digits: int = 1) -> str:
     return "—" if isinstance(value, float) and math.isnan(value) else f"{value:.{digits}f}"
 
 
+class Component(NamedTuple):
+    """A part of a run that a stand-in could have replaced, as it was: ``text``, and whether it is a stand-in."""
+
+    text: str
+    stand_in: bool = False
+
+
+def components_line(components: Sequence[Component]) -> str:
+    """ "STAND-INS: a; b. Also: c" when a component is a stand-in, else "Components: a; b; c"."""
+    stand_ins = [c.text for c in components if c.stand_in]
+    others = [c.text for c in components if not c.stand_in]
+    if stand_ins:
+        return "STAND-INS: " + "; ".join(stand_ins) + (". Also: " + "; ".join(others) if others else "")
+    return "Components: " + "; ".join(others)
+
+
 def write_result_table(
     rows: Sequence[Mapping[str, object]],
     metrics: Sequence[str],
@@ -92,19 +110,24 @@ def write_result_table(
     title: str = "",
     stem: str = "results",
     digits: int = 1,
+    components: Sequence[Component] = (),
 ) -> str:
-    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown (``digits`` decimals)."""
+    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown (``digits`` decimals);
+    with ``components``, their line comes first in both (a ``#`` comment line in the CSV)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fields = ["group", "seen", *metrics]
+    line = components_line(components) if components else ""
     with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
+        if line:
+            handle.write(f"# {line}\n")
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow(
                 {k: (f"{row[k]:.4f}" if isinstance(row.get(k), float) else row.get(k, "")) for k in fields}
             )
-    markdown = format_markdown(rows, metrics, title, digits)
+    markdown = (f"_{line}_\n\n" if line else "") + format_markdown(rows, metrics, title, digits)
     (out_dir / f"{stem}.md").write_text(markdown)
     return markdown
 
@@ -112,7 +135,7 @@ def write_result_table(
 def read_result_table(path: str | Path) -> list[dict[str, object]]:
     """Rows of a ``results.csv`` with metric columns as floats (for comparing runs)."""
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
     return [{k: (v if k in ("group", "seen") else float(v)) for k, v in row.items()} for row in rows]
 
 

@@ -8,6 +8,7 @@ need live here, once.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,18 @@ from torchvision.utils import make_grid
 
 from datamodules.batch import batch_size_of, collate_skipping_bad, to_device
 from lightning_modules.outputs.run_outputs import log_image, run_dir
-from lightning_modules.outputs.tables import write_result_table
+from lightning_modules.outputs.tables import Component, write_result_table
 
 
 class EvaluationRoutine(L.LightningModule):
-    """Helpers shared by the task routines; it adds no hook and no behaviour of its own."""
+    """Helpers shared by the task routines; it adds no hook and no behavior of its own.
+
+    ``weights_keys`` names the hyper-parameters (backbone name, pretrained flag, local weights file) whose
+    weights the results' components line describes; random weights count as a stand-in when the flag's default
+    (the paper's protocol) is pretrained. None: the module has no such backbone.
+    """
+
+    weights_keys: tuple[str, str | None, str | None] | None = ("backbone", "pretrained", "pretrained_path")
 
     @property
     def datamodule(self) -> Any:
@@ -57,9 +65,29 @@ class EvaluationRoutine(L.LightningModule):
     ) -> str:
         """Write ``<stem>.csv`` / ``<stem>.md`` into the run folder and print the markdown with where it went."""
         out = self.run_dir()
-        markdown = write_result_table(rows, metrics, out, title=title, stem=stem, digits=digits)
+        components = self.components()
+        markdown = write_result_table(rows, metrics, out, title, stem, digits, components)
         self.print("\n" + markdown + f"(written to {out / stem}.csv and {stem}.md{note})")
         return markdown
+
+    def components(self) -> list[Component]:
+        """The parts of this run a stand-in could have replaced, as they were: the backbone's weights (a local
+        file, the hub's, or random), then what the data reports (its stand-in, a fallback encoder...)."""
+        found = []
+        name, flag, path = self.weights_keys or (None, None, None)
+        if name and self.hparams.get(name):
+            local = self.hparams.get(path) if path else None
+            pretrained = bool(self.hparams.get(flag)) if flag else bool(local)
+            expected = inspect.signature(type(self).__init__).parameters[flag].default if flag else True
+            backbone = f"{name} {self.hparams[name]}"
+            if local:
+                found.append(Component(f"{backbone} with weights from {local}"))
+            elif pretrained:
+                found.append(Component(f"{backbone} with the hub's pretrained weights"))
+            else:
+                paper = " (the protocol starts from pretrained weights)" if expected else ""
+                found.append(Component(f"{backbone} randomly initialized{paper}", stand_in=bool(expected)))
+        return found + [Component(*c) for c in self.from_data("components", default=[])]
 
     def log_pictures(self, tag: str, pictures: Mapping[str, torch.Tensor], nrow: int = 8) -> None:
         """Each (N, 3, H, W) picture set as one grid ``<tag>/<name>`` in every image-capable logger."""

@@ -18,6 +18,7 @@ from torchmetrics.aggregation import CatMetric
 
 from lightning_modules.metrics.topics import clustering_scores, topic_scores
 from lightning_modules.outputs.run_outputs import log_text
+from lightning_modules.outputs.tables import components_line
 from lightning_modules.routines.base import EvaluationRoutine
 
 TOPIC_METRICS = ("npmi", "td", "tq", "npmi_50", "td_50", "tq_50")
@@ -95,7 +96,9 @@ class TopicModelRoutine(EvaluationRoutine):
             return
         out = self.run_dir()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "topics.txt").write_text(self._topic_lines(scores))
+        (out / "topics.txt").write_text(
+            f"# {components_line(self.components())}\n" + self._topic_lines(scores)
+        )
         names = [m for m in (*TOPIC_METRICS, "nmi", "purity") if m in scores]
         row = {
             "group": f"{self.method_name} K={len(scores['topics'])}",

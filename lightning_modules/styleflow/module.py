@@ -222,6 +222,7 @@ class StyleFlowModule(BinaryDetectionRoutine):
         threshold: Fake-probability threshold of ACC.
     """
 
+    weights_keys = ("content_backbone", None, "content_weights")  # the paper starts from FTCN's I3D weights
     SMOKE_ARGUMENTS = {"dim": 32, "depth": 1, "heads": 2, "mlp_dim": 32, "style_tokens": 4}
 
     def __init__(

@@ -28,6 +28,7 @@ class ClipScorer:
     model: Any
     tokenizer: Any
     description: str
+    stand_in: bool = False
 
     @torch.no_grad()
     def text_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
@@ -106,7 +107,7 @@ def load_clip(path: str | None = None, seed: int = 0) -> ClipScorer:
     torch.manual_seed(seed)
     model = CLIPModel(config).eval()
     log.warning("no clip_path: a tiny randomly initialized CLIP stands in; its prompt ranking means nothing")
-    return ClipScorer(model, tokenizer, "tiny random CLIP (stand-in; set clip_path to a local CLIP)")
+    return ClipScorer(model, tokenizer, "tiny random CLIP (set clip_path to a local CLIP)", stand_in=True)
 
 
 def rank_prompts(

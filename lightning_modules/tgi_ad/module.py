@@ -23,6 +23,7 @@ from datamodules.batch import batch_size_of
 from lightning_modules.components.feature_extractor import FrozenFeatures
 from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
 from lightning_modules.outputs.run_outputs import log_text
+from lightning_modules.outputs.tables import Component, components_line
 from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
 from lightning_modules.tgi_ad.diversity import generation_diversity
@@ -56,6 +57,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
     """
 
     resizable_buffers = ("accepted",)  # grows from empty during fit
+    weights_keys = ("feature_backbone", "pretrained", "pretrained_path")
 
     def __init__(
         self,
@@ -210,6 +212,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         for index, image in enumerate(self.accepted.float().cpu()):
             save_image(image, folder / f"generated_{index:04d}.png")
         summary = {
+            "components": components_line(self.components()),
             **self.statistics,
             "category": str(category),
             "prompts": [[prompt, score] for prompt, score in self.prompts[: self.hparams.top_prompts]],
@@ -219,6 +222,13 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             f"{len(self.accepted)} generated normal images written to {folder} "
             f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})"
         )
+
+    def components(self) -> list[Component]:
+        """The feature network's weights and the data, then the CLIP scorer that ranked prompts and images."""
+        found = super().components()
+        if self._scorer is not None:
+            found.append(Component(f"CLIP scorer: {self._scorer.description}", self._scorer.stand_in))
+        return found
 
     def output_dir(self) -> Path:
         if self.hparams.output_dir:

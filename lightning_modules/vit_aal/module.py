@@ -97,6 +97,8 @@ class ViTAALModule(ClassificationRoutine):
         fixed_weights: ``renormalized`` learned probabilities of the kept channels, or ``uniform`` over them.
     """
 
+    weights_keys = ("cnn_backbone", "pretrained", "pretrained_path")  # the ViT always starts from scratch
+
     def __init__(
         self,
         backbone: str = "deit_tiny_patch16_224",

@@ -391,6 +391,13 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
         test.trainer.callback_metrics
     )
     table = (run_dir / "results.md").read_text()
+    # a table made with stand-in components says so in its first line (random weights, stand-in data)
+    first = table.splitlines()[0]
+    assert first.startswith(
+        "_STAND-INS: backbone resnet18 randomly initialized (the protocol starts from pretrained"
+    )
+    assert "data: the mvtec stand-in (tiny)" in first
+    assert (run_dir / "results.csv").read_text().splitlines()[0] == f"# {first.strip('_')}"
     for row in ("| all |", "| contamination |", "| hole |", "| scratch |", "| stain |"):
         assert row in table
     assert "mvtec_ad/brick, full-shot" in table

@@ -154,6 +154,10 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
     assert "generation/prompts/text_summary" in events.Tags()["tensors"]
     summary = json.loads((run_dir / "generated" / "generation.json").read_text())
     assert summary["kept"] == 6 and summary["candidates"] == 8 and summary["category"] == "brick"
+    assert (
+        summary["components"].startswith("STAND-INS:")
+        and "CLIP scorer: tiny random CLIP" in summary["components"]
+    )
     assert summary["source_distance"] > 0 and summary["diversity"] > 0 and len(summary["prompts"]) == 3
     assert events.Scalars("generation/source_distance")[-1].value == pytest.approx(summary["source_distance"])
 
