@@ -16,22 +16,21 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from callbacks.calibration_report import compare_calibrators
 from datamodules.logits import save_logits_file
 from lightning_modules.metrics.calibration import calibration_report
 from lightning_modules.outputs.pictures import reliability_diagram
 from lightning_modules.outputs.run_outputs import log_image, run_dir
-from lightning_modules.outputs.tables import write_result_table
 from lightning_modules.post_processing.calibrators import (
     CALIBRATORS,
     CalibratorName,
-    fit_calibrator,
+    calibrate,
     make_calibrator,
 )
-from lightning_modules.post_processing.classwise_loss import ClasswiseScaledCrossEntropy, Normalization
+from lightning_modules.post_processing.classwise_loss import Normalization
+from lightning_modules.post_processing.objectives import OBJECTIVES, ObjectiveName
 
 log = logging.getLogger(__name__)
-Objective = Literal["nll", "cl"]
-TABLE_METRICS = ("ece", "aece", "cwece", "nll", "acc")
 
 
 class PostHocCalibration(Callback):
@@ -41,12 +40,13 @@ class PostHocCalibration(Callback):
     in this callback's state), and at the start of ``test`` / ``predict`` if no calibrator was fitted or loaded
     from the checkpoint. At the end of ``test`` it logs every metric before and after as
     ``test/<metric>/uncalibrated`` and ``test/<metric>/calibrated``, draws reliability diagrams to TensorBoard,
-    and with ``compare: true`` also fits every calibrator with both objectives on the same split and writes the
+    and with ``compare: true`` also fits every calibrator with every objective on the same split and writes the
     table ``calibration.csv`` / ``calibration.md`` (ECE, adaptive ECE, class-wise ECE, accuracy in %; NLL).
 
     Args:
         calibrator: ``ts``, ``cts``, ``ets`` or ``pts``.
-        objective: ``nll`` or ``cl`` (SCTL's class-wise loss scaling).
+        objective: ``nll``, ``cl`` (SCTL's class-wise loss scaling), ``ls`` (label smoothing 0.05) or ``fl``
+            (focal loss, gamma 3), each fitted with the official code's schedule for it.
         norm: Normalization of the class-wise loss: ``ND``, ``MM`` or ``CM``.
         reduction: ``sum`` (the official code) or ``mean`` over classes in the class-wise loss.
         ets_space: ``prob`` (Zhang et al.'s ETS) or ``logit`` (the SCTL repository's variant).
@@ -60,7 +60,7 @@ class PostHocCalibration(Callback):
     def __init__(
         self,
         calibrator: CalibratorName = "ts",
-        objective: Objective = "cl",
+        objective: ObjectiveName = "cl",
         norm: Normalization = "ND",
         reduction: Literal["sum", "mean"] = "sum",
         ets_space: Literal["prob", "logit"] = "prob",
@@ -73,16 +73,16 @@ class PostHocCalibration(Callback):
             raise ValueError(
                 f"PostHocCalibration calibrator must be one of {CALIBRATORS}, got {calibrator!r}"
             )
-        if objective not in ("nll", "cl"):
-            raise ValueError(f"PostHocCalibration objective must be nll or cl, got {objective!r}")
-        self.name, self.objective_name = calibrator, objective
-        self.norm, self.reduction, self.ets_space = norm, reduction, ets_space
-        self.compare, self.save_logits, self.iterations, self.n_bins = (
-            compare,
-            save_logits,
-            iterations,
-            n_bins,
-        )
+        if objective not in OBJECTIVES:
+            raise ValueError(f"PostHocCalibration objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.name, self.objective_name, self.ets_space = calibrator, objective, ets_space
+        self.fitting = {
+            "ets_space": ets_space,
+            "norm": norm,
+            "reduction": reduction,
+            "iterations": iterations,
+        }
+        self.compare, self.save_logits, self.n_bins = compare, save_logits, n_bins
         self.fitted: nn.Module | None = None
         self._calibration: tuple[torch.Tensor, torch.Tensor] | None = None  # logits, labels of the last fit
         self._test_logits: list[torch.Tensor] = []
@@ -101,19 +101,9 @@ class PostHocCalibration(Callback):
                 "a held-out split to fit the calibrator on"
             )
 
-    def objective(self, name: Objective, num_classes: int) -> nn.Module:
-        if name == "cl":
-            return ClasswiseScaledCrossEntropy(num_classes, self.norm, self.reduction)
-        return nn.CrossEntropyLoss()
-
-    def fit(
-        self, name: CalibratorName, objective: Objective, logits: torch.Tensor, labels: torch.Tensor
-    ) -> nn.Module:
-        """A fitted calibrator; safe inside ``test``, which runs in inference mode (no autograd otherwise)."""
-        with torch.inference_mode(False), torch.enable_grad():
-            calibrator = make_calibrator(name, logits.shape[1], self.ets_space).to(logits.device)
-            loss = self.objective(objective, logits.shape[1])
-            return fit_calibrator(calibrator, logits.clone(), labels.clone(), loss, self.iterations)
+    def fit(self, name: CalibratorName, objective: ObjectiveName, logits: torch.Tensor, labels: torch.Tensor):
+        """A ``name`` calibrator fitted with ``objective`` and this callback's settings."""
+        return calibrate(name, objective, logits, labels, **self.fitting)
 
     # ---------------------------------------------------------------------------------------- fitting
     @torch.no_grad()
@@ -204,38 +194,14 @@ class PostHocCalibration(Callback):
         if self.save_logits:
             save_logits_file(out_dir / "logits.npz", (cal_logits, cal_labels), (logits, labels))
         if self.compare:
-            self._write_table(pl_module, out_dir, cal_logits, cal_labels, logits, labels, before)
-
-    def _write_table(
-        self,
-        pl_module: L.LightningModule,
-        out_dir: Path,
-        cal_logits: torch.Tensor,
-        cal_labels: torch.Tensor,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        before: dict[str, float],
-    ) -> None:
-        rows: list[dict[str, object]] = [_row("uncalibrated", before)]
-        for name in CALIBRATORS:
-            if name == "pts" and logits.shape[1] < 10:
-                continue  # PTS reads the top-10 logits
-            for objective in ("nll", "cl"):
-                calibrator = self.fit(name, objective, cal_logits, cal_labels)
-                with torch.no_grad():
-                    rows.append(
-                        _row(
-                            f"{name} / {objective}",
-                            calibration_report(calibrator(logits), labels, self.n_bins),
-                        )
-                    )
-        title = f"Post-hoc calibration on {len(labels)} test samples (fitted on {len(cal_labels)} held out)"
-        markdown = write_result_table(rows, TABLE_METRICS, out_dir, title=title, stem="calibration", digits=2)
-        pl_module.print(
-            "\n"
-            + markdown
-            + f"(written to {out_dir / 'calibration.csv'} and calibration.md; nll is not in %)"
-        )
+            markdown = compare_calibrators(
+                (cal_logits, cal_labels), (logits, labels), out_dir, self.n_bins, **self.fitting
+            )
+            pl_module.print(
+                "\n"
+                + markdown
+                + f"(written to {out_dir / 'calibration.csv'} and calibration.md; nll not in %)"
+            )
 
     def _draw(
         self, trainer: L.Trainer, logits: torch.Tensor, calibrated: torch.Tensor, labels: torch.Tensor
@@ -276,9 +242,3 @@ class PostHocCalibration(Callback):
         )
         calibrator.load_state_dict(state_dict["state"])
         self.fitted = calibrator
-
-
-def _row(name: str, report: dict[str, float]) -> dict[str, object]:
-    row: dict[str, object] = {"group": name, "seen": ""}
-    row.update({k: (report[k] if k == "nll" else 100.0 * report[k]) for k in TABLE_METRICS})
-    return row

@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from scipy import optimize
 from torch import nn
 
+from lightning_modules.post_processing.classwise_loss import Normalization
+from lightning_modules.post_processing.objectives import ObjectiveName, fitting_schedule, make_objective
+
 CalibratorName = Literal["ts", "cts", "ets", "pts"]
 CALIBRATORS: tuple[str, ...] = ("ts", "cts", "ets", "pts")
 
@@ -115,15 +118,37 @@ def make_calibrator(
     raise ValueError(f"calibrator must be one of {CALIBRATORS}, got {name!r}")
 
 
+def calibrate(
+    name: CalibratorName,
+    objective: ObjectiveName,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ets_space: Literal["prob", "logit"] = "prob",
+    norm: Normalization = "ND",
+    reduction: str = "sum",
+    iterations: int = 1000,
+) -> nn.Module:
+    """A ``name`` calibrator fitted with ``objective`` on ``logits`` as the official code fits that pair (a fresh
+    objective, its optimizer schedule); safe inside ``test``, which runs in inference mode."""
+    with torch.inference_mode(False), torch.enable_grad():
+        calibrator = make_calibrator(name, logits.shape[1], ets_space).to(logits.device)
+        loss = make_objective(objective, logits.shape[1], norm, reduction)
+        schedule = fitting_schedule(objective, iterations)
+        return fit_calibrator(calibrator, logits.clone(), labels.clone(), loss, iterations, schedule)
+
+
 def fit_calibrator(
     calibrator: nn.Module,
     logits: torch.Tensor,
     labels: torch.Tensor,
     objective: nn.Module,
     iterations: int = 1000,
+    schedule: list[tuple[float, int]] | None = None,
 ) -> nn.Module:
-    """Fit ``calibrator`` on frozen ``logits`` (full batch) by minimizing ``objective(calibrated, labels)``."""
+    """Fit ``calibrator`` on frozen ``logits`` (full batch) by minimizing ``objective(calibrated, labels)``, one
+    optimizer stage per (learning rate, iterations) of ``schedule`` (default: lr 0.02 for ``iterations``)."""
     logits, labels = logits.detach().float(), labels.detach().long()
+    schedule = schedule or [(0.02, iterations)]
     if isinstance(calibrator, ParameterizedTemperatureScaler):
         _reset(objective)
         with torch.random.fork_rng(devices=[]):  # the SCTL code's seed, without touching the caller's RNG
@@ -131,17 +156,18 @@ def fit_calibrator(
             for module in calibrator.mlp:
                 if isinstance(module, nn.Linear):
                     module.reset_parameters()
-        optimizer = torch.optim.Adam(calibrator.parameters(), lr=0.02)
-        for _ in range(iterations):
-            optimizer.zero_grad()
-            objective(calibrator(logits), labels).backward()
-            optimizer.step()
+        for lr, steps in schedule:
+            optimizer = torch.optim.Adam(calibrator.parameters(), lr=lr)
+            for _ in range(steps):
+                optimizer.zero_grad()
+                objective(calibrator(logits), labels).backward()
+                optimizer.step()
         return calibrator
     if isinstance(calibrator, EnsembleTemperatureScaler):
         # Zhang et al.: T by plain temperature scaling first (not inside the mixture, whose uniform part caps the
         # cost of confident mistakes and lets T collapse), then the mixture weights with T fixed: on the simplex
         # with SLSQP as in their code, or, for the repository's logit variant, with LBFGS like its TS
-        fit_calibrator(calibrator.scaler, logits, labels, objective, iterations)
+        fit_calibrator(calibrator.scaler, logits, labels, objective, iterations, schedule)
         if calibrator.space == "prob":
             _fit_simplex_weights(calibrator, logits, labels, objective, iterations)
             return calibrator
@@ -151,7 +177,8 @@ def fit_calibrator(
     for model, parameters in stages:
         start = [p.detach().clone() for p in parameters]
         try:
-            loss = _lbfgs(model, parameters, logits, labels, objective, iterations, line_search=None)
+            for lr, steps in schedule:
+                loss = _lbfgs(model, parameters, logits, labels, objective, steps, line_search=None, lr=lr)
         except RuntimeError:  # LBFGS overflowed its step
             loss = torch.tensor(float("nan"))
         if not _finite(loss, parameters):
@@ -216,10 +243,11 @@ def _lbfgs(
     objective: nn.Module,
     iterations: int,
     line_search: str | None,
+    lr: float = 0.02,
 ) -> torch.Tensor:
     _reset(objective)
     optimizer = torch.optim.LBFGS(
-        parameters, lr=0.02 if line_search is None else 1.0, max_iter=iterations, line_search_fn=line_search
+        parameters, lr=lr if line_search is None else 1.0, max_iter=iterations, line_search_fn=line_search
     )
 
     def closure() -> torch.Tensor:

@@ -27,7 +27,9 @@ def test_logits_config_tabulates_every_calibrator_and_objective(run_cli) -> None
     cli = run_cli("test", "--config", LOGITS, "--trainer.limit_test_batches", "1.0")
     run_dir = Path(cli.trainer.log_dir)
     rows = table(run_dir)
-    expected = {"uncalibrated"} | {f"{c} / {o}" for c in ("ts", "cts", "ets", "pts") for o in ("nll", "cl")}
+    expected = {"uncalibrated"} | {
+        f"{c} / {o}" for c in ("ts", "cts", "ets", "pts") for o in ("nll", "cl", "ls", "fl")
+    }
     assert set(rows) == expected
     # the stand-in is over-confident: temperature scaling lowers ECE and NLL and keeps accuracy
     assert rows["ts / nll"]["ece"] < rows["uncalibrated"]["ece"]
@@ -80,7 +82,10 @@ def test_a_classifier_run_exports_logits_that_the_logits_config_reads(run_cli) -
         "--data.init_args.path",
         str(exported),
     )
-    assert set(table(Path(again.trainer.log_dir))) >= {"uncalibrated", "ts / cl"}
+    # the same logits give the same table, to the digit: calibration needs no network
+    first, second = (Path(r.trainer.log_dir) / "calibration.csv" for r in (test, again))
+    assert set(table(Path(again.trainer.log_dir))) >= {"uncalibrated", "ts / cl", "ts / fl"}
+    assert first.read_text() == second.read_text()
 
 
 def test_modules_without_logits_are_refused(run_cli) -> None:

@@ -185,3 +185,33 @@ def test_reliability_diagram_bars_have_the_bin_accuracy_as_height() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reliability_diagram(torch.rand(10), torch.ones(10))
+
+
+def test_the_paper_s_other_objectives_are_label_smoothing_and_focal_loss_with_their_schedule() -> None:
+    from lightning_modules.post_processing.objectives import FocalLoss, fitting_schedule, make_objective
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    labels = torch.tensor([0, 2])
+    p = logits.softmax(1)[torch.arange(2), labels]  # hand case: -(1 - p)^3 log p, averaged
+    expected = (-((1 - p) ** 3) * p.log()).mean()
+    assert torch.allclose(FocalLoss(3.0)(logits, labels), expected)
+    smooth = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.05)
+    assert torch.allclose(make_objective("ls", 3)(logits, labels), smooth)
+    assert fitting_schedule("ls") == fitting_schedule("fl") == [(0.005, 200), (0.003, 400), (0.001, 400)]
+    assert fitting_schedule("nll") == fitting_schedule("cl") == [(0.02, 1000)]
+    with pytest.raises(ValueError, match="calibration objective must be one of"):
+        make_objective("hinge", 3)
+
+
+def test_focal_loss_fits_a_lower_temperature_than_nll_on_over_confident_logits() -> None:
+    """Focal loss weighs down confident samples, so it leaves an over-confident model less sharp: its fitted
+    temperature is above the NLL one's (a known property; the SCTL paper's FL columns)."""
+    from lightning_modules.post_processing.calibrators import calibrate
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (2000,), generator=generator)
+    logits = torch.randn(2000, 10, generator=generator) + 3.0 * torch.nn.functional.one_hot(labels, 10)
+    logits = 4.0 * logits  # over-confident: the NLL temperature is above 1
+    t_nll = float(calibrate("ts", "nll", logits, labels).temperature.detach())
+    t_fl = float(calibrate("ts", "fl", logits, labels).temperature.detach())
+    assert t_nll > 1.0 and t_fl > t_nll + 0.5
