@@ -113,7 +113,8 @@ class TextCorpusDataModule(BaseDataModule):
         self.cache_dir = cache_dir
         self.download = download
         self.dictionary = None
-        self.texts: list[list[str]] = []
+        self.texts: list[list[str]] = []  # each document's vocabulary words
+        self.lemmatized_texts: list[list[str]] = []  # each document's words after lemmatizing, any vocabulary
         self.documents: list[str] = []
         self.labels: list[int] = []
         self.label_names: list[str] = []
@@ -217,6 +218,7 @@ class TextCorpusDataModule(BaseDataModule):
                 len(texts),
             )
         self.documents = [documents[i] for i in kept]
+        self.lemmatized_texts = [texts[i] for i in kept]  # what the official code computes NPMI over
         self.texts = [[w for w in texts[i] if w in dictionary.token2id] for i in kept]
         self.dictionary = dictionary
         names = sorted({label_names[i] for i in kept if label_names[i] is not None})

@@ -16,7 +16,7 @@ class ImageClassifierNet(nn.Module):
         num_classes: Output classes.
         pretrained: Hub weights for the backbone.
         pretrained_path: Local weights file (or a checkpoint trained here).
-        normalization: Input normalization: ``cifar``, ``imagenet`` or ``none``.
+        normalization: Input normalization: ``cifar``, ``dcutmix``, ``imagenet`` or ``none``.
         drop_path_rate: Stochastic depth (ResNet-110-SD: 0.5).
 
     Example:

@@ -53,11 +53,14 @@ def create_backbone(
         return timm.create_model(
             name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
         )
-    except (
-        Exception
-    ) as error:  # the hub's errors (LocalEntryNotFoundError, HTTP errors) share no base but these
+    except Exception as error:  # the hub's errors (LocalEntryNotFoundError, HTTP...) share no narrower base
         if not pretrained or pretrained_path is not None:
             raise
+        if name.startswith("cifar_"):
+            raise BackboneWeightsError(
+                f"{name}: CIFAR networks have no downloadable weights; pass --model.init_args.pretrained_path "
+                "<file>, or --model.init_args.pretrained false"
+            ) from error
         raise BackboneWeightsError(
             f"no pretrained weights for backbone {name!r} here ({type(error).__name__}: offline?): pass "
             f"--model.init_args.pretrained false, or a local weights file as --model.init_args.pretrained_path"
@@ -108,6 +111,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+DCUTMIX_CIFAR_STD = (0.2023, 0.1994, 0.2010)  # the DCutMix code's (and many CIFAR repositories') std
 
 
 class Normalize(nn.Module):
@@ -125,12 +129,14 @@ class Normalize(nn.Module):
 
 
 def input_normalizer(name: str) -> nn.Module:
-    """The input normalization a classifier applies to [0, 1] images: ``cifar``, ``imagenet`` or ``none``."""
+    """The input normalization a classifier applies to [0, 1] images: ``cifar`` (CIFAR-10's mean and std),
+    ``dcutmix`` (the same mean with the std the DCutMix code uses), ``imagenet`` or ``none``."""
     normalizers = {
         "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
+        "dcutmix": lambda: Normalize(CIFAR_MEAN, DCUTMIX_CIFAR_STD),
         "imagenet": Normalize,
         "none": nn.Identity,
     }
     if name not in normalizers:
-        raise ValueError(f"normalization must be cifar, imagenet or none, got {name!r}")
+        raise ValueError(f"normalization must be one of {sorted(normalizers)}, got {name!r}")
     return normalizers[name]()

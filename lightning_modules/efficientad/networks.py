@@ -40,6 +40,14 @@ def patch_description_network(out_channels: int) -> nn.Sequential:
     )
 
 
+def hard_feature_loss(teacher: torch.Tensor, student: torch.Tensor, quantile: float = 0.999) -> torch.Tensor:
+    """Mean squared student–teacher error over the elements whose error is at or above its ``quantile``: only
+    the hardest errors train the student (the paper's L_hard)."""
+    distance = (teacher - student) ** 2
+    hard = torch.quantile(distance.detach().flatten()[: 1 << 24], quantile)  # torch.quantile's input limit
+    return distance[distance >= hard].mean()
+
+
 class FeatureAutoencoder(nn.Module):
     """Images -> 64-d bottleneck (strided convolutions, then a global average) -> teacher-shaped features: six
     stages of resize + 3x3 conv (+ dropout) up to the teacher's grid, then two 3x3 convolutions."""
@@ -128,9 +136,7 @@ class EfficientADNet(nn.Module):
         teacher = self.teacher_features(images)
         grid = teacher.shape[-2:]
         student, _ = self.student_features(images, grid)
-        distance = (teacher - student) ** 2
-        hard = torch.quantile(distance.detach().flatten()[: 1 << 24], self.hard_quantile)
-        loss_hard = distance[distance >= hard].mean()
+        loss_hard = hard_feature_loss(teacher, student, self.hard_quantile)
         teacher_augmented = self.teacher_features(augmented)
         rebuilt = self.autoencoder(augmented, grid)
         _, student_ae = self.student_features(augmented, grid)

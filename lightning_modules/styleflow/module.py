@@ -16,7 +16,7 @@ aggregated per video (``video_index``) and every manipulation is scored against 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +130,7 @@ class StyleGRUModule(BinaryDetectionRoutine):
         latent_dropout: LatentDropout probability (0.2).
         head_hidden: Hidden width of the head's residual feed-forward (4096).
         margin: Margin of the ranking loss (1).
+        initial_state: The GRU's learnt initial state starts ``normal`` (N(0, 1), the official code) or ``zeros``.
         lr: Adam learning rate (5e-4, the official default).
         threshold: Fake-probability threshold of ACC.
     """
@@ -147,6 +148,7 @@ class StyleGRUModule(BinaryDetectionRoutine):
         latent_dropout: float = 0.2,
         head_hidden: int = 4096,
         margin: float = 1.0,
+        initial_state: Literal["normal", "zeros"] = "normal",
         lr: float = 5e-4,
         threshold: float = 0.5,
     ) -> None:
@@ -154,7 +156,9 @@ class StyleGRUModule(BinaryDetectionRoutine):
         latent_dim = latent_width(style_encoder, latent_dim)
         self.save_hyperparameters()
         self.hparams.latent_dim = latent_dim  # what the GRU was built for (a stage-2 run reads it)
-        self.gru = StyleGRU(latent_dim, clip_len - 1, hidden, layers, gru_dropout, latent_dropout)
+        self.gru = StyleGRU(
+            latent_dim, clip_len - 1, hidden, layers, gru_dropout, latent_dropout, initial_state
+        )
         self.head = StyleHead(self.gru.output_dim, head_hidden)
         self.ranking = nn.MarginRankingLoss(margin=margin)
 

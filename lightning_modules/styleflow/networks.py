@@ -11,6 +11,7 @@ encoder (:class:`TemporalTransformer`) with one output logit.
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ class LatentDropout(nn.Module):
 
 class StyleGRU(nn.Module):
     """Latent differences (B, steps, D) -> E_style (B, 2 * layers * hidden): the final hidden state of every layer
-    and direction of a bidirectional GRU whose initial state is learnt."""
+    and direction of a bidirectional GRU whose initial state is learnt, starting from N(0, 1) as the official code's
+    (``initial_state: zeros`` starts it at zero)."""
 
     def __init__(
         self,
@@ -51,12 +53,16 @@ class StyleGRU(nn.Module):
         layers: int = 2,
         dropout: float = 0.1,
         latent_dropout: float = 0.2,
+        initial_state: Literal["normal", "zeros"] = "normal",
     ) -> None:
         super().__init__()
         self.latent_dropout = LatentDropout(latent_dropout)
         self.norm = nn.BatchNorm1d(steps)  # the time steps are the channels
         self.gru = nn.GRU(input_dim, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout)
-        self.initial_state = nn.Parameter(torch.zeros(2 * layers, 1, hidden))
+        if initial_state not in ("normal", "zeros"):
+            raise ValueError(f"StyleGRU initial_state must be normal or zeros, got {initial_state!r}")
+        start = torch.randn if initial_state == "normal" else torch.zeros
+        self.initial_state = nn.Parameter(start(2 * layers, 1, hidden))
         self.steps, self.output_dim = steps, 2 * layers * hidden
 
     def forward(self, deltas: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ reference-based samples to the run folder and TensorBoard.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ class ImageVQVAEModule(EvaluationRoutine):
     Args:
         dim: Channel width and code width (256).
         num_codes: Codebook size (512).
-        commitment: Commitment cost.
+        commitment: Commitment cost (1.0, the official image VQ-VAE's).
         codebook_init: ``data`` (codes from the first batch, ours), ``normal`` or ``uniform``.
         lr: Adam learning rate.
     """
@@ -41,7 +41,7 @@ class ImageVQVAEModule(EvaluationRoutine):
         self,
         dim: int = 256,
         num_codes: int = 512,
-        commitment: float = 0.25,
+        commitment: float = 1.0,
         codebook_init: str = "data",
         lr: float = 2e-4,
     ) -> None:
@@ -123,6 +123,9 @@ class TopicImageModule(EvaluationRoutine):
         image_size: Side of the input images (the code map is a quarter of it); linked from the data's.
         hidden: Inference-network widths (100, 100).
         dropout: Inference-network dropout (0.2 in the official image model).
+        theta_dropout: Dropout on θ before the bag reconstruction (0 in the official image model).
+        condition_init: The PixelCNN's condition projections start ``normal`` (N(0, 1), the official code's) or
+            ``linear`` (nn.Linear's default).
         prior_dim, prior_layers: Gated PixelCNN width and depth (64, 15).
         lr: Adam learning rate (cosine schedule over the run).
         samples_per_topic: Columns of the per-topic sample grid written at test.
@@ -135,6 +138,8 @@ class TopicImageModule(EvaluationRoutine):
         image_size: int = 32,
         hidden: tuple[int, ...] = (100, 100),
         dropout: float = 0.2,
+        theta_dropout: float = 0.0,
+        condition_init: Literal["normal", "linear"] = "normal",
         prior_dim: int = 64,
         prior_layers: int = 15,
         lr: float = 1e-3,
@@ -146,8 +151,12 @@ class TopicImageModule(EvaluationRoutine):
         num_codes, code_dim = self.vqvae.quantizer.codebook.shape
         self.side = image_size // 4
         front = CodeMapFront(num_codes, self.side, hidden[0])
-        self.topic_model = ProdLDA(num_codes, num_topics, hidden, dropout, prior_mean=0.0, front=front)
-        self.prior = GatedPixelCNN(num_codes, prior_dim, prior_layers, condition_dim=code_dim)
+        self.topic_model = ProdLDA(
+            num_codes, num_topics, hidden, dropout, prior_mean=0.0, front=front, theta_dropout=theta_dropout
+        )
+        self.prior = GatedPixelCNN(
+            num_codes, prior_dim, prior_layers, code_dim, condition_init=condition_init
+        )
         self.test_theta, self.test_labels = CatMetric(), CatMetric()
 
     def train(self, mode: bool = True):

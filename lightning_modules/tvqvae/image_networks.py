@@ -123,7 +123,14 @@ class GatedMaskedConv(nn.Module):
     horizontal stack that sees the pixels to the left, gates tanh(a) * sigmoid(b), and a bias-free projection of
     the condition added to both. ``first`` (mask A) also hides the current position itself."""
 
-    def __init__(self, dim: int, condition_dim: int, kernel: int = 7, first: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        condition_dim: int,
+        kernel: int = 7,
+        first: bool = False,
+        condition_init: str = "normal",
+    ) -> None:
         super().__init__()
         half = kernel // 2
         self.first = first
@@ -132,6 +139,10 @@ class GatedMaskedConv(nn.Module):
         self.vertical_to_horizontal = nn.Conv2d(2 * dim, 2 * dim, 1)
         self.horizontal_out = nn.Conv2d(dim, dim, 1)
         self.condition = nn.Linear(condition_dim, 2 * dim, bias=False)
+        if condition_init == "normal":  # the official code's projection is an nn.Embedding's weight: N(0, 1)
+            nn.init.normal_(self.condition.weight, 0.0, 1.0)
+        elif condition_init != "linear":
+            raise ValueError(f"condition_init must be normal or linear, got {condition_init!r}")
 
     @staticmethod
     def _gate(x: torch.Tensor) -> torch.Tensor:
@@ -157,17 +168,26 @@ class GatedPixelCNN(nn.Module):
     """Autoregressive prior over a code map, conditioned on a vector (TVQ-VAE: the topic embedding θβ·codebook).
 
     ``layers`` gated layers of width ``dim`` (paper: 15 and 64), the first with mask A; logits over
-    ``num_codes`` per position. Position (i, j) depends only on positions before it in raster order.
+    ``num_codes`` per position. Position (i, j) depends only on positions before it in raster order. The
+    condition's projections start N(0, 1) as the official code's (``condition_init: linear``: nn.Linear's
+    default, about 27 times smaller for a 256-d condition).
     """
 
     def __init__(
-        self, num_codes: int = 512, dim: int = 64, layers: int = 15, condition_dim: int = 256, kernel: int = 7
+        self,
+        num_codes: int = 512,
+        dim: int = 64,
+        layers: int = 15,
+        condition_dim: int = 256,
+        kernel: int = 7,
+        condition_init: str = "normal",
     ) -> None:
         super().__init__()
         self.num_codes = num_codes
         self.embedding = nn.Embedding(num_codes, dim)
         self.layers = nn.ModuleList(
-            GatedMaskedConv(dim, condition_dim, kernel if i == 0 else 3, first=i == 0) for i in range(layers)
+            GatedMaskedConv(dim, condition_dim, kernel if i == 0 else 3, i == 0, condition_init)
+            for i in range(layers)
         )
         self.head = nn.Sequential(nn.Conv2d(dim, 512, 1), nn.ReLU(), nn.Conv2d(512, num_codes, 1))
 

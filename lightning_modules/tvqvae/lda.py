@@ -54,8 +54,10 @@ class LDAModule(TopicModelRoutine):
         npmi_top: int = 10,
         diversity_top: int = 25,
         cluster_seed: int = 0,
+        npmi_texts: Literal["lemmatized", "vocabulary"] = "lemmatized",
+        clusters: Literal["topics", "classes"] = "topics",
     ) -> None:
-        super().__init__(npmi_top, diversity_top, cluster_seed)
+        super().__init__(npmi_top, diversity_top, cluster_seed, npmi_texts, clusters)
         if vocab_size < 1:
             raise ValueError("model.init_args.vocab_size must be >= 1 (it is linked from data.vocab_size)")
         self.save_hyperparameters()

@@ -207,6 +207,15 @@ def load_token_autoencoder(path: str | Path) -> TokenVQAutoencoder:
 
 
 @torch.no_grad()
+def encoded_word_bags(embeddings, indices: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, V) word counts of the valid tokens the encoder read in documents ``indices`` (the official target)."""
+    offsets, word_ids = embeddings.offsets, embeddings.word_ids
+    rows = [
+        np.bincount(word_ids[offsets[i] : offsets[i + 1]], minlength=vocab_size) for i in indices.tolist()
+    ]
+    return torch.from_numpy(np.stack(rows).astype(np.float32))
+
+
 def conceptual_bags(autoencoder: TokenVQAutoencoder, embeddings, chunk: int = 65536) -> torch.Tensor:
     """(N, num_codes): each document's multi-hot code counts summed over its valid tokens (``doc_enc``)."""
     codes = torch.zeros(len(embeddings), autoencoder.quantizer.num_codes)
@@ -238,6 +247,9 @@ class TopicModelModule(TopicModelRoutine):
         alpha_hidden: Hidden layers of the alpha module (paper 1 = (100, 100), 2 = (100, 100, 100)).
         dropout: Inference-network dropout (0 as released for text).
         word_reconstruction_epochs: Epochs of the first stage (null: all).
+        word_bag: The word bag the first stage rebuilds (``tvqvae``): ``encoded_tokens``, the valid tokens the
+            encoder read (within its first ``max_tokens`` word pieces), as the official code counts it, or the
+            whole ``document``'s bag (ours before; differs on documents longer than the encoder reads).
         lr, weight_decay: AdamW (official lr 1e-3, batch 256).
     """
 
@@ -251,17 +263,22 @@ class TopicModelModule(TopicModelRoutine):
         alpha_hidden: int = 1,
         dropout: float = 0.0,
         word_reconstruction_epochs: int | None = None,
+        word_bag: Literal["encoded_tokens", "document"] = "encoded_tokens",
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         npmi_top: int = 10,
         diversity_top: int = 25,
         cluster_seed: int = 0,
+        npmi_texts: Literal["lemmatized", "vocabulary"] = "lemmatized",
+        clusters: Literal["topics", "classes"] = "topics",
     ) -> None:
-        super().__init__(npmi_top, diversity_top, cluster_seed)
+        super().__init__(npmi_top, diversity_top, cluster_seed, npmi_texts, clusters)
         if mode not in ("tvqvae", "prodlda"):
             raise ValueError(f"model.init_args.mode must be tvqvae or prodlda, got {mode!r}")
         if vocab_size < 1:
             raise ValueError("model.init_args.vocab_size must be >= 1 (it is linked from data.vocab_size)")
+        if word_bag not in ("encoded_tokens", "document"):
+            raise ValueError(f"model.init_args.word_bag must be encoded_tokens or document, got {word_bag!r}")
         if mode == "tvqvae" and not vq_path:
             raise ValueError("model.init_args.vq_path is needed for mode tvqvae (a tvqvae_vq_pretrain run)")
         self.save_hyperparameters()
@@ -286,6 +303,12 @@ class TopicModelModule(TopicModelRoutine):
     def _input(self, batch: dict[str, Any]) -> torch.Tensor:
         return batch["bow"] if self.mode == "prodlda" else self.concept_bags[batch["index"]]
 
+    def _word_bag(self, batch: dict[str, Any]) -> torch.Tensor:
+        """What the first stage rebuilds: the encoded tokens' word counts, or the document's bag of words."""
+        if self.hparams.word_bag == "document":
+            return batch["bow"]
+        return encoded_word_bags(_embeddings(self), batch["index"], batch["bow"].shape[1]).to(batch["bow"])
+
     def _reconstructs_words(self) -> bool:
         epochs = self.hparams.word_reconstruction_epochs
         return self.mode == "prodlda" or epochs is None or self.current_epoch < epochs
@@ -300,7 +323,7 @@ class TopicModelModule(TopicModelRoutine):
             distribution, _ = self.alpha(
                 out["theta"], self.topic_model.beta, self.autoencoder.quantizer.codebook
             )
-            reconstruction = bag_nll(batch["bow"], distribution)
+            reconstruction = bag_nll(self._word_bag(batch), distribution)
         else:
             reconstruction = bag_nll(bag, out["distribution"])
         reconstruction, kl = reconstruction.mean(), out["kl"].mean()

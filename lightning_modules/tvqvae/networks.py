@@ -259,6 +259,7 @@ class ProdLDA(nn.Module):
         prior_mean: float | None = None,
         input_size: int | None = None,
         front: nn.Module | None = None,
+        theta_dropout: float | None = None,
     ) -> None:
         super().__init__()
         k = num_topics
@@ -269,7 +270,7 @@ class ProdLDA(nn.Module):
         self.beta = nn.Parameter(torch.empty(k, bag_size))
         nn.init.xavier_uniform_(self.beta)
         self.beta_norm = nn.BatchNorm1d(bag_size, affine=False)
-        self.theta_dropout = nn.Dropout(dropout)
+        self.theta_dropout = nn.Dropout(dropout if theta_dropout is None else theta_dropout)
 
     @property
     def prior_variance(self) -> torch.Tensor:

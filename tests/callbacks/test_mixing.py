@@ -133,3 +133,20 @@ def test_mixing_trains_a_classifier_and_predict_writes_uncertainty(run_cli) -> N
 def test_mixing_a_binary_detector_with_soft_targets(run_cli) -> None:
     cli = run_cli("fit", "--config", str(CONFIGS / "bihpf_dcutmix.yaml"), "--trainer.callbacks.prob", "1.0")
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_a_binary_detector_s_loss_reads_the_soft_target_when_mixing_wrote_one() -> None:
+    """BCE against the fake share of the mix (the target's last column), not against the anchor's label."""
+    import torch.nn.functional as F
+
+    from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
+
+    logits = torch.tensor([0.3, -1.2, 2.0])
+    labels = torch.tensor([1, 0, 1])
+    target = torch.tensor([[0.25, 0.75], [0.6, 0.4], [0.0, 1.0]])  # (real share, fake share) per mixed image
+    routine = BinaryDetectionRoutine()
+    soft = routine.loss(logits, {"label": labels, "target": target})
+    assert soft.item() == pytest.approx(F.binary_cross_entropy_with_logits(logits, target[:, 1]).item())
+    hard = routine.loss(logits, {"label": labels})
+    assert hard.item() == pytest.approx(F.binary_cross_entropy_with_logits(logits, labels.float()).item())
+    assert abs(soft.item() - hard.item()) > 0.05

@@ -117,6 +117,27 @@ def test_grayscale_rgba_16_bit_and_tiny_images_train(forensynths, capsys) -> Non
         "1",
     )
     assert status == 0, stderr[-3000:]
+    # what training read: three channels every time, gray stays gray, 16 bits are scaled (not clipped to white)
+    from datamodules.forensynths import ForenSynthsDataModule
+
+    data = ForenSynthsDataModule(root=str(root), image_size=32, num_workers=0, bad_files="error")
+    data.setup("fit")
+    dataset = data.datasets["train"]
+    sample = {
+        Path(r.path).name: dataset[i]["image"]
+        for i, r in enumerate(dataset.records)
+        if r.path.parent == folder
+    }
+    for name in ("gray.png", "rgba.png", "deep.png", "tiny.png"):
+        assert sample[name].shape == (3, 32, 32), name
+    assert torch.equal(sample["gray.png"][0], sample["gray.png"][1]) and torch.equal(
+        sample["gray.png"][1], sample["gray.png"][2]
+    )
+    assert torch.allclose(
+        sample["rgba.png"], torch.full_like(sample["rgba.png"], 120 / 255), atol=2 / 255
+    )  # alpha dropped
+    deep = sample["deep.png"]
+    assert torch.equal(deep[0], deep[2]) and 0.05 < float(deep.mean()) < 0.95 and float(deep.std()) > 0
 
 
 def test_an_empty_class_folder_and_a_missing_split_name_the_folder(forensynths, capsys) -> None:

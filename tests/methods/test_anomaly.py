@@ -489,10 +489,19 @@ def test_efficientad_teacher_has_the_papers_384_channels_and_the_hard_loss_keeps
     student, student_ae = net.student_features(images, teacher.shape[-2:])
     assert student.shape == student_ae.shape == teacher.shape
     distance = (teacher - student) ** 2
-    expected = distance[distance >= torch.quantile(distance.flatten(), 0.9)].mean()
     losses = net.losses(images, images)
-    assert losses["hard"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert losses["hard"] > distance.mean()  # only the hardest tenth counts
+
+
+def test_the_hard_loss_is_the_mean_of_the_errors_at_or_above_their_quantile() -> None:
+    """Hand case: squared errors 0, 1, 4, ..., 81; their 0.75 quantile (linear) is 36 + 0.75 * 13 = 45.75, so
+    49, 64 and 81 count: (49 + 64 + 81) / 3; at 0.9 (64 + 0.1 * 17 = 65.7) only 81 does."""
+    from lightning_modules.efficientad.networks import hard_feature_loss
+
+    teacher = torch.zeros(1, 10, 1, 1)
+    student = torch.arange(10.0).view(1, 10, 1, 1)
+    assert hard_feature_loss(teacher, student, 0.75).item() == pytest.approx((49 + 64 + 81) / 3)
+    assert hard_feature_loss(teacher, student, 0.9).item() == pytest.approx(81.0)
 
 
 def test_efficientad_maps_are_normalized_by_the_normal_quantiles() -> None:

@@ -87,5 +87,19 @@ def test_best_epoch_error_is_logged_and_checkpointed(run_cli) -> None:
 
 
 def test_unknown_normalization_fails_clearly() -> None:
-    with pytest.raises(ValueError, match="normalization must be cifar, imagenet or none"):
+    with pytest.raises(ValueError, match="normalization must be one of"):
         ImageClassifierModule(backbone="cifar_resnet20", normalization="zscore")
+
+
+def test_the_dcutmix_configs_normalize_with_the_official_code_s_statistics() -> None:
+    import yaml
+
+    from lightning_modules.components.backbones import input_normalizer
+    from tests.conftest import CONFIGS
+
+    official = input_normalizer("dcutmix")
+    assert torch.allclose(official.std.flatten(), torch.tensor([0.2023, 0.1994, 0.2010]))
+    assert torch.allclose(input_normalizer("cifar").std.flatten(), torch.tensor([0.2470, 0.2435, 0.2616]))
+    for name in ("dcutmix", "dmixup", "cutmix", "mixup"):
+        config = yaml.safe_load((CONFIGS / f"{name}_cifar100.yaml").read_text())
+        assert config["model"]["init_args"]["normalization"] == "dcutmix"

@@ -340,3 +340,10 @@ def test_pictures_show_a_clip_of_each_class_and_the_autoencoders_reconstructions
     assert picture.shape == (16, 3, 16, 16)
     assert torch.equal(picture[:8], frames[0, :8])  # inputs on top, reconstructions below
     assert 0 <= picture[8:].min() and picture[8:].max() <= 1
+
+
+def test_the_gru_initial_state_starts_as_the_official_code_s() -> None:
+    torch.manual_seed(0)
+    normal = StyleGRU(6, steps=7, hidden=64, layers=2).initial_state
+    assert normal.shape == (4, 1, 64) and 0.8 < float(normal.std()) < 1.2  # N(0, 1)
+    assert float(StyleGRU(6, steps=7, hidden=64, initial_state="zeros").initial_state.abs().max()) == 0.0

@@ -4,6 +4,7 @@ token vectors, the LDA baseline's checkpoint, and the topic lists logged to Tens
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import math
@@ -370,3 +371,20 @@ def test_codebook_use_hand_case() -> None:
 
     use = codebook_use(torch.tensor([3.0, 3.0, 0.0, 0.0, 3.0, 3.0]))
     assert use["perplexity"] == pytest.approx(4.0, rel=1e-5) and use["codes_used"] == 4.0
+
+
+def test_the_word_bag_the_first_stage_rebuilds_is_the_encoded_tokens() -> None:
+    """The official code counts the valid tokens the encoder read (its first 512 word pieces), not the document."""
+    from lightning_modules.tvqvae.module import TopicModelModule, encoded_word_bags
+
+    embeddings = TokenEmbeddings(
+        vectors=np.zeros((5, 2), np.float16),
+        word_ids=np.array([0, 2, 2, 1, 1], np.int32),
+        offsets=np.array([0, 3, 5]),
+        encoder="x",
+    )
+    assert encoded_word_bags(embeddings, torch.tensor([1, 0]), 3).tolist() == [
+        [0.0, 2.0, 0.0],
+        [1.0, 0.0, 2.0],
+    ]
+    assert inspect.signature(TopicModelModule).parameters["word_bag"].default == "encoded_tokens"

@@ -92,3 +92,16 @@ def test_image_topic_model_writes_topic_and_reference_grids(run_cli, tmp_path) -
     for row in range(2):
         top = 1 + row * 33
         assert np.abs(references[top : top + 32, 1:33] - first[row]).max() <= 1 / 255 + 1e-6
+
+
+def test_the_prior_s_condition_projection_starts_n01_as_the_official_embedding() -> None:
+    from lightning_modules.tvqvae.image_networks import GatedPixelCNN
+
+    torch.manual_seed(0)
+    official = GatedPixelCNN(16, dim=8, layers=2, condition_dim=256).layers[0].condition.weight
+    linear = (
+        GatedPixelCNN(16, dim=8, layers=2, condition_dim=256, condition_init="linear")
+        .layers[0]
+        .condition.weight
+    )
+    assert 0.9 < float(official.std()) < 1.1 and float(linear.std()) < 0.05

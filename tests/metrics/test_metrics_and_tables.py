@@ -90,3 +90,23 @@ def test_auroc_of_unbounded_scores_keeps_their_order() -> None:
     probs = torch.rand(50)
     target = (torch.rand(50) > 0.5).long()
     assert auroc(probs, target) == pytest.approx(float(binary_auroc(probs, target)))
+
+
+def test_npmi_over_lemmatized_texts_keeps_out_of_vocabulary_words_in_the_windows() -> None:
+    """gensim keeps words outside the dictionary as placeholders in its 10-word windows: two vocabulary words
+    eleven words apart never share a window in the lemmatized text, but do once the others are deleted."""
+    from gensim.corpora import Dictionary
+
+    from lightning_modules.metrics.topics import npmi_per_topic
+
+    filler = [f"filler{i}" for i in range(10)]
+    lemmatized = [["apple", *filler, "pear"], ["apple", "plum"], ["pear", "plum"], ["kiwi", "fig"]]
+    vocabulary = {"apple", "pear", "plum", "kiwi", "fig"}
+    reduced = [[w for w in text if w in vocabulary] for text in lemmatized]
+    dictionary = Dictionary([sorted(vocabulary)])
+    topic = [["apple", "pear"]]
+    (full,), (short,) = (
+        npmi_per_topic(topic, lemmatized, dictionary, 2),
+        npmi_per_topic(topic, reduced, dictionary, 2),
+    )
+    assert full < -0.9 and short > full + 0.5  # never together in a window vs together
