@@ -32,16 +32,16 @@ test: $(STAMP) wordnet lint  ## lint, then the whole test suite on CPU (tiny sta
 demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min on 2 CPU cores), print the table
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py
 
-demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-in (~4 min on 2 CPU cores)
-	cd $(CURDIR) && $(PY) scripts/demo_calibration.py
+demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-in (~3.5 min on 2 CPU cores), tables into its README
+	cd $(CURDIR) && $(PY) scripts/demo_calibration.py --readme
 
 demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the digits stand-in, 3 seeds (~65 min)
 	cd $(CURDIR) && $(PY) scripts/demo_mixing.py
 
-demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of the digits stand-in, 3 seeds (~50 min)
+demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of the digits stand-in, 3 seeds (~45 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py
 
-demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds
+demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (~26 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
@@ -53,7 +53,7 @@ demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four ano
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py
 
-demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-ins: VQ-VAE, topics + PixelCNN, purity, grids (~50 min)
+demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-ins: VQ-VAE, topics + PixelCNN, purity, grids (~60 min)
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30
 

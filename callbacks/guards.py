@@ -41,7 +41,7 @@ class NonFiniteLossGuard(Callback):
         )
         raise NonFiniteLossError(
             f"training loss is {'NaN' if math.isnan(value) else value} at iteration "
-            f"{trainer.fit_loop.epoch_loop.total_batch_idx} (epoch {trainer.current_epoch}, batch {batch_idx}, "
-            f"global step {trainer.global_step}); batch files: {shown or 'unknown'}; "
+            f"{trainer.fit_loop.epoch_loop.total_batch_idx} (epoch {trainer.current_epoch}, batch {batch_idx}; "
+            f"counted from 0); batch files: {shown or 'unknown'}; "
             "lower the learning rate, add warm-up or gradient clipping, or check these inputs"
         )

@@ -6,7 +6,10 @@
 2. re-run the calibration on those logits alone with ``configs/cls_logits.yaml`` (no network): the same table;
 3. the logits stand-in (an over-confident logistic regression on long-tailed digits) through the same config.
 
-    python scripts/demo_calibration.py [extra cli arguments for step 1, e.g. --trainer.max_epochs 5]
+    python scripts/demo_calibration.py [--readme] [extra cli arguments for step 1, e.g. --trainer.max_epochs 5]
+
+``--readme`` (what ``make demo-calibration`` passes) also writes the tables into
+``lightning_modules/classification/README.md``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from demo_common import cli_run, option, write_report
+from demo_common import cli_run, option, pop_flag, write_report
+
+README = "lightning_modules/classification/README.md"
 
 
 def main(argv: list[str]) -> str:
     extra = list(argv)
+    readme = README if pop_flag(extra, "--readme") else None
     started = time.perf_counter()
     common = ["--config", "configs/cls_cifar100_lt.yaml", "--config", "configs/demo_classification.yaml"]
     common += ["--run_name", "demo_calibration", *extra]
@@ -64,7 +70,7 @@ def main(argv: list[str]) -> str:
     markdown += (
         f"\ntraining + test: {trained / 60:.1f} min, total {(time.perf_counter() - started) / 60:.1f} min\n"
     )
-    write_report(markdown, runs_dir, "demo_calibration")
+    write_report(markdown, runs_dir, "demo_calibration", readme)
     return markdown
 
 

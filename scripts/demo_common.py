@@ -9,6 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from readme_blocks import replace_block  # noqa: E402
+
 import cli  # noqa: E402
 
 
@@ -33,10 +35,22 @@ def newest_run_file(runs_dir: str | Path, run: str, name: str, required: bool = 
     return found[-1] if found else None
 
 
-def write_report(markdown: str, runs_dir: str | Path, name: str) -> Path:
-    """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path."""
+def pop_flag(argv: list[str], flag: str) -> bool:
+    """Remove every ``flag`` from ``argv`` (the demo's own switch, not a cli argument); whether it was there."""
+    found = flag in argv
+    argv[:] = [a for a in argv if a != flag]
+    return found
+
+
+def write_report(markdown: str, runs_dir: str | Path, name: str, readme: str | None = None) -> Path:
+    """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path; with ``readme`` (a path in
+    the repository) also put it between that README's ``<!-- demo:<name> -->`` markers, so the README shows
+    what this run measured and never a hand copy."""
     out = Path(runs_dir) / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
     print("\n" + markdown + f"\n(written to {out})")
+    if readme is not None:
+        replace_block(REPO / readme, f"demo:{name}", markdown)
+        print(f"(and to {readme})")
     return out

@@ -48,7 +48,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_files(run_cli, monkeyp
     )
     with pytest.raises(
         NonFiniteLossError,
-        match=r"training loss is NaN at iteration 0 \(epoch 0, batch 0, global step 1\); batch files: .*\.png",
+        match=r"training loss is NaN at iteration 0 \(epoch 0, batch 0; counted from 0\); batch files: .*\.png",
     ):
         run_cli("fit", "--config", str(CONFIGS / "bihpf.yaml"))
 

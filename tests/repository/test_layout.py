@@ -7,6 +7,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,19 @@ def test_no_source_file_is_over_400_lines_and_the_readme_is_the_front_door() -> 
     assert len(readme.splitlines()) < 300
     for method in METHODS:  # the methods table links every method's own README
         assert f"lightning_modules/{method}/README.md" in readme, f"README.md does not link {method}'s README"
+
+
+def test_every_file_a_readme_names_exists() -> None:
+    """A README that points at `tests/...py`, `scripts/...py`, `configs/...yaml` (or a method's file) names a
+    file that is there, so a reader who follows it finds it."""
+    named = re.compile(
+        r"`((?:tests|scripts|configs|benchmarks|datamodules|lightning_modules|callbacks)/[\w/.-]+\.(?:py|yaml|md|sh))`"
+    )
+    missing = [
+        f"{readme.relative_to(REPO)}: {path}"
+        for readme in tracked_text_files()
+        if readme.name == "README.md"
+        for path in named.findall(readme.read_text())
+        if not (REPO / path).is_file() and not (readme.parent / path).is_file()
+    ]
+    assert not missing, f"named in a README but not in the repository: {missing}"
