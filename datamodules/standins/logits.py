@@ -26,7 +26,7 @@ def write_logits_standin(out_dir: str | Path, size: str = "small", seed: int = 0
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
-    from datamodules.cifar import long_tailed_counts, stratified_holdout
+    from datamodules.labeled_images import long_tailed_counts, stratified_holdout
     from datamodules.logits import save_logits_file
 
     digits = load_digits()

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from datamodules.base import DatasetNotFoundError
-from datamodules.cifar import CIFARDataModule, long_tailed_counts, stratified_holdout
+from datamodules.cifar import CIFARDataModule
+from datamodules.labeled_images import long_tailed_counts, stratified_holdout
 from datamodules.logits import LogitsDataModule, load_logits_file, save_logits_file
 
 

@@ -347,3 +347,31 @@ def test_the_gru_initial_state_starts_as_the_official_code_s() -> None:
     normal = StyleGRU(6, steps=7, hidden=64, layers=2).initial_state
     assert normal.shape == (4, 1, 64) and 0.8 < float(normal.std()) < 1.2  # N(0, 1)
     assert float(StyleGRU(6, steps=7, hidden=64, initial_state="zeros").initial_state.abs().max()) == 0.0
+
+
+def test_stage_one_loss_is_bce_on_the_triplet_plus_the_margin_hinge(monkeypatch) -> None:
+    """The loss the official code trains StyleGRU with, written out: BCE of anchor / positive (the anchor's label)
+    and negative (the other label), plus mean(max(0, ||E_a - E_p|| - ||E_a - E_n|| + margin))."""
+    from lightning_modules.styleflow.module import StyleGRUModule
+
+    torch.manual_seed(0)
+    module = StyleGRUModule(latent_dim=6, clip_len=5, hidden=4, layers=1, head_hidden=8, margin=0.7).eval()
+    monkeypatch.setattr(module, "log_dict", lambda *a, **k: None)
+    batch = {k: torch.randn(3, 4, 6) for k in ("anchor", "positive", "negative")}
+    batch["label"] = torch.tensor([1, 0, 1])
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        styles = {k: module.gru(batch[k]) for k in ("anchor", "positive", "negative")}
+        y = batch["label"].float()
+        bce = [
+            -(t * torch.log(torch.sigmoid(z)) + (1 - t) * torch.log(1 - torch.sigmoid(z)))
+            for z, t in (
+                (module.head(styles["anchor"]), y),
+                (module.head(styles["positive"]), y),
+                (module.head(styles["negative"]), 1 - y),
+            )
+        ]
+        near = (styles["anchor"] - styles["positive"]).norm(dim=1)
+        far = (styles["anchor"] - styles["negative"]).norm(dim=1)
+        hinge = torch.clamp(near - far + 0.7, min=0).mean()
+    assert float(loss) == pytest.approx(float(torch.cat(bce).mean() + hinge), rel=1e-5)
