@@ -52,6 +52,7 @@ from lightning_modules.outputs.checkpoints import (
     check_checkpoint,
     newest_last_checkpoint,
 )
+from lightning_modules.outputs.loggers import run_loggers
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -192,13 +193,7 @@ class RobustVisionCLI(LightningCLI):
         if version is not None and config.trainer.get("default_root_dir") is None:
             # Lightning writes SLURM's HPC checkpoints to default_root_dir and resumes from there on requeue
             config.trainer.default_root_dir = str(runs_dir / run_name / version)
-        if config.trainer.get("logger") in (None, True):
-            config.trainer.logger = Namespace(
-                class_path="lightning.pytorch.loggers.TensorBoardLogger",
-                init_args=Namespace(
-                    save_dir=str(runs_dir), name=run_name, version=version, default_hp_metric=False
-                ),
-            )
+        config.trainer.logger = run_loggers(config.trainer.get("logger"), runs_dir, run_name, version)
 
     def instantiate_trainer(self, **kwargs: Any):
         trainer = self._get(self.config_init, "trainer", default={})
@@ -262,6 +257,8 @@ EXPECTED = {"model": "LightningModule", "data": "LightningDataModule", "trainer.
 def explain_config_error(text: str, parsers: dict[str, Any], argv: list[str]) -> str:
     """jsonargparse's many-line error as one line: the key, what is wrong, where, and the nearest valid keys."""
     configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
+    if missing := [p for p in configs if not Path(p).is_file()]:
+        return f"--config {missing[0]}: no such file (the method configs are in configs/)"
     for path in configs if "Problems parsing config" in text else []:
         try:
             yaml.safe_load(Path(path).read_text())

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from datamodules.batch import collate_skipping_bad
-from datamodules.image_io import BadImageError, read_rgb
+from datamodules.image_io import BadImageError, list_images, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ class BaseDataModule(L.LightningDataModule):
             trainer's ``seed_everything``.
         shuffle: Shuffle the training set each epoch (off: fixed order, for comparing runs exactly; under
             DDP, rank ``r`` then reads samples ``r, r + world_size, ...``).
+        predict_dir: ``predict`` on this folder (searched recursively) instead of the test split: your own
+            images (or, per layout, RGB-D pairs, ...) get one row each in ``predictions.csv``, label -1.
     """
 
     layout: str = "base"
@@ -140,6 +142,7 @@ class BaseDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         seed: int = 0,
         shuffle: bool = True,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__()
         if bad_files not in ("skip", "error"):
@@ -159,8 +162,16 @@ class BaseDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.seed = seed
         self.shuffle = shuffle
+        self.predict_dir = predict_dir
         self.skipped_files: Counter[str] = Counter()
         self.datasets: dict[str, Dataset] = {}
+
+    def __str__(self) -> str:
+        """Name and data folder only: Lightning's own ``__str__`` calls every loader method (jsonargparse prints
+        it in a link warning), which would read the data before ``setup`` and cache a ``predict_dir`` split."""
+        return f"{type(self).__name__}(data_dir={str(self.data_dir)!r})"
+
+    __repr__ = __str__
 
     # ----------------------------------------------------------------------------------------------- data
     @property
@@ -238,7 +249,32 @@ class BaseDataModule(L.LightningDataModule):
         return self.loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self.loader("predict")
+        """``predict_dir``'s inputs when given, else the split ``loader_splits`` names (the test split)."""
+        if not self.predict_dir:
+            return self.loader("predict")
+        if "predict_dir" not in self.datasets:
+            folder = Path(self.predict_dir)
+            if not folder.is_dir():
+                raise DatasetNotFoundError(f"data.init_args.predict_dir={self.predict_dir!r} is not a folder")
+            self.datasets["predict_dir"] = self.predict_dataset(folder)
+        return self.make_loader(self.datasets["predict_dir"], train=False)
+
+    def predict_dataset(self, folder: Path) -> Dataset:
+        """A folder's images, each as the evaluation transform shows the model test images (label -1)."""
+        images = list_images(folder)
+        if not images:
+            raise DatasetNotFoundError(f"data.init_args.predict_dir={str(folder)!r} holds no images")
+        records = [ImageRecord(p, -1, "predict") for p in images]
+        return ImageRecordDataset(records, self.predict_transform(), self.bad_files)
+
+    def predict_transform(self) -> Callable:
+        """What a user's image goes through before the model (the evaluation transform by default)."""
+        if not hasattr(self, "eval_transform"):  # videos, texts, logits: no folder reader yet
+            raise ValueError(
+                f"{type(self).__name__} cannot read data.init_args.predict_dir yet: leave it unset to predict on "
+                "the test split"
+            )
+        return self.eval_transform()
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the files the collate function dropped, so the run can report them."""

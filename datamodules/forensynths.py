@@ -59,15 +59,14 @@ class ForenSynthsDataModule(BaseDataModule):
         jpeg_prob: Probability of JPEG re-compression in training.
         jpeg_quality: Range of the JPEG quality.
         flip: Random horizontal flip in training.
-        predict_dir: Folder of images (searched recursively) for ``predict``.
         real_only: Read only ``0_real`` folders in train and val (methods trained without generated images,
             e.g. FingerprintNet); test still reads both classes.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
-            num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
+            num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed, predict_dir: the
+            folder of images ``predict`` needs here).
     """
 
     layout = "forensynths"
-    loader_splits = BaseDataModule.loader_splits | {"predict": "predict"}  # predict_dir's images
     standin_version = STANDIN_VERSION
 
     def __init__(
@@ -84,7 +83,6 @@ class ForenSynthsDataModule(BaseDataModule):
         jpeg_prob: float = 0.5,
         jpeg_quality: tuple[int, int] = (30, 100),
         flip: bool = True,
-        predict_dir: str | None = None,
         real_only: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -106,7 +104,6 @@ class ForenSynthsDataModule(BaseDataModule):
         self.jpeg_prob = jpeg_prob
         self.jpeg_quality = tuple(jpeg_quality)
         self.flip = flip
-        self.predict_dir = predict_dir
         self.real_only = real_only
         self.datasets: dict[str, ImageRecordDataset] = {}
         self.stage_groups: dict[str, list[str]] = {}
@@ -213,15 +210,8 @@ class ForenSynthsDataModule(BaseDataModule):
             self._add_dataset("val", self._split_records("val"), self.eval_transform())
         elif stage == "test":
             self._add_dataset("test", self._test_records(), self.eval_transform())
-        elif stage == "predict":
-            if not self.predict_dir:
-                raise ValueError("predict needs --data.init_args.predict_dir <folder of images>")
-            images = list_images(self.predict_dir)
-            if not images:
-                raise DatasetNotFoundError(f"data.init_args.predict_dir={self.predict_dir!r} holds no images")
-            self._add_dataset(
-                "predict", [ImageRecord(p, -1, "predict") for p in images], self.eval_transform()
-            )
+        elif stage == "predict" and not self.predict_dir:
+            raise ValueError("predict needs --data.init_args.predict_dir <folder of images>")
 
     def _add_dataset(self, name: str, records: list[ImageRecord], transform: A.Compose) -> None:
         if not records:

@@ -251,3 +251,14 @@ class LabeledImagesDataModule(BaseDataModule):
 
     def eval_transform(self) -> A.Compose:
         return A.Compose([*self.to_model_size(), A.ToFloat(max_value=255.0), ToTensorV2()])
+
+    def predict_transform(self) -> A.Compose:
+        """A user's image, of any size: resized to ``image_size`` whole (no crop), as a tensor in [0, 1]."""
+        size = self.image_size
+        return A.Compose(
+            [A.Resize(size, size), *self.to_channels(), A.ToFloat(max_value=255.0), ToTensorV2()]
+        )
+
+    def to_channels(self) -> list[A.BasicTransform]:
+        """Steps from an RGB file to the model's channels (none: the datasets here are RGB)."""
+        return []

@@ -174,6 +174,10 @@ class MNISTDataModule(LabeledImagesDataModule):
     def default_class_names(self) -> list[str]:
         return list(SOURCES[self.dataset].classes)
 
+    def to_channels(self) -> list[A.BasicTransform]:
+        """A user's RGB file in gray, as the model saw Fashion-MNIST: 1 channel, or the gray repeated."""
+        return [A.ToGray(num_output_channels=self.channels, p=1.0)]
+
     def to_model_size(self) -> list[A.BasicTransform]:
         if self.image_size == self.native_size:
             return []

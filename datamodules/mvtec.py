@@ -345,5 +345,13 @@ class MVTecDataModule(BaseDataModule):
             steps += [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-5, 5), border_mode=2, p=0.5)]
         return A.Compose(steps)
 
+    def predict_dataset(self, folder: Path) -> AnomalyImageDataset:
+        """A folder of images (any layout, searched recursively), label -1 and no mask."""
+        images = list_images(folder)
+        if not images:
+            raise DatasetNotFoundError(f"data.init_args.predict_dir={str(folder)!r} holds no images")
+        records = [AnomalyRecord(p, -1, "predict") for p in images]
+        return AnomalyImageDataset(records, self.eval_transform(), self.bad_files)
+
     def eval_transform(self) -> A.Compose:
         return A.Compose(self._resize())

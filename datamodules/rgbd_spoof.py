@@ -58,22 +58,27 @@ def find_captures(split_dir: Path) -> tuple[list[CaptureRecord], list[Path]]:
     records, unpaired = [], []
     for kind, label in LABELS.items():
         for group_dir in sorted(p for p in (split_dir / kind).glob("*") if p.is_dir()):
-            rgbs = {
-                p.name[: -len("_rgb" + p.suffix)]: p
-                for p in group_dir.iterdir()
-                if p.suffix.lower() in RGB_SUFFIXES and p.stem.endswith("_rgb")
-            }
-            depths = {
-                p.name[: -len("_depth" + p.suffix)]: p
-                for p in group_dir.iterdir()
-                if p.suffix.lower() in DEPTH_EXTENSIONS and p.stem.endswith("_depth")
-            }
-            for capture in sorted(rgbs.keys() | depths.keys()):
-                if capture in rgbs and capture in depths:
-                    records.append(CaptureRecord(rgbs[capture], depths[capture], label, group_dir.name))
-                else:
-                    unpaired.append(rgbs.get(capture) or depths[capture])
+            found, lonely = _pairs(group_dir)
+            records += [CaptureRecord(rgb, depth, label, group_dir.name) for rgb, depth in found]
+            unpaired += lonely
     return records, unpaired
+
+
+def _pairs(folder: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(``<id>_rgb.*``, ``<id>_depth.*``) pairs of one folder, and the files whose partner is missing."""
+    rgbs = {
+        p.name[: -len("_rgb" + p.suffix)]: p
+        for p in folder.iterdir()
+        if p.suffix.lower() in RGB_SUFFIXES and p.stem.endswith("_rgb")
+    }
+    depths = {
+        p.name[: -len("_depth" + p.suffix)]: p
+        for p in folder.iterdir()
+        if p.suffix.lower() in DEPTH_EXTENSIONS and p.stem.endswith("_depth")
+    }
+    pairs = [(rgbs[c], depths[c]) for c in sorted(rgbs.keys() & depths.keys())]
+    lonely = [rgbs.get(c) or depths[c] for c in sorted(rgbs.keys() ^ depths.keys())]
+    return pairs, lonely
 
 
 class RGBDDataset(ReseededTransformMixin, Dataset):
@@ -256,6 +261,25 @@ class RGBDSpoofDataModule(BaseDataModule):
             j = self.color_jitter
             steps.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=0.0, p=0.8))
         return A.Compose(steps, additional_targets={"depth": "mask"})
+
+    def predict_dataset(self, folder: Path) -> RGBDDataset:
+        """Every ``<id>_rgb.*`` with its ``<id>_depth.*`` under ``folder`` (any depth of sub-folders, the same naming
+        rule as training), label -1, the sub-folder as the group; files without their partner are named."""
+        records, unpaired = [], []
+        for group_dir in sorted({p.parent for p in folder.rglob("*") if p.is_file()}):
+            found, lonely = _pairs(group_dir)
+            records += [CaptureRecord(rgb, depth, -1, group_dir.name) for rgb, depth in found]
+            unpaired += lonely
+        if unpaired:
+            shown = ", ".join(str(p) for p in unpaired[:5]) + (" ..." if len(unpaired) > 5 else "")
+            log.warning(
+                "predict_dir: %d files without their RGB or depth partner skipped: %s", len(unpaired), shown
+            )
+        if not records:
+            raise DatasetNotFoundError(
+                f"data.init_args.predict_dir={str(folder)!r} holds no <id>_rgb.png + <id>_depth.png pairs"
+            )
+        return RGBDDataset(records, self.eval_transform(), self.bad_files)
 
     def eval_transform(self) -> A.Compose:
         return A.Compose([A.Resize(self.image_size, self.image_size)], additional_targets={"depth": "mask"})

@@ -107,6 +107,8 @@ class PrecomputedLogitsModule(ClassificationRoutine):
         num_classes: Classes (linked from the datamodule).
     """
 
+    export_input_keys = ("logits",)
+
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()

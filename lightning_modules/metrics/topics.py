@@ -62,6 +62,18 @@ def topic_scores(
     """``npmi``, ``td``, ``tq`` over all topics and ``npmi_50``, ``td_50``, ``tq_50`` over the best half, with
     the per-topic NPMI and word lists (``topics``, ranked as given)."""
     topics = top_words(topic_word, id2word, max(npmi_top, diversity_top))
+    return word_list_scores(topics, texts, dictionary, npmi_top, diversity_top)
+
+
+def word_list_scores(
+    topics: Sequence[Sequence[str]],
+    texts: Sequence[Sequence[str]],
+    dictionary: Dictionary,
+    npmi_top: int = 10,
+    diversity_top: int = 25,
+) -> dict[str, object]:
+    """:func:`topic_scores` of topics given as word lists (another library's, ``scripts/score_topics.py``)."""
+    topics = [list(t) for t in topics]
     npmi = npmi_per_topic(topics, texts, dictionary, npmi_top)
     best = sorted(range(len(topics)), key=lambda k: -npmi[k])[: max(1, len(topics) // 2)]
     scores: dict[str, object] = {

@@ -16,6 +16,13 @@ from lightning_modules.components.feature_extractor import FrozenFeatures, smoot
 from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
 
 
+def euclidean_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(len(a), len(b)) Euclidean distances by |a|^2 - 2 a.b + |b|^2, the matrix-product form ``torch.cdist``
+    itself takes for more than 25 rows; written out because ONNX has no ``cdist`` (scripts/export.py)."""
+    squared = a.square().sum(1, keepdim=True) - 2 * a @ b.T + b.square().sum(1)[None]
+    return squared.clamp_min(0).sqrt()
+
+
 def nearest_neighbors(
     queries: torch.Tensor, bank: torch.Tensor, k: int = 1, max_elements: int = 1 << 24
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +39,7 @@ def nearest_neighbors(
         best_d = query.new_full((len(query), 0), float("inf"))
         best_i = torch.empty((len(query), 0), dtype=torch.long, device=query.device)
         for start in range(0, len(bank), bank_block):
-            distances = torch.cdist(query, bank[start : start + bank_block]).clamp_min(0)
+            distances = euclidean_distances(query, bank[start : start + bank_block])
             d, i = distances.topk(min(k, distances.shape[1]), dim=1, largest=False)
             best_d, order = torch.cat([best_d, d], 1).topk(
                 min(k, best_d.shape[1] + d.shape[1]), 1, largest=False

@@ -18,6 +18,7 @@ reference, map quantiles) adds :class:`~lightning_modules.routines.fitted_state.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -164,8 +165,15 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         }
 
     # ------------------------------------------------------------------------------------------ predict
+    def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        maps, scores = self.anomaly_map(batch)
+        return {"anomaly_map": maps.float(), "anomaly_score": scores.float()}
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        _, scores = self.anomaly_map(batch)
+        """A row per image (score, decision at the stored threshold) and its heat-map overlay
+        ``predictions/<folder>_<name>.png`` in the run folder (the image under the map, on the test set's scale)."""
+        predicted = self.predict_scores(batch)
+        scores = predicted["anomaly_score"]
         rows: dict[str, Any] = {
             "path": batch["path"],
             "anomaly_score": scores.float(),
@@ -173,4 +181,21 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         }
         if "label" in batch:
             rows["label"] = batch["label"]
+        rows["overlay"] = self._write_overlays(batch, predicted["anomaly_map"])
         return rows
+
+    def _write_overlays(self, batch: dict[str, Any], maps: torch.Tensor) -> list[str]:
+        from torchvision.utils import save_image
+
+        low, high = float(self.map_low), float(self.map_high)
+        if math.isnan(low):
+            low, high = float(maps.min()), float(maps.max())
+        folder = self.run_dir() / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        overlays = 0.5 * batch["image"].float().clamp(0, 1) + 0.5 * heat_picture(maps, low, high)
+        for path, overlay in zip(batch["path"], overlays, strict=True):
+            name = f"{Path(path).parent.name}_{Path(path).stem}.png"
+            save_image(overlay.cpu(), folder / name)
+            names.append(f"predictions/{name}")
+        return names

@@ -31,6 +31,14 @@ class EvaluationRoutine(L.LightningModule):
     """
 
     weights_keys: tuple[str, str | None, str | None] | None = ("backbone", "pretrained", "pretrained_path")
+    # the batch keys ``predict_scores`` reads: the inputs of an exported model, in this order
+    export_input_keys: tuple[str, ...] = ("image",)
+
+    def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """What ``predict`` computes from the inputs (``export_input_keys``), by output name; an exported model
+        is this function, so the two cannot disagree (``outputs/export.py``). None for a routine that predicts
+        nothing exportable."""
+        raise NotImplementedError(f"{type(self).__name__} has no exportable scores")
 
     @property
     def datamodule(self) -> Any:

@@ -131,10 +131,13 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         return "results"
 
     # ------------------------------------------------------------------------------------- predict
+    def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"fake_prob": torch.sigmoid(self.logits(batch).float())}
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         if batch_size_of(batch) == 0:
             return {"path": [], "fake_prob": torch.empty(0), "pred_label": torch.empty(0, dtype=torch.long)}
-        probs = torch.sigmoid(self.logits(batch).float())
+        probs = self.predict_scores(batch)["fake_prob"]
         return {"path": batch["path"], "fake_prob": probs, "pred_label": (probs > self.threshold).long()}
 
 

@@ -113,12 +113,23 @@ class ClassificationRoutine(EvaluationRoutine):
         title = f"{type(self).__name__} — test, {n_samples} samples, {state}"
         self.write_table([row], TEST_TABLE_METRICS, title, digits=2, note="; nll, brier not in %")
 
+    top_k = 3  # classes named per row of predictions.csv
+
+    def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Class probabilities, after the calibrator when one is installed."""
+        return {"probs": self.calibrated_logits(batch)[1].softmax(dim=1)}
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        _, calibrated = self.calibrated_logits(batch)
-        probs = calibrated.softmax(dim=1)
+        """The predicted class and its probability, then the next ones (``top_k`` in all) by name."""
+        probs = self.predict_scores(batch)["probs"]
         confidence, prediction = probs.max(dim=1)
         rows: dict[str, Any] = {"path": batch.get("path", [""] * len(prediction))}
         rows |= {"pred_label": prediction, "confidence": confidence}
+        names = self.from_data("class_names", default=None) or [str(c) for c in range(probs.shape[1])]
+        values, classes = probs.topk(min(self.top_k, probs.shape[1]), dim=1)
+        for rank in range(classes.shape[1]):
+            rows[f"top{rank + 1}_class"] = [names[int(c)] for c in classes[:, rank]]
+            rows[f"top{rank + 1}_prob"] = values[:, rank]
         if "label" in batch:  # known for test images, -1 for unlabelled ones
             rows["label"] = batch["label"]
         return rows

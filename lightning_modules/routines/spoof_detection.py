@@ -29,6 +29,7 @@ class SpoofDetectionRoutine(EvaluationRoutine):
     """
 
     num_classes = 2
+    export_input_keys = ("image", "depth")
 
     def __init__(self, bpcer_target: float = 0.05) -> None:
         super().__init__()
@@ -111,8 +112,11 @@ class SpoofDetectionRoutine(EvaluationRoutine):
             self.log_pictures("test_pictures", self.pictures(batch), nrow=per_class)
 
     # ------------------------------------------------------------------------------- predict, pictures
+    def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"spoof_score": self.score(batch).float()}
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        scores = self.score(batch).float()
+        scores = self.predict_scores(batch)["spoof_score"]
         rows: dict[str, Any] = {
             "path": batch["path"],
             "spoof_score": scores,

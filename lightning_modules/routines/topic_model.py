@@ -114,7 +114,7 @@ class TopicModelRoutine(EvaluationRoutine):
             return
         out = self.run_dir()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "topics.txt").write_text(
+        (out / "topics.txt").write_text(  # every word TD reads: scripts/score_topics.py rescores the file
             f"# {components_line(self.components())}\n" + self._topic_lines(scores)
         )
         names = [m for m in (*TOPIC_METRICS, "nmi", "purity") if m in scores]
@@ -136,10 +136,12 @@ class TopicModelRoutine(EvaluationRoutine):
             "the columns the paper reports"
         )
 
-    def _topic_lines(self, scores: dict[str, Any], words: int | None = None) -> str:
+    def _topic_lines(self, scores: dict[str, Any]) -> str:
+        """A line per topic, best NPMI first: its NPMI and every word the scores read (the first ``npmi_top`` for
+        NPMI, the first ``diversity_top`` for TD)."""
         order = sorted(range(len(scores["topics"])), key=lambda k: -scores["topic_npmi"][k])
         return "".join(
-            f"topic {k:3d}  npmi {scores['topic_npmi'][k]:+.3f}  {' '.join(scores['topics'][k][: words or self.npmi_top])}\n"
+            f"topic {k:3d}  npmi {scores['topic_npmi'][k]:+.3f}  {' '.join(scores['topics'][k])}\n"
             for k in order
         )
 

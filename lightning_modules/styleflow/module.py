@@ -137,6 +137,8 @@ class StyleGRUModule(BinaryDetectionRoutine):
 
     SMOKE_ARGUMENTS = {"hidden": 16, "head_hidden": 16}
 
+    export_input_keys = ("deltas",)  # the latents' frame-to-frame differences
+
     def __init__(
         self,
         style_encoder: str | None = None,
@@ -228,6 +230,8 @@ class StyleFlowModule(BinaryDetectionRoutine):
 
     weights_keys = ("content_backbone", None, "content_weights")  # the paper starts from FTCN's I3D weights
     SMOKE_ARGUMENTS = {"dim": 32, "depth": 1, "heads": 2, "mlp_dim": 32, "style_tokens": 4}
+
+    export_input_keys = ("frames", "deltas")
 
     def __init__(
         self,

@@ -185,9 +185,17 @@ def test_predict_reads_a_folder_of_images(standin_root: Path) -> None:
     dm.setup("predict")
     batch = next(iter(dm.predict_dataloader()))
     assert (batch["label"] == -1).all() and len(batch["path"]) == 4
-    empty = make_dm(standin_root, predict_dir=str(standin_root / "nothing_here"))
+    absent = make_dm(standin_root, predict_dir=str(standin_root / "nothing_here"))
+    absent.setup("predict")
+    with pytest.raises(DatasetNotFoundError, match="nothing_here' is not a folder"):
+        absent.predict_dataloader()
+    (standin_root / "empty_folder").mkdir(exist_ok=True)
+    empty = make_dm(standin_root, predict_dir=str(standin_root / "empty_folder"))
+    empty.setup("predict")
     with pytest.raises(DatasetNotFoundError, match="holds no images"):
-        empty.setup("predict")
+        empty.predict_dataloader()
+    with pytest.raises(ValueError, match="predict needs --data.init_args.predict_dir"):
+        make_dm(standin_root).setup("predict")
 
 
 def test_augmentation_follows_the_torch_seed(standin_root: Path) -> None:

@@ -1,0 +1,54 @@
+"""scripts/export.py: the ONNX file of a detector, a calibrated classifier, an anomaly model (its memory bank
+inside) and an RGB-D model gives, through onnxruntime, the scores predict wrote to predictions.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import CONFIGS, REPO, smoke_argv
+
+pytest.importorskip("onnxruntime", reason="the export extra is not installed (make install installs it)")
+sys.path.insert(0, str(REPO / "scripts"))
+
+import export  # noqa: E402
+
+from lightning_modules.outputs.export import run_onnx  # noqa: E402
+
+# config -> the predictions.csv column the exported output must reproduce, and that output's name
+CASES = {
+    "bihpf": ("fake_prob", "fake_prob"),
+    "cls_cifar10": ("confidence", "probs"),
+    "patchcore_mvtec": ("anomaly_score", "anomaly_score"),
+    "mtofnet": ("spoof_score", "spoof_score"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_onnx_file_gives_predict_s_scores(name: str, run_cli, tmp_path: Path, standin_root: Path) -> None:
+    config = ["--config", str(CONFIGS / f"{name}.yaml")]
+    fit = run_cli("fit", *config)
+    checkpoint = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    folder = []
+    if name == "bihpf":
+        folder = ["--data.init_args.predict_dir", str(standin_root / "forensynths_standin_tiny" / "test")]
+    predict = run_cli("predict", *config, "--ckpt_path", str(checkpoint), *folder)
+    with open(Path(predict.trainer.log_dir) / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    argv = smoke_argv(["--config", str(CONFIGS / f"{name}.yaml"), *folder], standin_root, tmp_path / "runs")
+    out = export.main([*argv, "--ckpt_path", str(checkpoint), "--out", str(tmp_path / f"{name}.onnx")])
+    model, _, batch = export.restored([*argv, "--trainer.logger", "false"], str(checkpoint))
+    outputs = run_onnx(out, batch, model.export_input_keys)
+    column, output = CASES[name]
+    exported = outputs[output].max(axis=1) if output == "probs" else outputs[output]
+    predicted = np.array([float(r[column]) for r in rows[: len(exported)]])
+    scale = max(float(np.abs(predicted).max()), 1e-12)
+    assert np.abs(exported - predicted).max() / scale < 1e-4, (exported, predicted)
+    description = json.loads(out.with_suffix(".json").read_text())
+    assert list(description["inputs"]) == list(model.export_input_keys) and output in description["outputs"]
+    assert export.largest_difference(model, batch, out) < 1e-4
