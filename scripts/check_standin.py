@@ -1,11 +1,16 @@
-"""Does the ForenSynths stand-in still separate methods? Run after changing its families.
+"""Does a stand-in carry its method's phenomenon, and no shortcut? Run after changing one.
 
-    python scripts/check_standin.py [--image-size 64] [--train 1600] [--epochs 4]
+    python scripts/check_standin.py [--image-size 64] [--train 1600] [--epochs 4]    # ForenSynths
+    python scripts/check_standin.py --layout rgbd [--size small]                      # RGB-D anti-spoofing
 
-Builds the seen family's training set and every family's test set in memory, trains one small CNN on raw
-pixels and one on the log-magnitude spectrum (same architecture, same seed), and prints ACC / AP per family.
-A stand-in worth having shows the raw-pixel CNN near 100 on the seen family and near chance on some unseen
-ones, with the spectrum input keeping more of its ranking there (about 3 minutes on 2 CPU cores).
+ForenSynths: builds the seen family's training set and every family's test set in memory, trains one small CNN
+on raw pixels and one on the log-magnitude spectrum (same architecture, same seed), and prints ACC / AP per
+family. A stand-in worth having shows the raw-pixel CNN near 100 on the seen family and near chance on some
+unseen ones, with the spectrum input keeping more of its ranking there (about 3 minutes on 2 CPU cores).
+
+RGB-D: builds the stand-in and scores every test capture without training (``rgbd_cues.py``): the plane-fit
+residual (the shortcut) must not separate genuine captures from spoofs (AUC <= 75 %), the oracle RGB-depth
+consistency (the phenomenon) must (AUC >= 90 %). Prints both per display and exits 1 when a gate fails.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datamodules.standins.forensynths import FAMILIES, SEEN_FAMILY, TRAIN_CATEGORIES  # noqa: E402
 from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops  # noqa: E402
@@ -54,15 +60,64 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
 
+GATES = {"planarity": ("<=", 75.0), "consistency": (">=", 90.0)}  # AUC (%), genuine vs every spoof
+
+
+def check_rgbd(size: str, root: Path | None = None) -> tuple[str, bool]:
+    """The RGB-D stand-in's two training-free scores per display (markdown) and whether both gates pass."""
+    import tempfile
+
+    from rgbd_cues import auc_table, capture_scores
+
+    from datamodules.standins.rgbd import write_rgbd_standin
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = root or Path(scratch) / "rgbd"
+        if not (folder / "captures.json").is_file():
+            write_rgbd_standin(folder, size=size)
+        # the tiny size has a handful of test captures: every split is scored
+        rows = capture_scores(folder, ("train", "val", "test") if size == "tiny" else ("test",))
+    tables = {score: auc_table(rows, score) for score in GATES}
+    groups = list(tables["planarity"])
+    lines = ["| score (AUC %, genuine vs spoof) | gate | " + " | ".join(groups) + " |"]
+    lines.append("|---|---|" + "---:|" * len(groups))
+    passed = True
+    for score, (direction, limit) in GATES.items():
+        value = tables[score]["all"]
+        ok = value <= limit if direction == "<=" else value >= limit
+        passed &= ok
+        cells = " | ".join(f"{tables[score][g]:.1f}" for g in groups)
+        lines.append(f"| {score} | all {direction} {limit:g}: {'pass' if ok else 'FAIL'} | {cells} |")
+    return "\n".join(lines) + "\n", passed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--layout", choices=["forensynths", "rgbd"], default="forensynths")
+    parser.add_argument("--size", choices=["tiny", "small"], default="small", help="rgbd: the stand-in size")
+    parser.add_argument(
+        "--readme", action="store_true", help="rgbd: also write the table into datamodules/README.md"
     )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--train", type=int, default=1600, help="reals (and as many fakes) to train on")
     parser.add_argument("--test", type=int, default=300, help="reals (and as many fakes) per family")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
+    if args.layout == "rgbd":
+        table, passed = check_rgbd(args.size)
+        print(table)
+        if args.readme:
+            from readme_blocks import replace_block
+
+            command = f"`python scripts/check_standin.py --layout rgbd --size {args.size}`:"
+            replace_block(
+                Path(__file__).resolve().parents[1] / "datamodules" / "README.md",
+                "standin:rgbd",
+                f"{command}\n\n{table}",
+            )
+        sys.exit(0 if passed else 1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     photos = tuple(load_photo(n) for c in TRAIN_CATEGORIES for n in PHOTO_CATEGORIES[c])

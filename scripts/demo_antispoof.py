@@ -2,22 +2,31 @@
 on the seen displays' spoofs) on the RGB-D stand-in, tested on every display; the unseen displays are the
 comparison.
 
-Both use ``configs/demo_rgbd.yaml`` (64 px, ResNet-18 from scratch, 20 epochs) and set their threshold at BPCER
-5 % on genuine validation captures. The table is read back from each run's ``results.csv``.
+All use ``configs/demo_rgbd.yaml`` (48 px, ResNet-18 from scratch) and set their threshold at BPCER 5 % on genuine
+validation captures. The tables are read back from each run's ``results.csv``: means over the seen / unseen
+displays, ACER / AUC per display, BPCER on genuine objects and on flat genuine prints, mToFNet's genuine
+validation score over its epochs (flat at the end: trained to convergence), and the claims of
+``benchmarks/claims.yaml`` (written before the runs) over seeds 0, 1, 2. Finished runs are reused.
 
-    python scripts/demo_antispoof.py [--seeds 0 1 2] [--methods mToFNet ...] [--report_only] [extra cli arguments]
+    python scripts/demo_antispoof.py [--readme] [--seeds 0 1 2] [--methods mToFNet ...] [extra cli arguments]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
-from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import REPO, cli_run, newest_run_file, write_report
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_modules.outputs.tables import read_result_table
+
+sys.path.insert(0, str(REPO))
+from benchmarks.claims import claims_section, load_claims  # noqa: E402
+
+README = "lightning_modules/mtofnet/README.md"
 
 # name -> (config, extra arguments, run-name tag)
 METHODS = {
@@ -37,12 +46,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="methods to train"
     )
-    parser.add_argument("--report_only", action="store_true", help="rebuild the table from finished runs")
     parser.add_argument("--runs_dir", default="runs")
+    parser.add_argument("--readme", action="store_true", help=f"write the tables into {README}")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for seed in args.seeds:
-        for method in [] if args.report_only else args.methods:
+        for method in args.methods:
             config, options, tag = METHODS[method]
             common = [
                 "--config",
@@ -58,15 +67,15 @@ def main(argv: list[str] | None = None) -> str:
                 args.runs_dir,
                 *extra,
             ]
-            cli_run(["fit", *common])
-            cli_run(["test", *common, "--ckpt_path", "last"])
+            if newest_run_file(args.runs_dir, f"demo_antispoof_{tag}_seed{seed}", "results.csv") is None:
+                cli_run(["fit", *common])
+                cli_run(["test", *common, "--ckpt_path", "last"])
     tables: dict[str, list[dict[str, dict[str, object]]]] = {}
     for method, (_, _, tag) in METHODS.items():  # every method with finished runs for all seeds
         files = [
-            Path(args.runs_dir) / f"demo_antispoof_{tag}_seed{seed}" / "version_0" / "results.csv"
-            for seed in args.seeds
+            newest_run_file(args.runs_dir, f"demo_antispoof_{tag}_seed{s}", "results.csv") for s in args.seeds
         ]
-        if all(f.is_file() for f in files):
+        if all(f is not None for f in files):
             tables[method] = [{str(r["group"]): r for r in read_result_table(f)} for f in files]
     lines = [
         "| method | displays | " + " | ".join(f"{c.upper()} (%)" for c in COLUMNS) + " |",
@@ -74,9 +83,13 @@ def main(argv: list[str] | None = None) -> str:
     ]
     for row_name in ROWS:
         for method, runs in tables.items():
+            if not all(row_name in run for run in runs):  # a test split without seen (or unseen) displays
+                continue
             cells = [_mean_std([float(run[row_name][c]) for run in runs]) for c in COLUMNS]
             lines.append(f"| {method} | {row_name} | " + " | ".join(cells) + " |")
-    displays = sorted(g for g in next(iter(tables.values()))[0] if g not in ROWS)
+    first = next(iter(tables.values()))[0]
+    displays = sorted(g for g in first if g not in ROWS and not g.startswith("genuine: "))
+    sources = sorted(g for g in first if g.startswith("genuine: "))
     lines += [
         "",
         "Per display, ACER (%) / AUC (%):",
@@ -91,12 +104,68 @@ def main(argv: list[str] | None = None) -> str:
             for d in displays
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if sources:
+        lines += ["", "BPCER (%) per kind of genuine capture:", ""]
+        lines += ["| method | " + " | ".join(g.removeprefix("genuine: ") for g in sources) + " |"]
+        lines += ["|---|" + "---:|" * len(sources)]
+        for method, runs in tables.items():
+            cells = [_mean_std([float(r[g]["bpcer"]) for r in runs]) for g in sources]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if "mToFNet" in tables:
+        lines += ["", convergence(args.runs_dir, args.seeds)]
     markdown = "\n".join(lines) + "\n"
-    if not args.report_only:
-        trained = ", ".join(args.methods)
-        markdown += f"\nTrained here: {trained}, {len(args.seeds)} seeds, {(time.perf_counter() - started) / 60:.1f} min\n"
-    write_report(markdown, args.runs_dir, "demo_antispoof")
+    claims = load_claims(demo="make demo-antispoof")
+    judged = {}
+    complete = all(
+        f"mean {side}" in run for runs in tables.values() for run in runs for side in ("seen", "unseen")
+    )
+    if (
+        complete
+        and len(tables) == len(METHODS)
+        and set(args.seeds) >= {s for c in claims.values() for s in c.seeds}
+    ):
+        values = {
+            f"{method} {side}": {
+                s: float(run[f"mean {side}"]["acer"]) for s, run in zip(args.seeds, runs, strict=True)
+            }
+            for method, runs in tables.items()
+            for side in ("seen", "unseen")
+        }
+        table, judged = claims_section(claims, lambda claim: values)
+        markdown += "\n" + table
+    minutes = (time.perf_counter() - started) / 60
+    markdown += f"\n{len(args.seeds)} seeds: {minutes:.1f} min (finished runs reused)\n"
+    record = {"tables": tables, "claims": judged}
+    write_report(markdown, args.runs_dir, "demo_antispoof", README if args.readme else None, record, minutes)
     return markdown
+
+
+def convergence(runs_dir: str, seeds: list[int]) -> str:
+    """mToFNet's mean genuine validation score per epoch: how much it still moved over the last fifth of training."""
+    parts = []
+    for seed in seeds:
+        run_dir = newest_run_file(
+            runs_dir, f"demo_antispoof_mtofnet_seed{seed}", "results.csv", required=True
+        ).parent
+        curve = []
+        for file in sorted(run_dir.glob("events.out.tfevents.*")):
+            events = EventAccumulator(str(file), size_guidance={"scalars": 0})
+            events.Reload()
+            if "val/genuine_score" in events.Tags()["scalars"]:
+                curve += [e.value for e in events.Scalars("val/genuine_score")]
+        if len(curve) >= 5:
+            tail = curve[-max(2, len(curve) // 5) :]
+            parts.append(
+                f"seed {seed}: {curve[0]:.3f} after epoch 1, {curve[-1]:.3f} at the end, "
+                f"{100 * (tail[-1] - tail[0]) / max(abs(tail[0]), 1e-9):+.1f} % over the last {len(tail)} epochs"
+            )
+    if not parts:
+        return ""
+    return (
+        "mToFNet's mean genuine validation score (its spoof score on genuine captures): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _mean(values: list[float]) -> float:

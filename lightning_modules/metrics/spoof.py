@@ -4,7 +4,7 @@
 * APCER: share of spoofs accepted as genuine (score <= threshold); BPCER: share of genuine captures rejected
   (score > threshold); ACER = (APCER + BPCER) / 2; AUC of the scores.
 * Per display: that display's spoofs against every genuine capture; means over the displays unseen in training
-  and over the seen ones.
+  and over the seen ones; BPCER per genuine group (device, or kind: objects, flat prints) when there are several.
 
 Example:
     >>> import torch
@@ -48,7 +48,8 @@ def spoof_metrics(scores: torch.Tensor, labels: torch.Tensor, threshold: float) 
 def spoof_rows(
     scores: torch.Tensor, labels: torch.Tensor, groups: list[str], threshold: float, unseen: list[str]
 ) -> list[dict[str, object]]:
-    """Table rows (metrics in %): every capture, each display's spoofs vs all genuine, means over unseen / seen."""
+    """Table rows (metrics in %): every capture, each display's spoofs vs all genuine, means over unseen / seen,
+    and each genuine group's BPCER."""
     rows: list[dict[str, object]] = []
 
     def row(name: str, values: dict[str, float], seen: str = "") -> None:
@@ -68,4 +69,10 @@ def spoof_rows(
     ):
         if chosen:
             row(name, {k: sum(per_display[d][k] for d in chosen) / len(chosen) for k in SPOOF_METRICS})
+    sources = sorted({g for g, label in zip(groups, labels.tolist(), strict=True) if label == 0})
+    if len(sources) > 1:  # BPCER per genuine group (device, or the stand-in's objects / flat prints)
+        for source in sources:
+            member = genuine & torch.tensor([g == source for g in groups], device=labels.device)
+            bpcer = float((scores[member] > threshold).float().mean())
+            row(f"genuine: {source}", {k: (bpcer if k == "bpcer" else math.nan) for k in SPOOF_METRICS})
     return rows

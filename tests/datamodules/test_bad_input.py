@@ -321,13 +321,13 @@ def test_a_corrupt_depth_map_fails_naming_it_or_is_skipped_and_a_lone_rgb_is_cou
     rgbd, capsys, caplog
 ) -> None:
     root, args = rgbd
-    victim = sorted((root / "train" / "genuine" / "phone_a").glob("*_depth.png"))[0]
+    victim = sorted((root / "train" / "genuine" / "objects").glob("*_depth.png"))[0]
     victim.write_bytes(b"not a depth map")
     last = one_line_error(
         *run(capsys, *args, "--data.init_args.bad_files", "error"), str(victim), "cannot read depth"
     )
     assert "bad_files: skip" in last
-    partner = sorted((root / "train" / "genuine" / "phone_b").glob("*_depth.*"))[0]
+    partner = sorted((root / "train" / "genuine" / "prints").glob("*_depth.*"))[0]
     partner.unlink()
     with caplog.at_level(logging.WARNING, logger="datamodules"):
         status, stderr = run(capsys, *args)

@@ -193,3 +193,18 @@ def test_fit_draws_rgb_depth_and_score_maps_and_test_writes_the_display_table(ru
 def test_capture_record_is_hashable_for_sets() -> None:
     record = CaptureRecord(Path("a_rgb.png"), Path("a_depth.png"), 0, "phone")
     assert len({record, record}) == 1
+
+
+def test_bpcer_per_kind_of_genuine_capture_shows_the_flat_prints_apart() -> None:
+    scores = torch.tensor(
+        [0.1, 0.2, 0.9, 0.8, 0.95, 0.3]
+    )  # two objects, two prints (one rejected), two spoofs
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    groups = ["objects", "objects", "prints", "prints", "ipad", "ipad"]
+    rows = {r["group"]: r for r in spoof_rows(scores, labels, groups, threshold=0.85, unseen=[])}
+    assert (
+        rows["genuine: prints"]["bpcer"] == pytest.approx(50.0) and rows["genuine: objects"]["bpcer"] == 0.0
+    )
+    assert math.isnan(rows["genuine: prints"]["acer"]) and rows["all"]["bpcer"] == pytest.approx(25.0)
+    one_source = spoof_rows(scores, labels, ["objects"] * 4 + ["ipad"] * 2, threshold=0.85, unseen=[])
+    assert not any(str(r["group"]).startswith("genuine: ") for r in one_source)
