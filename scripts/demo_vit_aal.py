@@ -1,48 +1,72 @@
-"""`make demo-vit`: plain ViT vs ViT + attention links vs the advanced module, digits stand-in, 10 % of its
-training images, 3 seeds each.
+"""`make demo-vit`: the plain ViT vs ViT + attention links vs a control, on Fashion-MNIST's small-data regime.
 
-1. A CIFAR ResNet-20 is trained in this framework on all the stand-in's training images (the paper's CNN is an
-   ImageNet ResNet-50 that saw the full dataset the small subsets are drawn from); it is the frozen CNN.
-2. Per seed: the plain ViT (``configs/vit_cifar100.yaml``), ViT + AAL (``configs/vit_aal_cifar100.yaml`` with
-   that CNN's last stage, 8x8 x 64 channels), and the advanced module (``configs/vit_aal_advanced_cifar100.yaml``
-   reading the links of the same seed's AAL run, ViT from scratch), all with ``configs/demo_vit.yaml``.
-3. Reported per variant, mean ± std over seeds, read back from the run folders (``results.csv``, TensorBoard
-   events; ``--report_only`` rebuilds the table from finished runs): test accuracy of the last epoch, best
-   validation accuracy, and the first epoch whose validation accuracy reaches each of ``--targets`` (runs that
-   never reach one are counted).
+1. A CIFAR ResNet-20 is trained in this framework on all of Fashion-MNIST's training images (the paper's CNN is an
+   ImageNet ResNet-50, which saw the full dataset its small subsets come from); it is the frozen CNN, its second
+   stage (``blocks.5``: 16x16 maps of 32 channels, resized to the ViT's 8x8 grid) the layer3-equivalent maps.
+2. ``--select``: the plain ViT's learning rate, chosen on the validation split (seed 0) among ``CANDIDATE_LRS``
+   by its best validation accuracy; every variant then uses it.
+3. Per seed, with ``configs/demo_vit_fmnist.yaml`` (100 training images per class): the plain ViT, ViT + links as
+   they were (zero start, the shared KL), ViT + links with a distinct start and the correlation link objective,
+   and the control (each head fixed to one k-means cluster of the CNN's channels).
+4. Reported per variant, mean ± sd over seeds, read back from the run folders: test accuracy of the last epoch,
+   best validation accuracy, epochs to reach 90 % of the plain ViT's best validation accuracy (same seed), and the
+   distinct top-3 channel sets per layer at the end; the claims of ``benchmarks/claims.yaml`` (written before the
+   runs). Finished runs are reused.
 
-    python scripts/demo_vit_aal.py [--seeds 0 1 2] [--epochs 100] [--targets 0.2 0.3] [extra cli arguments]
+    python scripts/demo_vit_aal.py [--select] [--readme] [--seeds 0 1 2] [--epochs 60] [extra cli arguments]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from demo_common import cli_run, write_report
+from demo_common import REPO, cli_run, newest_run_file, write_report
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_modules.outputs.tables import read_result_table
 
+sys.path.insert(0, str(REPO))
+from benchmarks.claims import claims_section, load_claims, mean_sd  # noqa: E402
+
+README = "lightning_modules/vit_aal/README.md"
+OVERLAY = "configs/demo_vit_fmnist.yaml"
+CANDIDATE_LRS = (5e-4, 1e-3, 2e-3)
+NEW = "ViT + links (distinct start, correlation)"
+# variant -> (config, its own arguments, run tag)
 VARIANTS = {
-    "plain ViT": "vit_cifar100",
-    "ViT + AAL": "vit_aal_cifar100",
-    "advanced": "vit_aal_advanced_cifar100",
+    "plain ViT": ("vit_cifar100", [], "plain"),
+    "ViT + links (zero start, shared KL)": ("vit_aal_cifar100", [], "links_zero"),
+    NEW: (
+        "vit_aal_cifar100",
+        ["--model.init_args.link_init", "distinct", "--model.init_args.link_objective", "correlation"],
+        "links_distinct",
+    ),
+    "control: k-means channel groups": (
+        "vit_aal_cifar100",
+        ["--model.init_args.link_source", "kmeans"],
+        "kmeans",
+    ),
 }
 
 
-def validation_curve(run_dir: Path) -> list[float]:
-    """``val/acc`` per epoch (logged once per validation, i.e. per epoch), in step order, from the run's
-    TensorBoard events (a resumed run's later file overrides repeated steps)."""
+def scalar_curve(run_dir: Path, tag: str) -> list[float]:
+    """``tag`` per logged step, in step order, from the run's TensorBoard events (a later file overrides)."""
     values: dict[int, float] = {}
     for file in sorted(run_dir.glob("events.out.tfevents.*")):
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})
         events.Reload()
-        if "val/acc" in events.Tags()["scalars"]:  # the test run's file has none
-            values |= {event.step: event.value for event in events.Scalars("val/acc")}
+        if tag in events.Tags()["scalars"]:
+            values |= {event.step: event.value for event in events.Scalars(tag)}
     return [values[step] for step in sorted(values)]
+
+
+def validation_curve(run_dir: Path) -> list[float]:
+    """``val/acc`` per epoch."""
+    return scalar_curve(run_dir, "val/acc")
 
 
 def first_epoch_reaching(curve: list[float], target: float) -> int | None:
@@ -50,124 +74,171 @@ def first_epoch_reaching(curve: list[float], target: float) -> int | None:
     return next((epoch for epoch, value in enumerate(curve, start=1) if value >= target), None)
 
 
+def fit_and_test(args: list[str], runs_dir: str, name: str) -> Path:
+    """Fit and test unless the run's results.csv exists; the run folder."""
+    if newest_run_file(runs_dir, name, "results.csv") is None:
+        cli_run(["fit", *args])
+        cli_run(["test", *args, "--ckpt_path", "last"])
+    return newest_run_file(runs_dir, name, "results.csv", required=True).parent
+
+
+def cnn_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """Train (once) the frozen CNN on all of Fashion-MNIST; the arguments that give it to an AAL run."""
+    name = "demo_vit_cnn"
+    if newest_run_file(args.runs_dir, name, "checkpoints/last.ckpt") is None:
+        cli_run(
+            [
+                "fit",
+                "--config",
+                "configs/cls_cifar10.yaml",
+                "--config",
+                "configs/demo_mixing_fmnist.yaml",  # the classifier recipe on Fashion-MNIST, every image
+                "--data.init_args.samples_per_class",
+                "null",
+                "--data.init_args.batch_size",
+                "128",
+                "--trainer.max_epochs",
+                str(args.cnn_epochs),
+                "--trainer.callbacks",
+                "[]",
+                "--run_name",
+                name,
+                "--runs_dir",
+                args.runs_dir,
+                *extra,
+            ]
+        )
+    checkpoint = newest_run_file(args.runs_dir, name, "checkpoints/last.ckpt", required=True)
+    return [
+        "--model.init_args.cnn_backbone",
+        "cifar_resnet20",
+        "--model.init_args.cnn_layer",
+        "blocks.5",
+        "--model.init_args.cnn_normalization",
+        "fashion_mnist",
+        "--model.init_args.pretrained_path",
+        str(checkpoint),
+    ]
+
+
+def run_variant(variant: str, seed: int, lr: float, with_cnn: list[str], args, extra: list[str]) -> Path:
+    config, options, tag = VARIANTS[variant]
+    name = f"demo_vit_{tag}_lr{lr:g}_seed{seed}"
+    common = ["--config", f"configs/{config}.yaml", "--config", OVERLAY, *options]
+    common += [] if config == "vit_cifar100" else with_cnn
+    common += ["--model.init_args.lr", str(lr), "--trainer.max_epochs", str(args.epochs)]
+    common += ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    common += ["--run_name", name, "--runs_dir", args.runs_dir, *extra]
+    return fit_and_test(common, args.runs_dir, name)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--cnn_epochs", type=int, default=8)
-    parser.add_argument(
-        "--targets",
-        type=float,
-        nargs="+",
-        default=[0.2, 0.3],
-        help="validation accuracies for the epochs-to-reach columns",
-    )
-    parser.add_argument("--report_only", action="store_true", help="rebuild the table from finished runs")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--cnn_epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-3, help="the ViT's learning rate without --select")
+    parser.add_argument("--select", action="store_true", help="choose the lr on validation first")
     parser.add_argument("--runs_dir", default="runs")
+    parser.add_argument("--readme", action="store_true", help=f"write the tables into {README}")
     args, extra = parser.parse_known_args(argv)
-    runs = Path(args.runs_dir)
     started = time.perf_counter()
-    if not args.report_only:
-        train_all(args, extra)
-    results: dict[str, list[tuple[float, list[float]]]] = {v: [] for v in VARIANTS}
-    for seed in args.seeds:
-        for variant, config in VARIANTS.items():
-            run_dir = runs / f"demo_vit_{config}_seed{seed}" / "version_0"
-            test_acc = float(read_result_table(run_dir / "results.csv")[0]["acc"])
-            results[variant].append((test_acc, validation_curve(run_dir)))
-    header = " | ".join(f"epoch reaching {100 * t:.0f} % val acc" for t in args.targets)
-    lines = [
-        f"| variant | test acc, last epoch (%) | best val acc (%) | {header} |",
-        "|---|---:|---:|" + "---:|" * len(args.targets),
-    ]
-    for variant, rows in results.items():
-        cells = [_mean_std([acc for acc, _ in rows]), _mean_std([100 * max(curve) for _, curve in rows])]
-        for target in args.targets:
-            reach = [first_epoch_reaching(curve, target) for _, curve in rows]
-            reached = [r for r in reach if r is not None]
-            cell = _mean_std(reached) if reached else "—"
-            if len(reached) < len(reach):
-                cell += f" ({len(reach) - len(reached)} of {len(reach)} never)"
-            cells.append(cell)
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    cnn_curve = validation_curve(runs / "demo_vit_cnn" / "version_0")
-    markdown = "\n".join(lines) + "\n"
-    markdown += (
-        f"\nFrozen CNN: CIFAR ResNet-20 trained on all training images, final val acc {100 * cnn_curve[-1]:.1f} %. "
-        f"{len(args.seeds)} seeds x {len(VARIANTS)} variants"
-        + (
-            ""
-            if args.report_only
-            else f", {args.epochs} epochs each: {(time.perf_counter() - started) / 60:.1f} min"
+    with_cnn = cnn_arguments(args, extra)
+    lr, selection = args.lr, ""
+    if args.select:
+        best = {
+            c: max(validation_curve(run_variant("plain ViT", 0, c, with_cnn, args, extra)))
+            for c in CANDIDATE_LRS
+        }
+        lr = max(best, key=best.get)
+        selection = "Plain ViT's best validation accuracy (%) per learning rate, seed 0: " + ", ".join(
+            f"{c:g}: {100 * v:.1f}{' (chosen)' if c == lr else ''}" for c, v in best.items()
         )
-        + "\n"
+    rows: dict[str, dict[int, dict[str, float]]] = {v: {} for v in VARIANTS}
+    for seed in args.seeds:
+        for variant in VARIANTS:
+            run_dir = run_variant(variant, seed, lr, with_cnn, args, extra)
+            curve = validation_curve(run_dir)
+            rows[variant][seed] = {
+                "test": float(read_result_table(run_dir / "results.csv")[0]["acc"]),
+                "best_val": 100 * max(curve),
+                "curve": curve,
+                "sets": (scalar_curve(run_dir, "val/distinct_top3_sets") or [float("nan")])[-1],
+            }
+    for seed in args.seeds:  # epochs to 90 % of the plain ViT's best validation accuracy, same seed
+        target = 0.9 * rows["plain ViT"][seed]["best_val"] / 100
+        for variant in VARIANTS:
+            reached = first_epoch_reaching(rows[variant][seed]["curve"], target)
+            rows[variant][seed]["epochs"] = float(reached if reached is not None else args.epochs + 1)
+    markdown = report(rows, args, lr, selection)
+    claims = load_claims(demo="make demo-vit")
+    judged = {}
+    if set(args.seeds) >= {s for c in claims.values() for s in c.seeds}:
+        values = {
+            "test accuracy": {v: {s: r["test"] for s, r in rows[v].items()} for v in VARIANTS},
+            "epochs": {v: {s: r["epochs"] for s, r in rows[v].items()} for v in VARIANTS},
+            "sets": {v: {s: r["sets"] for s, r in rows[v].items()} for v in VARIANTS},
+        }
+        values["sets"]["half the heads"] = {s: 1.5 for s in args.seeds}  # 3 heads per layer
+
+        def values_for(claim) -> dict[str, dict[int, float]]:
+            kind = (
+                "sets"
+                if "sets" in claim.metric
+                else "epochs"
+                if "epochs" in claim.metric
+                else "test accuracy"
+            )
+            return values[kind]
+
+        table, judged = claims_section(claims, values_for)
+        markdown += "\n" + table
+    minutes = (time.perf_counter() - started) / 60
+    markdown += (
+        f"\n{len(args.seeds)} seeds x {len(VARIANTS)} variants: {minutes:.1f} min (finished runs reused)\n"
     )
-    write_report(markdown, runs, "demo_vit_aal")
+    record = {
+        "lr": lr,
+        "rows": {
+            v: {s: {k: x for k, x in r.items() if k != "curve"} for s, r in per.items()}
+            for v, per in rows.items()
+        },
+        "claims": judged,
+    }
+    write_report(markdown, args.runs_dir, "demo_vit_aal", README if args.readme else None, record, minutes)
     return markdown
 
 
-def train_all(args: argparse.Namespace, extra: list[str]) -> None:
-    """The CNN, then per seed the three variants (fit, then test of the last epoch)."""
-    cnn = cli_run(
-        [
-            "fit",
-            "--config",
-            "configs/cls_cifar10.yaml",
-            "--config",
-            "configs/demo_classification.yaml",
-            "--trainer.max_epochs",
-            str(args.cnn_epochs),
-            "--trainer.callbacks",
-            "[]",
-            "--run_name",
-            "demo_vit_cnn",
-            "--runs_dir",
-            args.runs_dir,
-            *extra,
-        ]
-    )
-    cnn_checkpoint = Path(cnn.trainer.log_dir) / "checkpoints" / "last.ckpt"
-    with_cnn = [
-        "--model.init_args.cnn_backbone",
-        "cifar_resnet20",
-        "--model.init_args.cnn_layer",
-        "blocks.8",
-        "--model.init_args.cnn_normalization",
-        "cifar",
-        "--model.init_args.pretrained_path",
-        str(cnn_checkpoint),
+def report(rows: dict, args: argparse.Namespace, lr: float, selection: str) -> str:
+    lines = [selection, ""] if selection else []
+    lines += [
+        f"ViT learning rate {lr:g}. Mean ± sd over seeds {', '.join(map(str, args.seeds))}:",
+        "",
+        "| variant | test acc, last epoch (%) | best val acc (%) | epochs to 90 % of the plain ViT's best val acc | distinct top-3 sets per layer (of 3 heads) |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for seed in args.seeds:
-        for config in VARIANTS.values():
-            options = [] if config == "vit_cifar100" else list(with_cnn)
-            if config == "vit_aal_advanced_cifar100":
-                links = Path(args.runs_dir) / f"demo_vit_vit_aal_cifar100_seed{seed}"
-                options += ["--model.init_args.links_path", str(links)]
-            common = [
-                "--config",
-                f"configs/{config}.yaml",
-                "--config",
-                "configs/demo_vit.yaml",
-                *options,
-                "--trainer.max_epochs",
-                str(args.epochs),
-                "--seed_everything",
-                str(seed),
-                "--run_name",
-                f"demo_vit_{config}_seed{seed}",
-                "--runs_dir",
-                args.runs_dir,
-                *extra,
-            ]
-            cli_run(["fit", *common])
-            cli_run(["test", *common, "--ckpt_path", "last"])
-
-
-def _mean_std(values: tuple[float, ...] | list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+    for variant, per_seed in rows.items():
+        runs = list(per_seed.values())
+        epochs = [r["epochs"] for r in runs]
+        never = sum(e > args.epochs for e in epochs)
+        cells = [
+            mean_sd([r["test"] for r in runs], 1),
+            mean_sd([r["best_val"] for r in runs], 1),
+            mean_sd(epochs, 1) + (f" ({never} never: counted {args.epochs + 1})" if never else ""),
+            "—" if variant == "plain ViT" else mean_sd([r["sets"] for r in runs], 1),
+        ]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    plain = [r["test"] for r in rows["plain ViT"].values()]
+    new = [r["test"] for r in rows[NEW].values()]
+    if len(plain) > 1:
+        pooled = ((statistics.variance(plain) + statistics.variance(new)) / 2) ** 0.5
+        lines += [
+            "",
+            f"{NEW} minus plain ViT, test accuracy: {statistics.mean(new) - statistics.mean(plain):+.1f} points (pooled sd {pooled:.1f}).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from timm.optim import param_groups_weight_decay
@@ -36,8 +36,12 @@ from lightning_modules.vit_aal.networks import (
     CNNMap,
     Divergence,
     FixedWeights,
+    LinkInit,
     attention_divergence,
+    distinct_top_sets,
     fixed_links,
+    kmeans_channel_groups,
+    link_correlation_loss,
 )
 
 LINKS_FILE = "links.pt"
@@ -93,8 +97,15 @@ class ViTAALModule(ClassificationRoutine):
         link_temperature: τ_link of P = softmax(W / τ_link).
         divergence: ``kl`` = KL(T ‖ M), ``reverse_kl`` = KL(M ‖ T), or ``mse`` on maps scaled by the patch count.
         links_path: ``links.pt`` of a finished run: the advanced module (fixed top-k links, ViT from scratch).
-        top_k: Channels each head keeps in the advanced module.
+        top_k: Channels each head keeps in the advanced module (and the k of the distinct-sets count).
         fixed_weights: ``renormalized`` learned probabilities of the kept channels, or ``uniform`` over them.
+        link_init: How the links start: ``zeros`` (every head at the mean map), ``random``, ``distinct``
+            (disjoint channel groups per head).
+        link_init_scale: The scale of a ``random`` or ``distinct`` start.
+        link_objective: ``shared``: the divergence trains the ViT and the links; ``correlation``: the divergence
+            against the stopped target trains the ViT, 1 - corr(target, stopped attention) the links.
+        link_source: ``learned`` links, or ``kmeans``: the control, each head fixed to one k-means cluster of the
+            CNN's channels (clustered on the first training batch's maps).
     """
 
     weights_keys = ("cnn_backbone", "pretrained", "pretrained_path")  # the ViT always starts from scratch
@@ -130,6 +141,10 @@ class ViTAALModule(ClassificationRoutine):
         links_path: str | None = None,
         top_k: int = 3,
         fixed_weights: FixedWeights = "renormalized",
+        link_init: LinkInit = "zeros",
+        link_init_scale: float = 1.0,
+        link_objective: Literal["shared", "correlation"] = "shared",
+        link_source: Literal["learned", "kmeans"] = "learned",
     ) -> None:
         super().__init__(num_classes)
         self.save_hyperparameters()
@@ -159,10 +174,20 @@ class ViTAALModule(ClassificationRoutine):
             cnn_temperature,
         )
         shape = (len(layers), self.vit.num_heads, self.cnn.num_channels)
+        if link_objective not in ("shared", "correlation") or link_source not in ("learned", "kmeans"):
+            raise ValueError(
+                f"link_objective must be shared or correlation and link_source learned or kmeans, got "
+                f"{link_objective!r}, {link_source!r}"
+            )
         fixed = None
         if links_path is not None:
             fixed = fixed_links(self._read_links(Path(links_path), shape), top_k, fixed_weights)
-        self.links = AttentionLinks(*shape, temperature=link_temperature, fixed=fixed)
+        elif link_source == "kmeans":  # set from the first training batch in on_fit_start
+            fixed = torch.full(shape, 1.0 / shape[-1])
+        self.register_buffer("groups_fitted", torch.tensor(link_source != "kmeans"))
+        self.links = AttentionLinks(
+            *shape, temperature=link_temperature, fixed=fixed, init=link_init, init_scale=link_init_scale
+        )
 
     def _read_links(self, path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
         path = resolve_links_path(path)
@@ -202,7 +227,13 @@ class ViTAALModule(ClassificationRoutine):
             return None
         if self.regularized:
             logits, attention, target = self.forward_with_attention(batch["image"])
-            link_loss = attention_divergence(target, attention, self.hparams.divergence)
+            if (
+                self.hparams.link_objective == "correlation"
+            ):  # the heads follow the target, the links the heads
+                link_loss = attention_divergence(target.detach(), attention, self.hparams.divergence)
+                link_loss = link_loss + link_correlation_loss(target, attention)
+            else:
+                link_loss = attention_divergence(target, attention, self.hparams.divergence)
             self.log("train/link_loss", link_loss, batch_size=size)
         else:
             logits, link_loss = self.logits(batch), torch.zeros((), device=self.device)
@@ -225,9 +256,29 @@ class ViTAALModule(ClassificationRoutine):
         return None
 
     # ------------------------------------------------------------------------------------ the links
+    def on_fit_start(self) -> None:
+        """The k-means control's channel groups, from the first training batch's CNN maps (once: a resumed run
+        keeps its groups)."""
+        if self.links is None or bool(self.groups_fitted):
+            return
+        image = next(iter(self.trainer.datamodule.train_dataloader()))["image"].to(self.device)
+        maps = self.cnn(image, self.vit.grid(image))
+        groups = kmeans_channel_groups(maps, self.vit.num_heads)
+        self.links.fixed.copy_(groups.to(self.links.fixed)[None].expand_as(self.links.fixed))
+        self.groups_fitted.fill_(True)
+
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        if self.links is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+        if self.links is None or self.trainer.sanity_checking:
+            return
+        distinct = distinct_top_sets(self.links.probabilities().detach(), self.hparams.top_k)
+        k = self.hparams.top_k
+        self.log(
+            f"val/distinct_top{k}_sets", sum(distinct) / len(distinct)
+        )  # mean over layers; H = all differ
+        for layer, count in zip(self.layers, distinct, strict=True):
+            self.log(f"val/distinct_top{k}_sets/layer{layer}", float(count))
+        if self.trainer.is_global_zero:
             log_image(self.trainer, "pictures/links", self.links_picture())
 
     def links_picture(self, columns: int = 64) -> torch.Tensor:

@@ -22,6 +22,7 @@ from lightning_modules.components.backbones import create_backbone
 CNNMap = Literal["relu", "softmax"]
 Divergence = Literal["kl", "reverse_kl", "mse"]
 FixedWeights = Literal["renormalized", "uniform"]
+LinkInit = Literal["zeros", "random", "distinct"]
 
 
 class AttentionViT(nn.Module):
@@ -214,10 +215,26 @@ def fixed_links(
     return links / links.sum(dim=-1, keepdim=True)
 
 
+def initial_link_weights(shape: tuple[int, int, int], init: LinkInit, scale: float = 1.0) -> torch.Tensor:
+    """W (L, H, C) before training: ``zeros`` (every head starts at the mean map, so heads that attend alike get
+    the same gradient and stay alike), ``random`` (N(0, scale²)), or ``distinct`` (head h prefers channels c with
+    c mod H = h by ``scale``: disjoint starting groups)."""
+    if init == "zeros":
+        return torch.zeros(shape)
+    if init == "random":
+        return scale * torch.randn(shape)
+    if init == "distinct":
+        heads, channels = shape[1], shape[2]
+        groups = (torch.arange(channels)[None, :] % heads) == torch.arange(heads)[:, None]
+        return (scale * groups.float())[None].expand(shape).clone()
+    raise ValueError(f"link_init must be zeros, random or distinct, got {init!r}")
+
+
 class AttentionLinks(nn.Module):
     """Links from CNN channels to ViT heads, one (H, C) matrix per regularized layer: P_l = softmax(W_l / τ) over
-    channels, W initialized to 0 (every head starts at the mean map). With ``fixed`` (L, H, C) the links are that
-    constant instead (the advanced module) and only the channels some head uses are ever computed.
+    channels, W initialized by ``init`` (:func:`initial_link_weights`). With ``fixed`` (L, H, C) the links are
+    that constant instead (the advanced module, the k-means control) and only the channels some head uses are
+    ever computed.
 
     Args:
         num_layers: L.
@@ -225,6 +242,8 @@ class AttentionLinks(nn.Module):
         num_channels: C.
         temperature: τ_link.
         fixed: Constant link probabilities (rows summing to 1), or None for trainable links.
+        init: How trainable links start (``zeros``, ``random``, ``distinct``).
+        init_scale: The scale of a ``random`` or ``distinct`` start.
     """
 
     def __init__(
@@ -234,6 +253,8 @@ class AttentionLinks(nn.Module):
         num_channels: int,
         temperature: float = 1.0,
         fixed: torch.Tensor | None = None,
+        init: LinkInit = "zeros",
+        init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -241,7 +262,7 @@ class AttentionLinks(nn.Module):
         self.temperature = temperature
         shape = (num_layers, num_heads, num_channels)
         if fixed is None:
-            self.weight: nn.Parameter | None = nn.Parameter(torch.zeros(shape))
+            self.weight: nn.Parameter | None = nn.Parameter(initial_link_weights(shape, init, init_scale))
             self.register_buffer("fixed", None)
             self.register_buffer("channels", None)
         else:
@@ -265,6 +286,37 @@ class AttentionLinks(nn.Module):
         if self.channels is not None:
             links = links[..., self.channels]
         return einsum(links, maps, "l h c, b c p -> b l h p")
+
+
+def distinct_top_sets(probabilities: torch.Tensor, k: int) -> list[int]:
+    """Per layer, how many different top-``k`` channel sets its heads have (H: every head its own; 1: all alike)."""
+    k = min(k, probabilities.shape[-1])
+    top = probabilities.topk(k, dim=-1).indices.sort(dim=-1).values
+    return [len({tuple(row.tolist()) for row in layer}) for layer in top]
+
+
+def link_correlation_loss(target: torch.Tensor, attention: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over batch, layers and heads of 1 - corr(T, sg(M)) over the patches: the links learn to make each
+    head's target look like what the head attends to, and a head that still attends uniformly (no variance) gives
+    its links no gradient — unlike KL(T ‖ M), which then rewards the flattest maps."""
+    t = target.float() - target.float().mean(dim=-1, keepdim=True)
+    m = attention.detach().float() - attention.detach().float().mean(dim=-1, keepdim=True)
+    covariance = (t * m).sum(dim=-1)
+    scale = t.norm(dim=-1) * m.norm(dim=-1)
+    return (1 - covariance / (scale + eps) * (scale > eps)).mean()
+
+
+def kmeans_channel_groups(maps: torch.Tensor, groups: int, seed: int = 0) -> torch.Tensor:
+    """The control's links: channels clustered by their maps over a batch (``maps`` (B, C, P)) into ``groups``
+    with k-means; row g of the result is uniform over cluster g's channels. (groups, C)."""
+    from sklearn.cluster import KMeans
+
+    features = maps.permute(1, 0, 2).reshape(maps.shape[1], -1).float().cpu().numpy()
+    assigned = torch.as_tensor(KMeans(n_clusters=groups, n_init=10, random_state=seed).fit_predict(features))
+    links = (assigned[None, :] == torch.arange(groups)[:, None]).float()
+    empty = links.sum(dim=1) == 0
+    links[empty] = 1.0  # a cluster k-means left empty: that head gets the mean map
+    return links / links.sum(dim=1, keepdim=True)
 
 
 def attention_divergence(

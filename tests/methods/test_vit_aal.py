@@ -19,7 +19,11 @@ from lightning_modules.vit_aal.networks import (
     AttentionViT,
     ChannelAttentionCNN,
     attention_divergence,
+    distinct_top_sets,
     fixed_links,
+    initial_link_weights,
+    kmeans_channel_groups,
+    link_correlation_loss,
 )
 
 SMALL = dict(
@@ -235,7 +239,59 @@ def test_fit_writes_the_links_and_draws_them_in_tensorboard(run_cli) -> None:
     assert logged.shape == expected.shape == (12 * 3 * 8, min(64, module.cnn.num_channels) * 8, 3)
     assert np.abs(logged - expected).max() <= 1 / 255 + 1e-6
     scalars = events.Tags()["scalars"]
-    assert {"train/link_loss", "train/ce", "val/link_loss", "val/acc"} <= set(scalars)
+    assert {"train/link_loss", "train/ce", "val/link_loss", "val/acc", "val/distinct_top3_sets"} <= set(
+        scalars
+    )
+    assert "val/distinct_top3_sets/layer11" in scalars
     assert {"pictures/target_last_layer_head0", "pictures/attention_last_layer_head0"} <= set(
         events.Tags()["images"]
     )
+
+
+def test_distinct_starts_give_each_head_its_own_channel_group() -> None:
+    weights = initial_link_weights((2, 3, 7), "distinct", scale=2.0)
+    assert torch.equal(weights[0, 1], torch.tensor([0.0, 2, 0, 0, 2, 0, 0]))  # channels 1 and 4 (mod 3)
+    assert torch.equal(weights[0], weights[1]) and (weights.sum(dim=1) == 2.0).all()  # each channel one head
+    probabilities = (weights / 0.1).softmax(dim=-1)
+    assert distinct_top_sets(probabilities, k=2) == [3, 3]
+    assert distinct_top_sets(initial_link_weights((2, 3, 7), "zeros").softmax(-1), k=2) == [1, 1]
+    assert initial_link_weights((1, 2, 5), "random").std() > 0
+    with pytest.raises(ValueError, match="link_init must be zeros, random or distinct"):
+        initial_link_weights((1, 2, 5), "ones")
+
+
+def test_the_correlation_link_loss_ignores_a_uniform_head_and_never_reaches_the_vit() -> None:
+    torch.manual_seed(0)
+    weight = torch.zeros(1, 2, 4, requires_grad=True)
+    maps = torch.rand(3, 4, 6).softmax(dim=-1)  # (B, C, P)
+    target = torch.einsum("lhc,bcp->blhp", weight.softmax(-1), maps)
+    attention = torch.rand(3, 1, 2, 6, requires_grad=True)
+    attention_uniform = torch.full((3, 1, 2, 6), 1 / 6, requires_grad=True)
+    link_correlation_loss(target, attention_uniform).backward(retain_graph=True)
+    assert weight.grad.abs().max() == 0  # a head that attends uniformly: no pull on its links
+    link_correlation_loss(target, attention.softmax(-1)).backward()
+    assert weight.grad.abs().max() > 0 and attention.grad is None  # links move; the ViT gets nothing from it
+    same = torch.rand(2, 1, 1, 6)
+    assert float(link_correlation_loss(same, same)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_kmeans_control_fixes_each_head_to_one_cluster_of_channels() -> None:
+    torch.manual_seed(0)
+    centers = torch.rand(3, 10)  # three kinds of channel maps, two channels each
+    maps = torch.stack([centers[c % 3] + 0.01 * torch.rand(10) for c in range(6)])[None].expand(4, -1, -1)
+    groups = kmeans_channel_groups(maps, groups=3)
+    assert torch.allclose(groups.sum(dim=1), torch.ones(3))
+    members = [set(row.nonzero().flatten().tolist()) for row in groups]
+    assert sorted(map(sorted, members)) == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_a_control_run_clusters_once_and_keeps_its_groups_when_resumed(run_cli) -> None:
+    config = ["--config", "configs/vit_aal_cifar100.yaml", "--model.init_args.link_source", "kmeans"]
+    fit = run_cli("fit", *config)
+    module = fit.model
+    assert bool(module.groups_fitted) and module.links.weight is None
+    fixed = module.links.fixed.clone()
+    assert not torch.allclose(fixed, torch.full_like(fixed, fixed.mean()))  # no longer the placeholder
+    resumed = run_cli("fit", *config, "--ckpt_path", "last", "--trainer.max_epochs", "2")
+    torch.testing.assert_close(resumed.model.links.fixed, fixed)
+    assert run_cli("fit", *config, "--model.init_args.link_objective", "correlation").trainer.global_step > 0
