@@ -14,7 +14,9 @@ example input, and the routine's ``predict_scores`` is exported (``lightning_mod
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +44,19 @@ class _FirstBatch(Callback):
 
 def restored(cli_args: list[str], ckpt_path: str) -> tuple[Any, Any, dict[str, Any]]:
     """(model, datamodule, an example batch) as ``predict --ckpt_path`` would have them."""
-    built = cli.main(cli_args, run=False)
-    keeper = _FirstBatch()
-    built.trainer.callbacks.append(keeper)
-    built.trainer.limit_predict_batches = 1
-    built.trainer.predict(
-        built.model, datamodule=built.datamodule, ckpt_path=ckpt_path, return_predictions=False
-    )
+    scratch = tempfile.mkdtemp(prefix="rvl_export_")  # predict's own files (config, predictions) go here
+    try:
+        built = cli.main(
+            [*cli_args, "--trainer.logger", "false", "--trainer.default_root_dir", scratch], run=False
+        )
+        keeper = _FirstBatch()
+        built.trainer.callbacks.append(keeper)
+        built.trainer.limit_predict_batches = 1
+        built.trainer.predict(
+            built.model, datamodule=built.datamodule, ckpt_path=ckpt_path, return_predictions=False
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if keeper.batch is None:
         raise ValueError("the datamodule's predict loader gave no batch to export with")
     return built.model.eval(), built.datamodule, keeper.batch  # predict puts training mode back
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> Path:
     checkpoint = Path(args.ckpt_path)
     if not checkpoint.is_file():
         raise SystemExit(f"error: --ckpt_path {checkpoint}: no such checkpoint file")
-    model, data, batch = restored([*cli_args, "--trainer.logger", "false"], str(checkpoint))
+    model, data, batch = restored(cli_args, str(checkpoint))
     out = args.out or checkpoint.parent.parent / "model.onnx"
     transform = repr(data.eval_transform()) if hasattr(data, "eval_transform") else ""
     export_onnx(

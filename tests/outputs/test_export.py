@@ -42,7 +42,7 @@ def test_the_onnx_file_gives_predict_s_scores(name: str, run_cli, tmp_path: Path
         rows = list(csv.DictReader(handle))
     argv = smoke_argv(["--config", str(CONFIGS / f"{name}.yaml"), *folder], standin_root, tmp_path / "runs")
     out = export.main([*argv, "--ckpt_path", str(checkpoint), "--out", str(tmp_path / f"{name}.onnx")])
-    model, _, batch = export.restored([*argv, "--trainer.logger", "false"], str(checkpoint))
+    model, _, batch = export.restored(argv, str(checkpoint))
     outputs = run_onnx(out, batch, model.export_input_keys)
     column, output = CASES[name]
     exported = outputs[output].max(axis=1) if output == "probs" else outputs[output]
@@ -52,3 +52,4 @@ def test_the_onnx_file_gives_predict_s_scores(name: str, run_cli, tmp_path: Path
     description = json.loads(out.with_suffix(".json").read_text())
     assert list(description["inputs"]) == list(model.export_input_keys) and output in description["outputs"]
     assert export.largest_difference(model, batch, out) < 1e-4
+    assert not list(REPO.glob("predict*")), "export wrote predict's files into the working directory"
