@@ -194,8 +194,9 @@ class PostHocCalibration(Callback):
         if self.save_logits:
             save_logits_file(out_dir / "logits.npz", (cal_logits, cal_labels), (logits, labels))
         if self.compare:
+            components = pl_module.components() if hasattr(pl_module, "components") else ()
             markdown = compare_calibrators(
-                (cal_logits, cal_labels), (logits, labels), out_dir, self.n_bins, **self.fitting
+                (cal_logits, cal_labels), (logits, labels), out_dir, self.n_bins, components, **self.fitting
             )
             pl_module.print(
                 "\n"

@@ -4,13 +4,14 @@ for re-running the comparison without the network (``configs/cls_logits.yaml``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lightning_modules.metrics.calibration import calibration_report
-from lightning_modules.outputs.tables import write_result_table
+from lightning_modules.outputs.tables import Component, write_result_table
 from lightning_modules.post_processing.calibrators import CALIBRATORS, calibrate
 from lightning_modules.post_processing.objectives import OBJECTIVES
 
@@ -29,10 +30,12 @@ def compare_calibrators(
     test: tuple[torch.Tensor, torch.Tensor],
     out_dir: Path,
     n_bins: int = 15,
+    components: Sequence[Component] = (),
     **fitting: Any,
 ) -> str:
     """Fit every calibrator x objective on ``calibration`` (logits, labels), evaluate on ``test``; write
-    ``calibration.csv`` / ``calibration.md`` into ``out_dir`` and return the markdown. ``fitting`` goes to
+    ``calibration.csv`` / ``calibration.md`` into ``out_dir`` (opening with ``components``, what produced the
+    logits) and return the markdown. ``fitting`` goes to
     :func:`~lightning_modules.post_processing.calibrators.calibrate` (ets_space, norm, reduction, iterations)."""
     (cal_logits, cal_labels), (logits, labels) = calibration, test
     rows = [table_row("uncalibrated", calibration_report(logits, labels, n_bins))]
@@ -45,4 +48,6 @@ def compare_calibrators(
                 report = calibration_report(calibrator(logits), labels, n_bins)
             rows.append(table_row(f"{name} / {objective}", report))
     title = f"Post-hoc calibration on {len(labels)} test samples (fitted on {len(cal_labels)} held out)"
-    return write_result_table(rows, TABLE_METRICS, out_dir, title=title, stem="calibration", digits=2)
+    return write_result_table(
+        rows, TABLE_METRICS, out_dir, title=title, stem="calibration", digits=2, components=components
+    )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -42,15 +46,58 @@ def pop_flag(argv: list[str], flag: str) -> bool:
     return found
 
 
-def write_report(markdown: str, runs_dir: str | Path, name: str, readme: str | None = None) -> Path:
-    """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path; with ``readme`` (a path in
-    the repository) also put it between that README's ``<!-- demo:<name> -->`` markers, so the README shows
-    what this run measured and never a hand copy."""
+def write_report(
+    markdown: str,
+    runs_dir: str | Path,
+    name: str,
+    readme: str | None = None,
+    record: dict[str, Any] | None = None,
+    minutes: float | None = None,
+) -> Path:
+    """Write ``<runs_dir>/<name>.md``, print it with its path, and return the path. With ``readme`` (a path in the
+    repository: the run that documents the method) also put it between that README's ``<!-- demo:<name> -->``
+    markers, so the README shows what this run measured and never a hand copy, and write the evidence:
+    ``benchmarks/demos/<name>.md`` and ``.json`` (the command, the commit, the date, the minutes, and ``record``,
+    e.g. the values each claim was judged on)."""
     out = Path(runs_dir) / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
     print("\n" + markdown + f"\n(written to {out})")
     if readme is not None:
         replace_block(REPO / readme, f"demo:{name}", markdown)
-        print(f"(and to {readme})")
+        evidence = write_evidence(name, markdown, record or {}, minutes)
+        print(f"(and to {readme}, {evidence.relative_to(REPO)} and its .json)")
     return out
+
+
+def write_evidence(name: str, markdown: str, record: dict[str, Any], minutes: float | None) -> Path:
+    """``benchmarks/demos/<name>.md`` (the table under a line saying how it was made) and ``<name>.json``."""
+    folder = REPO / "benchmarks" / "demos"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join([Path(sys.argv[0]).name if sys.argv[0] else "", *sys.argv[1:]]).strip()
+    made = {
+        "demo": name,
+        "command": command,
+        "commit": git_commit(),
+        "date": datetime.date.today().isoformat(),
+        "minutes": None if minutes is None else round(minutes, 1),
+    }
+    took = f", {made['minutes']} min on this machine" if minutes is not None else ""
+    (folder / f"{name}.md").write_text(
+        f"`{command}` at {made['commit']}, {made['date']}{took}:\n\n{markdown}"
+    )
+    (folder / f"{name}.json").write_text(json.dumps({**made, **record}, indent=1, sort_keys=True) + "\n")
+    return folder / f"{name}.md"
+
+
+def git_commit() -> str:
+    """HEAD's short hash, with ``+changes`` when the working tree differs from it."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    )
+    return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")

@@ -112,6 +112,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 DCUTMIX_CIFAR_STD = (0.2023, 0.1994, 0.2010)  # the DCutMix code's (and many CIFAR repositories') std
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (
+    (0.2860,) * 3,
+    (0.3530,) * 3,
+)  # its 60,000 training images, gray repeated
 
 
 class Normalize(nn.Module):
@@ -130,10 +134,12 @@ class Normalize(nn.Module):
 
 def input_normalizer(name: str) -> nn.Module:
     """The input normalization a classifier applies to [0, 1] images: ``cifar`` (CIFAR-10's mean and std),
-    ``dcutmix`` (the same mean with the std the DCutMix code uses), ``imagenet`` or ``none``."""
+    ``dcutmix`` (the same mean with the std the DCutMix code uses), ``fashion_mnist`` (its training set's, on
+    three repeated channels), ``imagenet`` or ``none``."""
     normalizers = {
         "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
         "dcutmix": lambda: Normalize(CIFAR_MEAN, DCUTMIX_CIFAR_STD),
+        "fashion_mnist": lambda: Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD),
         "imagenet": Normalize,
         "none": nn.Identity,
     }

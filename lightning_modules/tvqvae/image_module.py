@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torchmetrics.aggregation import CatMetric
 from torchvision.utils import make_grid, save_image
 
-from lightning_modules.metrics.topics import purity
+from lightning_modules.metrics.topics import clustering_scores, purity
 from lightning_modules.outputs.checkpoints import read_run_checkpoint
 from lightning_modules.outputs.run_outputs import log_image
 from lightning_modules.routines.base import EvaluationRoutine
@@ -157,7 +157,7 @@ class TopicImageModule(EvaluationRoutine):
         self.prior = GatedPixelCNN(
             num_codes, prior_dim, prior_layers, code_dim, condition_init=condition_init
         )
-        self.test_theta, self.test_labels = CatMetric(), CatMetric()
+        self.test_theta, self.test_labels, self.test_bags = CatMetric(), CatMetric(), CatMetric()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -186,6 +186,7 @@ class TopicImageModule(EvaluationRoutine):
         logits = self.prior(codes, self.topic_embedding(out["theta"].detach()))
         prior = F.cross_entropy(logits.float(), codes)
         loss = prior + reconstruction + kl
+        out["codes"] = codes
         self.log_dict(
             {
                 f"{stage}/loss": loss,
@@ -215,6 +216,8 @@ class TopicImageModule(EvaluationRoutine):
             F.softmax(out["mean"].float(), dim=1)
         )  # the posterior mean, as document_topics
         self.test_labels.update(batch["label"].float())
+        bags = code_bag(out["codes"], self.prior.num_codes).float()
+        self.test_bags.update(bags / bags.sum(1, keepdim=True))  # the baseline's features: code shares
         if batch_idx == 0:
             self._references = batch["image"][: self.hparams.samples_per_topic].detach()
 
@@ -223,15 +226,20 @@ class TopicImageModule(EvaluationRoutine):
         from sklearn.metrics import normalized_mutual_info_score
 
         theta, labels = self.test_theta.compute(), self.test_labels.compute().long()
-        self.test_theta.reset()
-        self.test_labels.reset()
-        topics = theta.argmax(1).cpu().numpy()
+        bags = self.test_bags.compute()
+        for metric in (self.test_theta, self.test_labels, self.test_bags):
+            metric.reset()
+        topics, classes = theta.argmax(1).cpu().numpy(), labels.cpu().numpy()
         counts = torch.bincount(labels)
+        # the baseline over the same code maps: KMeans (K = topics) on each image's code shares
+        kmeans = clustering_scores(bags.cpu().numpy(), classes, self.hparams.num_topics, seed=0)
         row = {
-            "purity": purity(labels.cpu().numpy(), topics),
-            "nmi": float(normalized_mutual_info_score(labels.cpu().numpy(), topics)),
-            "chance_purity": float(counts.max() / counts.sum()),
-        }  # all in one cluster
+            "purity": purity(classes, topics),
+            "nmi": float(normalized_mutual_info_score(classes, topics)),
+            "chance_purity": float(counts.max() / counts.sum()),  # all in one cluster
+            "code_kmeans_purity": kmeans["purity"],
+            "code_kmeans_nmi": kmeans["nmi"],
+        }
         self.log_dict({f"test/{k}": v for k, v in row.items()}, prog_bar=True)
         if not self.trainer.is_global_zero:
             return
@@ -241,7 +249,9 @@ class TopicImageModule(EvaluationRoutine):
         for name, grid in grids.items():
             save_image(grid, out / f"{name}.png")
             log_image(self.trainer, f"test/{name}", grid)
-        title = "TVQ-VAE (images): topics (argmax θ) against class labels"
+        title = (
+            "TVQ-VAE (images): topics (argmax θ) against class labels; code_kmeans: KMeans on the code shares"
+        )
         rows = [{"group": f"K={self.hparams.num_topics}", **row}]
         self.write_table(rows, list(row), title, digits=4, note="; topic_samples.png, reference_samples.png")
 

@@ -24,7 +24,7 @@ def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, m
     assert (tmp_path / "demo_frepgan" / "version_0" / "results_unperturbed.csv").is_file()
 
 
-def test_calibration_demo_script_writes_the_three_tables(
+def test_calibration_demo_script_runs_on_fashion_mnist_lt_and_reruns_from_the_logits(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(REPO)
@@ -32,14 +32,20 @@ def test_calibration_demo_script_writes_the_three_tables(
     import demo_calibration
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    markdown = demo_calibration.main([*smoke, "--runs_dir", str(tmp_path)])
-    assert markdown.count("| uncalibrated |") == 3 and markdown.count("| pts / cl |") == 3
+    markdown = demo_calibration.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
+    assert markdown.count("| uncalibrated |") == 2 and markdown.count("| pts / fl |") == 2
+    assert "gives the identical table" in markdown  # the logits re-run reproduces the network run's table
+    assert "| holds |" not in markdown and "| does not hold |" not in markdown  # one seed judges nothing
+    config = (tmp_path / "demo_calibration_seed0" / "version_0" / "config.yaml").read_text()
+    assert "datamodules.mnist.MNISTDataModule" in config and "imbalance_factor: 100" in config
     assert (tmp_path / "demo_calibration.md").is_file()
 
 
-def test_mixing_demo_script_reports_errors_and_the_uncertainty_auroc(
+def test_mixing_demo_script_selects_on_validation_tests_and_reuses_finished_runs(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
+    """The Fashion-MNIST overlay on the CIFAR mixing configs (here on the MNIST-layout stand-in): the recipe
+    table, the test and training-image errors, the uncertainty AUROC; a rerun fits nothing again."""
     monkeypatch.chdir(REPO)
     sys.path.insert(0, str(REPO / "scripts"))
     import demo_mixing
@@ -52,13 +58,36 @@ def test_mixing_demo_script_reports_errors_and_the_uncertainty_auroc(
         "--trainer.limit_predict_batches",
         "3",
     ]
-    markdown = demo_mixing.main(["--seeds", "0", "--epochs", "1", "--runs_dir", str(tmp_path), *smoke])
-    for method in ("baseline", "mixup", "cutmix", "dmixup", "dcutmix"):
-        assert f"| {method} | " in markdown
-    assert "AUROC" in markdown
+    argv = [
+        "--select",
+        "--methods",
+        "baseline",
+        "dcutmix",
+        "--seeds",
+        "0",
+        "--runs_dir",
+        str(tmp_path),
+        *smoke,
+    ]
+    markdown = demo_mixing.main(argv)
+    assert "| baseline | " in markdown and "| dcutmix | " in markdown and "AUROC" in markdown
+    selection = (tmp_path / "demo_mixing_selection.md").read_text()
+    assert "(chosen)" in selection and "| lr 0.03" in selection
+    config = (tmp_path / "demo_mixing_baseline_seed0" / "version_0" / "config.yaml").read_text()
+    assert "datamodules.mnist.MNISTDataModule" in config and "normalization: fashion_mnist" in config
+    monkeypatch.setattr(demo_mixing, "cli_run", _only_test_and_predict(demo_mixing.cli_run))
+    demo_mixing.main(argv)  # every run is finished: only test and predict again
 
 
-def test_vit_demo_script_trains_the_cnn_then_three_variants(
+def _only_test_and_predict(run):
+    def guarded(argv):
+        assert argv[0] in ("test", "predict"), f"a finished run was fitted again: {argv}"
+        return run(argv)
+
+    return guarded
+
+
+def test_vit_demo_script_trains_the_cnn_then_the_variants_and_the_control(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(REPO)
@@ -66,17 +95,31 @@ def test_vit_demo_script_trains_the_cnn_then_three_variants(
     import demo_vit_aal
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    markdown = demo_vit_aal.main(
-        ["--seeds", "0", "--epochs", "1", "--cnn_epochs", "1", "--runs_dir", str(tmp_path), *smoke]
-    )
-    assert "epoch reaching 30 % val acc" in markdown
-    for variant in ("plain ViT", "ViT + AAL", "advanced"):
+    argv = [
+        "--select",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--cnn_epochs",
+        "1",
+        "--runs_dir",
+        str(tmp_path),
+        *smoke,
+    ]
+    markdown = demo_vit_aal.main(argv)
+    assert "per learning rate, seed 0" in markdown and "(chosen)" in markdown
+    for variant in demo_vit_aal.VARIANTS:
         assert f"| {variant} | " in markdown
-    assert (tmp_path / "demo_vit_vit_aal_cifar100_seed0" / "version_0" / "links.pt").is_file()
-    advanced = tmp_path / "demo_vit_vit_aal_advanced_cifar100_seed0" / "version_0" / "config.yaml"
-    assert "links_path: " + str(tmp_path / "demo_vit_vit_aal_cifar100_seed0") in advanced.read_text()
+    chosen = next(run for run in tmp_path.glob("demo_vit_links_distinct_lr*_seed0"))
+    config = (chosen / "version_0" / "config.yaml").read_text()
+    assert "link_init: distinct" in config and "link_objective: correlation" in config
+    assert "datamodules.mnist.MNISTDataModule" in config and "cnn_layer: blocks.5" in config
+    assert (chosen / "version_0" / "links.pt").is_file()
     assert demo_vit_aal.first_epoch_reaching([0.1, 0.4, 0.6, 0.5], 0.5) == 3
     assert demo_vit_aal.first_epoch_reaching([0.1], 0.5) is None
+    monkeypatch.setattr(demo_vit_aal, "cli_run", lambda argv: pytest.fail(f"ran again: {argv}"))
+    demo_vit_aal.main(argv)  # every run is finished: reused
 
 
 def test_antispoof_demo_script_compares_both_methods_per_display(
@@ -98,9 +141,10 @@ def test_antispoof_demo_script_compares_both_methods_per_display(
     for method in ("mToFNet", "supervised RGB-D", "supervised RGB"):
         assert f"| {method} | mean unseen | " in markdown
     assert "curved_led" in markdown and "(unseen)" in markdown
-    assert demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), "--report_only"]).startswith(
-        "| method"
-    )
+    assert "| method | objects | prints |" in markdown  # BPCER on flat genuine prints, apart
+    monkeypatch.setattr(demo_antispoof, "cli_run", lambda argv: pytest.fail(f"ran again: {argv}"))
+    again = demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), *smoke])  # finished: reused
+    assert again.split("\n")[:12] == markdown.split("\n")[:12]
 
 
 def test_anomaly_demo_script_tables_every_regime_and_category(
@@ -217,8 +261,8 @@ def test_topics_demo_script_compares_the_three_models(
     assert report.strip() == markdown.split("Trained")[0].strip()
 
 
-@pytest.mark.parametrize("dataset", ["cifar10", "celeba64"])
-def test_image_topic_demo_script_reports_reconstruction_purity_and_grids(
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "celeba64"])
+def test_image_topic_demo_script_reports_purity_beside_the_code_kmeans_baseline(
     dataset: str, tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(REPO)
@@ -226,28 +270,20 @@ def test_image_topic_demo_script_reports_reconstruction_purity_and_grids(
     import demo_tvqvae_image
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    arguments = [
-        "--dataset",
-        dataset,
-        "--vq_epochs",
-        "1",
-        "--topic_epochs",
-        "1",
-        "--topics",
-        "3",
-        "--dim",
-        "16",
-        "--prior_layers",
-        "2",
-        "--runs_dir",
-        str(tmp_path),
-    ]
+    arguments = ["--dataset", dataset, "--seeds", "0", "--vq_epochs", "1", "--topic_epochs", "1"]
+    arguments += ["--topics", "3", "--dim", "16", "--prior_layers", "2", "--runs_dir", str(tmp_path)]
     markdown = demo_tvqvae_image.main([*arguments, *smoke])
-    assert f"{dataset} stand-in" in markdown and "reconstruction MSE" in markdown and "| 3 | 1 |" in markdown
-    topic_run = demo_tvqvae_image.run_names(dataset)[1]
-    assert (tmp_path / topic_run / "version_0" / "topic_samples.png").is_file()
-    report = demo_tvqvae_image.main([*arguments, "--report_only"])
-    assert report.strip() == markdown.split("Trained")[0].strip()
+    assert "reconstruction MSE" in markdown and "| code KMeans: purity |" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| 0 |")).split("|")[2:-1]
+    purity, nmi, kmeans_purity, kmeans_nmi, chance = (float(v) for v in row)
+    assert chance <= purity <= 1 and chance <= kmeans_purity <= 1 and 0 <= min(nmi, kmeans_nmi)
+    assert (tmp_path / f"demo_tvqvae_{dataset}_seed0" / "version_0" / "topic_samples.png").is_file()
+    if dataset == "fashion_mnist":
+        config = (tmp_path / f"demo_vqvae_{dataset}" / "version_0" / "config.yaml").read_text()
+        assert "datamodules.mnist.MNISTDataModule" in config
+    monkeypatch.setattr(demo_tvqvae_image, "cli_run", lambda argv: pytest.fail(f"ran again: {argv}"))
+    report = demo_tvqvae_image.main([*arguments, *smoke])  # finished runs are reused
+    assert report.split("\n")[:8] == markdown.split("\n")[:8]
 
 
 def test_styleflow_demo_script_tables_the_three_detectors_on_the_held_out_manipulation(
