@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install wordnet test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow lint bench clean
+.PHONY: help install wordnet fashion-mnist test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow reproduce claims lint bench bench-peers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-install: $(STAMP) wordnet  ## create .venv from nothing and install the project with its dev tools (quick when done)
+install: $(STAMP) wordnet fashion-mnist  ## create .venv from nothing and install the project with its dev tools (quick when done)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORDNET_INDEX := /usr/share/wordnet/index.noun
@@ -20,29 +20,36 @@ wordnet:  ## WordNet 3.0 from Debian's wordnet-base (topic-model preprocessing; 
 	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q wordnet-base >/dev/null) \
 	  || echo "WordNet not installed: topic-model configs need data.init_args.wordnet: false (or WORDNET_DIR)"
 
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+fashion-mnist:  ## the official Fashion-MNIST files from Debian's dataset-fashion-mnist (the classification demos' data)
+	@test -f $(FASHION_MNIST) || $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null \
+	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null) \
+	  || echo "Fashion-MNIST not installed (no apt here?): configs/*_fmnist*.yaml need data.init_args.root with its IDX files, or download: true online"
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,export,loggers]'
 	touch $(STAMP)
 
-test: $(STAMP) wordnet lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network)
+test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)  ## train the four ForenSynths detectors on the stand-in (~10 min on 2 CPU cores), print the table
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py
 
-demo-calibration: $(STAMP)  ## SCTL calibration on the long-tailed digits stand-in (~3.5 min on 2 CPU cores), tables into its README
+demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (~30 min), tables into its README
 	cd $(CURDIR) && $(PY) scripts/demo_calibration.py --readme
 
-demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on the digits stand-in, 3 seeds (~65 min)
-	cd $(CURDIR) && $(PY) scripts/demo_mixing.py
+demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashion-MNIST, 100 images per class, 3 seeds (~100 min)
+	cd $(CURDIR) && $(PY) scripts/demo_mixing.py --select --readme
 
-demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / advanced on 10 % of the digits stand-in, 3 seeds (~45 min)
-	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py
+demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds (~60 min)
+	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py --select --readme
 
 demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (~26 min)
-	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py
+	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --readme
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py
@@ -53,12 +60,20 @@ demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four ano
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py
 
-demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on the digits and LFW-face stand-ins: VQ-VAE, topics + PixelCNN, purity, grids (~60 min)
-	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py
-	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30
+demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face stand-in: VQ-VAE, topics + PixelCNN, purity vs a code k-means, grids (~60 min)
+	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --readme
+	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30 --readme
 
 demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min)
 	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --seeds 1 2 3
+
+DEMOS := demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow
+reproduce: $(STAMP)  ## every demo in turn (finished runs are reused, so a stopped reproduce continues), then make claims
+	for target in $(DEMOS); do $(MAKE) --no-print-directory $$target || exit 1; done
+	$(MAKE) --no-print-directory claims
+
+claims: $(STAMP)  ## the papers' claims judged on what the demos recorded -> benchmarks/claims.md (runs nothing)
+	$(PY) scripts/check_claims.py
 
 lint: $(STAMP)  ## ruff: formatting (ruff format --check) and lint rules (ruff check)
 	$(PY) -m ruff format --check .
@@ -66,6 +81,10 @@ lint: $(STAMP)  ## ruff: formatting (ruff format --check) and lint rules (ruff c
 
 bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~5 min)
 	$(PY) -m benchmarks.run
+
+OFFICIAL ?= ../official
+bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE code (checkouts under OFFICIAL=...) -> benchmarks/peers.md
+	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE
 
 clean:  ## remove runs and stand-in data (keeps .venv)
 	rm -rf runs .standins

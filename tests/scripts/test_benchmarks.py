@@ -92,3 +92,16 @@ def test_config_sweep_reports_runs_failures_and_skips_with_their_reason(
     assert found["patchcore_mvtec_tgi", "32-true"].note == "needs tgi_ad_generate, which did not run"
     table = (out / "gpu_configs.md").read_text()
     assert table.count("\n| ") == 1 + len(outcomes) and "| cls_logits | 32-true | ok |" in table
+
+
+def test_peer_benchmark_says_which_side_is_faster_and_what_was_not_run(tmp_path: Path) -> None:
+    from benchmarks import peers
+
+    assert peers.faster(1.0, 3.2) == "ours 3.2x faster" and peers.faster(1.4, 1.0) == "official 1.4x faster"
+    calls = []
+    assert peers.best_time(lambda: calls.append(1), repeats=2) >= 0 and len(calls) == 3  # warm-up + 2
+    out = tmp_path / "peers.md"
+    markdown = peers.main(["--out", str(out), "--sctl", str(tmp_path / "absent")])
+    assert out.read_text() == markdown
+    for option in ("dcutmix", "sctl", "styleflow", "tvqvae"):
+        assert f"not run: no checkout given (`--{option} <folder>`)" in markdown

@@ -1,0 +1,167 @@
+"""The papers' claims a demo tests, read from ``benchmarks/claims.yaml``, and the verdict on measured values.
+
+A claim is written down before its demo runs: which groups it compares (treatment against control, one pair or
+several), the metric and which way is better, the margin, the seeds, and in how many of the paired seeds the
+treatment must win. The demo hands over its per-seed values and prints what this module says — the mean ± sd of
+both sides, the wins, and "holds" or "does not hold" — so no verdict is written by hand after the numbers are in.
+
+Example:
+    >>> claim = Claim(id="c", paper="p", claim="k", demo="make demo", metric="err", better="lower",
+    ...               pairs=[("mixed", "plain")], seeds=[0, 1, 2], wins=3)
+    >>> judge(claim, {"mixed": {0: 9.0, 1: 9.5, 2: 9.1}, "plain": {0: 10.0, 1: 10.2, 2: 9.9}}).holds
+    True
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+CLAIMS = Path(__file__).resolve().parent / "claims.yaml"
+REQUIRED = ("id", "paper", "claim", "demo", "metric", "better", "pairs", "seeds", "wins")
+
+
+class ClaimError(ValueError):
+    """claims.yaml holds an entry that cannot be judged (a missing key, an unknown direction, ...)."""
+
+
+@dataclass
+class Claim:
+    """One pre-registered criterion. ``pairs``: (treatment, control) group names; ``require``: whether every
+    pair must hold (``all``) or one is enough (``any``, e.g. "at least one more calibrator")."""
+
+    id: str
+    paper: str
+    claim: str
+    demo: str
+    metric: str
+    better: Literal["lower", "higher", "equal"]
+    pairs: list[tuple[str, str]]
+    seeds: list[int]
+    wins: int
+    margin: float = 0.0
+    require: Literal["all", "any"] = "all"
+    data: str = ""
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    holds: bool
+    rows: list[str]  # one markdown row per pair
+    measured: list[str] = field(
+        default_factory=list
+    )  # per pair: "treatment mean ± sd vs control ..., wins w / n"
+
+
+def load_claims(path: str | Path = CLAIMS, demo: str | None = None) -> dict[str, Claim]:
+    """Every claim in ``path`` (only those of ``demo``, e.g. ``make demo-mixing``, when given), by id."""
+    path = Path(path)
+    entries = (yaml.safe_load(path.read_text()) or {}).get("claims") or []
+    claims: dict[str, Claim] = {}
+    for number, entry in enumerate(entries, start=1):
+        missing = [k for k in REQUIRED if k not in entry]
+        name = entry.get("id", f"entry {number}")
+        if missing:
+            raise ClaimError(f"{path}: claim {name!r} lacks {', '.join(missing)}")
+        if entry["better"] not in ("lower", "higher", "equal"):
+            raise ClaimError(
+                f"{path}: claim {name!r}: better must be lower, higher or equal, got {entry['better']!r}"
+            )
+        if entry.get("require", "all") not in ("all", "any"):
+            raise ClaimError(f"{path}: claim {name!r}: require must be all or any, got {entry['require']!r}")
+        if not 1 <= entry["wins"] <= len(entry["seeds"]):
+            raise ClaimError(f"{path}: claim {name!r}: wins must be between 1 and the number of seeds")
+        if name in claims:
+            raise ClaimError(f"{path}: claim id {name!r} appears twice")
+        known = set(Claim.__dataclass_fields__) - {"extra", "pairs"}
+        pairs = [tuple(p) for p in entry["pairs"]]
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise ClaimError(f"{path}: claim {name!r}: pairs must be [treatment, control] lists")
+        claims[name] = Claim(
+            **{k: v for k, v in entry.items() if k in known},
+            pairs=pairs,
+            extra={k: v for k, v in entry.items() if k not in known | {"pairs"}},
+        )
+    if demo is not None:
+        claims = {k: c for k, c in claims.items() if c.demo == demo}
+    return claims
+
+
+def won(claim: Claim, treatment: float, control: float) -> bool:
+    """Whether one paired seed goes the claim's way by more than its margin (within it, for ``equal``)."""
+    if claim.better == "lower":
+        return control - treatment > claim.margin
+    if claim.better == "higher":
+        return treatment - control > claim.margin
+    return abs(treatment - control) <= claim.margin
+
+
+def judge(claim: Claim, values: dict[str, dict[int, float]], digits: int = 2) -> Verdict:
+    """The verdict on ``values`` (group -> seed -> metric); a group or seed that is missing is an error."""
+    rows, held, measured = [], [], []
+    for treatment, control in claim.pairs:
+        for group in (treatment, control):
+            absent = [s for s in claim.seeds if s not in values.get(group, {})]
+            if absent:
+                raise ClaimError(f"claim {claim.id!r}: no {claim.metric} for {group!r} at seeds {absent}")
+        wins = sum(won(claim, values[treatment][s], values[control][s]) for s in claim.seeds)
+        holds = wins >= claim.wins
+        held.append(holds)
+        means = [mean_sd([values[g][s] for s in claim.seeds], digits) for g in (treatment, control)]
+        measured.append(f"{means[0]} vs {means[1]}, {wins} / {len(claim.seeds)} seeds")
+        rows.append(
+            f"| {claim.id} | {treatment} vs {control} | {claim.metric}, {claim.better}"
+            f"{f' by > {claim.margin:g}' if claim.better != 'equal' and claim.margin else ''}"
+            f"{f' within {claim.margin:g}' if claim.better == 'equal' else ''}, "
+            f"{claim.wins} of {len(claim.seeds)} seeds | "
+            f"{mean_sd([values[treatment][s] for s in claim.seeds], digits)} | "
+            f"{mean_sd([values[control][s] for s in claim.seeds], digits)} | {wins} / {len(claim.seeds)} | "
+            f"{'holds' if holds else 'does not hold'} |"
+        )
+    overall = all(held) if claim.require == "all" else any(held)
+    return Verdict(claim, overall, rows, measured)
+
+
+def verdict_table(claims: dict[str, Claim], values: dict[str, dict[int, float]], digits: int = 2) -> str:
+    """The markdown table of every claim's verdict on ``values`` (a claim over several pairs ends with its
+    overall verdict)."""
+    lines = [
+        "| claim | compared | criterion (stated in benchmarks/claims.yaml before the runs) | treatment | control | wins | verdict |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for claim in claims.values():
+        verdict = judge(claim, values, digits)
+        lines += verdict.rows
+        if len(claim.pairs) > 1:
+            lines.append(
+                f"| {claim.id} | {claim.require} of the {len(claim.pairs)} pairs | | | | | "
+                f"**{'holds' if verdict.holds else 'does not hold'}** |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def claims_section(
+    claims: dict[str, Claim],
+    values_for: Callable[[Claim], dict[str, dict[int, float]]],
+    digits: int = 2,
+) -> tuple[str, dict[str, dict[str, dict[int, float]]]]:
+    """The verdict table of ``claims`` on the values ``values_for(claim)`` gives each, and those values by claim
+    id (what a demo records in ``benchmarks/demos/<demo>.json`` for ``scripts/check_claims.py``)."""
+    judged = {claim.id: values_for(claim) for claim in claims.values()}
+    tables = [verdict_table({claim.id: claim}, judged[claim.id], digits) for claim in claims.values()]
+    header, rows = tables[0].splitlines()[:2], [line for t in tables for line in t.splitlines()[2:]]
+    return "\n".join(header + rows) + "\n", judged
+
+
+def mean_sd(values: list[float], digits: int = 2) -> str:
+    """``mean ± sd`` (the sample standard deviation; 0 for one value)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"

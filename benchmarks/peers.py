@@ -1,0 +1,192 @@
+"""`make bench-peers`: our implementations timed beside the code a user would otherwise run, in one process, as
+ratios (``benchmarks/peers.md``). The official repositories are read from local checkouts (never vendored):
+
+    python -m benchmarks.peers --dcutmix <DCutMix> --sctl <SCTL> --styleflow <StyleFlow> --tvqvae <TVQ-VAE>
+
+Rows: K-image mixing (our batched ``k_image_mix`` vs the official per-sample loop), SCTL's calibrator fits with
+the class-wise objective on CIFAR-100-sized logits (seconds and the fitted temperatures), StyleGRU's forward +
+backward at the paper's sizes, and a training step of the token VQ (the multi-hot quantizer). Each row is timed
+best-of-``repeats`` after a warm-up, both sides on the same inputs; a missing checkout skips its rows, saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+for path in (REPO, REPO / "scripts"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from official_parity import dcutmix, sctl, stylegru, tvqvae  # noqa: E402
+from official_parity.loading import git_commit  # noqa: E402
+
+from lightning_modules.components.mixing import k_image_mix  # noqa: E402
+from lightning_modules.post_processing.calibrators import calibrate  # noqa: E402
+
+
+def best_time(function: Callable[[], object], repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` calls, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def faster(ours: float, theirs: float) -> str:
+    """'ours 3.2x faster' / 'official 1.4x faster' from two durations."""
+    return f"ours {theirs / ours:.1f}x faster" if ours <= theirs else f"official {ours / theirs:.1f}x faster"
+
+
+def mixing_rows(official: Path, repeats: int) -> list[str]:
+    rows = [
+        "| K-image mixing (cutmix mode, alpha 1) | batch | K | size | official img/s | ours img/s | |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in (32, 224):
+        for batch in (64, 256):
+            for k in (2, 3, 5):
+                t_theirs, t_ours = mixing_times(official, batch, k, size, repeats)
+                rows.append(
+                    f"| | {batch} | {k} | {size} | {batch / t_theirs:,.0f} | {batch / t_ours:,.0f} | "
+                    f"{faster(t_ours, t_theirs)} |"
+                )
+    return rows
+
+
+def mixing_times(official: Path, batch: int, k: int, size: int, repeats: int) -> tuple[float, float]:
+    """Seconds to mix one batch: the official sampler and per-sample loop, then ours, on the same images."""
+    images, labels = torch.rand(batch, 3, size, size), torch.randint(0, 100, (batch,))
+    mixer = dcutmix.official_mixer(official, k, 100)
+
+    def theirs() -> None:
+        phis = mixer["get_dirichlet_prior"](batch, k, alpha_label=1.0)
+        mixer["joint_dirichlet"](images, labels, phis.numpy(), 1.0, mode="dcutmix")
+
+    def ours() -> None:
+        k_image_mix(images, labels, 100, k, 1.0, "cutmix", torch.Generator().manual_seed(0))
+
+    return best_time(theirs, repeats), best_time(ours, repeats)
+
+
+def sctl_rows(official: Path) -> list[str]:
+    logits, labels = sctl.synthetic_logits(100, 10000, 0, imbalance=10.0)
+    rows = [
+        "| SCTL fit, class-wise objective, 10,000 x 100 logits | official s | ours s | official T | ours T | |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for calibrator in ("ts", "cts", "pts"):
+        objective = "nll" if calibrator == "pts" else "cl"  # the official PTS trains with its NLL loop
+        started = time.perf_counter()
+        theirs = sctl.official_fit(official, calibrator, objective, logits, labels)
+        t_theirs = time.perf_counter() - started
+        started = time.perf_counter()
+        ours = calibrate(calibrator, objective, logits, labels)
+        t_ours = time.perf_counter() - started
+        rows.append(
+            f"| {calibrator} / {objective} | {t_theirs:.2f} | {t_ours:.2f} | "
+            f"{sctl._params(theirs, calibrator, logits)} | {sctl._params(ours, calibrator, logits)} | "
+            f"{faster(t_ours, t_theirs)} |"
+        )
+    return rows
+
+
+def stylegru_rows(official: Path, repeats: int) -> list[str]:
+    """Forward + backward of one triplet batch at the paper's sizes (hidden 4096, 31 steps of 18 x 512 latents)."""
+    theirs, ours = stylegru.paired_models(official, dim=18 * 512, hidden=4096)
+    batch = 4
+    triplet = {k: torch.randn(batch, 31, 18 * 512) for k in ("anchor", "positive", "negative")}
+    triplet["label"] = torch.randint(0, 2, (batch,))
+
+    def run_theirs() -> None:
+        theirs.zero_grad()
+        stylegru.official_loss(theirs, triplet)[0].backward()
+
+    def run_ours() -> None:
+        ours.zero_grad()
+        ours.log_dict = lambda *a, **k: None  # outside a trainer
+        ours.training_step(triplet, 0).backward()
+
+    t_theirs, t_ours = best_time(run_theirs, repeats), best_time(run_ours, repeats)
+    return [
+        "| StyleGRU forward + backward, batch 4 triplets, hidden 4096, 31 x 9,216 | official s | ours s | |",
+        "|---|---:|---:|---|",
+        f"| | {t_theirs:.2f} | {t_ours:.2f} | {faster(t_ours, t_theirs)} |",
+    ]
+
+
+def tvqvae_rows(official: Path, repeats: int) -> list[str]:
+    """One training step of the token VQ's quantizer (300 codes x 768, top-5 multi-hot) on 4,096 token vectors."""
+    from lightning_modules.tvqvae.networks import MultiHotQuantizer
+
+    theirs = tvqvae.official(official, "model").VectorQuantizer(num_embeddings=300, embedding_dim=768)
+    ours = MultiHotQuantizer(300, 768, top_n=5, codebook_init="uniform", dead_code_restart=False).train()
+    z = torch.nn.functional.normalize(torch.randn(4096, 768), dim=1)
+
+    def run_theirs() -> None:
+        theirs.zero_grad()
+        loss, quantized, _, _ = theirs(z.clone().requires_grad_(True)[:, :, None, None], n=5)
+        (loss + quantized.mean()).backward()
+
+    def run_ours() -> None:
+        ours.zero_grad()
+        quantized, loss, _, _ = ours(z.clone().requires_grad_(True))
+        (loss + quantized.mean()).backward()
+
+    t_theirs, t_ours = best_time(run_theirs, repeats), best_time(run_ours, repeats)
+    return [
+        "| token VQ step (quantizer forward + backward), 4,096 x 768, 300 codes, top-5 | official ms | ours ms | |",
+        "|---|---:|---:|---|",
+        f"| | {1000 * t_theirs:.1f} | {1000 * t_ours:.1f} | {faster(t_ours, t_theirs)} |",
+    ]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for name in ("dcutmix", "sctl", "styleflow", "tvqvae"):
+        parser.add_argument(f"--{name}", type=Path, help=f"a local checkout of the official {name} code")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "peers.md")
+    args = parser.parse_args(argv)
+    sections = [
+        ("DCutMix (clovaai/DCutMix)", "dcutmix", lambda p: mixing_rows(p, args.repeats)),
+        ("SCTL (SeungjinJung/SCTL)", "sctl", sctl_rows),
+        ("Style Latent Flows (jongwook-Choi/StyleFlow)", "styleflow", lambda p: stylegru_rows(p, 1)),
+        ("TVQ-VAE (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_rows(p, args.repeats)),
+    ]
+    lines = [
+        "# Beside the official code",
+        "",
+        f"`make bench-peers` (`python -m benchmarks.peers ...`) on {platform.machine()}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}, CPU, {datetime.date.today()}; best of {args.repeats} after a warm-up.",
+        "",
+    ]
+    for title, option, rows in sections:
+        checkout = getattr(args, option)
+        lines += [f"## {title}", ""]
+        if checkout is None or not checkout.is_dir():
+            lines += [f"not run: no checkout given (`--{option} <folder>`)", ""]
+            continue
+        print(f"{title} ...", flush=True)
+        lines += [f"official commit {git_commit(checkout)}", "", *rows(checkout), ""]
+    markdown = "\n".join(lines)
+    args.out.write_text(markdown)
+    print(markdown)
+    return markdown
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""benchmarks/claims.yaml parses and names real demos; the verdicts follow the stated criterion, never the mood."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.claims import CLAIMS, Claim, ClaimError, judge, load_claims, verdict_table
+from tests.conftest import REPO
+
+
+def claim(**overrides) -> Claim:
+    fields = dict(
+        id="c",
+        paper="p",
+        claim="k",
+        demo="make demo-x",
+        metric="err",
+        better="lower",
+        pairs=[("mixed", "plain")],
+        seeds=[0, 1, 2],
+        wins=3,
+    )
+    return Claim(**{**fields, **overrides})
+
+
+def test_every_claim_names_a_make_target_and_groups_twice_at_most() -> None:
+    claims = load_claims()
+    assert claims, f"{CLAIMS} holds no claim"
+    targets = {line.split(":")[0] for line in (REPO / "Makefile").read_text().splitlines() if ":" in line}
+    for c in claims.values():
+        assert c.demo.removeprefix("make ") in targets, f"{c.id}: {c.demo} is not a make target"
+        assert len(set(c.seeds)) == len(c.seeds) >= 3, f"{c.id}: three distinct seeds at least"
+    assert set(load_claims(demo="make demo-mixing")) >= {"cutmix_beats_baseline", "k_images_beat_two"}
+
+
+def test_lower_higher_and_equal_with_their_margins() -> None:
+    values = {"mixed": {0: 9.0, 1: 9.5, 2: 10.1}, "plain": {0: 10.0, 1: 10.2, 2: 10.0}}
+    assert not judge(claim(), values).holds  # seed 2 goes the other way: 2 of 3
+    assert judge(claim(wins=2), values).holds
+    assert not judge(claim(wins=2, margin=0.75), values).holds  # only seed 0 wins by more than 0.75
+    assert judge(claim(better="higher", wins=1), values).holds
+    same = {"mixed": {0: 80.0, 1: 81.0, 2: 79.0}, "plain": {0: 80.0, 1: 81.0, 2: 79.5}}
+    assert not judge(claim(better="equal"), same).holds
+    assert judge(claim(better="equal", margin=0.5), same).holds
+
+
+def test_any_needs_one_pair_and_all_needs_every_pair() -> None:
+    values = {"a": {0: 1.0, 1: 1.0, 2: 1.0}, "b": {0: 2.0, 1: 2.0, 2: 2.0}, "c": {0: 0.0, 1: 0.0, 2: 0.0}}
+    pairs = [("a", "b"), ("a", "c")]  # a beats b everywhere, never c
+    assert not judge(claim(pairs=pairs), values).holds
+    assert judge(claim(pairs=pairs, require="any"), values).holds
+    table = verdict_table({"c": claim(pairs=pairs, require="any")}, values)
+    assert "| c | a vs b |" in table and "| 3 / 3 | holds |" in table and "| 0 / 3 | does not hold |" in table
+    assert "**holds**" in table and "1.00 ± 0.00" in table
+
+
+def test_missing_values_and_bad_entries_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ClaimError, match=r"no err for 'mixed' at seeds \[2\]"):
+        judge(claim(), {"mixed": {0: 1.0, 1: 1.0}, "plain": {0: 1.0, 1: 1.0, 2: 1.0}})
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("claims:\n  - id: x\n    paper: p\n    better: lower\n")
+    with pytest.raises(ClaimError, match="claim 'x' lacks claim, demo, metric, pairs, seeds, wins"):
+        load_claims(bad)
+    bad.write_text(
+        "claims:\n  - {id: x, paper: p, claim: k, demo: d, metric: m, better: smaller, pairs: [[a, b]], "
+        "seeds: [0, 1, 2], wins: 3}\n"
+    )
+    with pytest.raises(ClaimError, match="better must be lower, higher or equal, got 'smaller'"):
+        load_claims(bad)
