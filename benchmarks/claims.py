@@ -162,6 +162,7 @@ def claims_section(
 
 
 def mean_sd(values: list[float], digits: int = 2) -> str:
-    """``mean ± sd`` (the sample standard deviation; 0 for one value)."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+    """``mean ± sd`` (the sample standard deviation); one value alone, with no spread to show."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

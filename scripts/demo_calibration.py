@@ -77,7 +77,12 @@ def main(argv: list[str] | None = None) -> str:
         ]
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
     markdown = (
-        f"ResNet-20 on Fashion-MNIST-LT, mean ± sd over seeds {', '.join(map(str, args.seeds))}:\n\n"
+        "ResNet-20 on Fashion-MNIST-LT, "
+        + (
+            f"mean ± sd over seeds {', '.join(map(str, args.seeds))}:\n\n"
+            if len(args.seeds) > 1
+            else f"seed {args.seeds[0]} only (no spread, and no claim is judged on one seed):\n\n"
+        )
         + "\n".join(lines)
         + "\n"
     )

@@ -69,3 +69,9 @@ def test_missing_values_and_bad_entries_are_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ClaimError, match="better must be lower, higher or equal, got 'smaller'"):
         load_claims(bad)
+
+
+def test_mean_sd_shows_no_spread_for_one_seed() -> None:
+    from benchmarks.claims import mean_sd
+
+    assert mean_sd([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and mean_sd([4.19]) == "4.19"
