@@ -261,11 +261,16 @@ class BaseDataModule(L.LightningDataModule):
 
     def predict_dataset(self, folder: Path) -> Dataset:
         """A folder's images, each as the evaluation transform shows the model test images (label -1)."""
+        records = [ImageRecord(p, -1, "predict") for p in self.predict_images(folder)]
+        return ImageRecordDataset(records, self.predict_transform(), self.bad_files)
+
+    @staticmethod
+    def predict_images(folder: Path) -> list[Path]:
+        """The images under ``folder`` (searched recursively); none is a one-line error naming it."""
         images = list_images(folder)
         if not images:
             raise DatasetNotFoundError(f"data.init_args.predict_dir={str(folder)!r} holds no images")
-        records = [ImageRecord(p, -1, "predict") for p in images]
-        return ImageRecordDataset(records, self.predict_transform(), self.bad_files)
+        return images
 
     def predict_transform(self) -> Callable:
         """What a user's image goes through before the model (the evaluation transform by default)."""

@@ -347,10 +347,7 @@ class MVTecDataModule(BaseDataModule):
 
     def predict_dataset(self, folder: Path) -> AnomalyImageDataset:
         """A folder of images (any layout, searched recursively), label -1 and no mask."""
-        images = list_images(folder)
-        if not images:
-            raise DatasetNotFoundError(f"data.init_args.predict_dir={str(folder)!r} holds no images")
-        records = [AnomalyRecord(p, -1, "predict") for p in images]
+        records = [AnomalyRecord(p, -1, "predict") for p in self.predict_images(folder)]
         return AnomalyImageDataset(records, self.eval_transform(), self.bad_files)
 
     def eval_transform(self) -> A.Compose:
