@@ -147,13 +147,18 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
             self.log_pictures(tag, self.anomaly_pictures(batch), nrow=len(chosen))
 
     @torch.no_grad()
+    def map_scale(self, maps: torch.Tensor) -> tuple[float, float]:
+        """The heat maps' color scale: the evaluated set's lowest to highest score, else these maps' own."""
+        low, high = float(self.map_low), float(self.map_high)
+        if math.isnan(low):
+            return float(maps.min()), float(maps.max())
+        return low, high
+
     def anomaly_pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Image, ground truth, anomaly map (one color scale: the evaluated set's lowest to highest score)
         and the map above the pixel threshold (white)."""
         maps, _ = self.anomaly_map(batch)
-        low, high = float(self.map_low), float(self.map_high)
-        if math.isnan(low):
-            low, high = float(maps.min()), float(maps.max())
+        low, high = self.map_scale(maps)
         threshold = float(self.pixel_threshold)
         predicted = (maps > threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
         mask = batch.get("mask", torch.zeros_like(maps))
@@ -187,9 +192,7 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
     def _write_overlays(self, batch: dict[str, Any], maps: torch.Tensor) -> list[str]:
         from torchvision.utils import save_image
 
-        low, high = float(self.map_low), float(self.map_high)
-        if math.isnan(low):
-            low, high = float(maps.min()), float(maps.max())
+        low, high = self.map_scale(maps)
         folder = self.run_dir() / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
         names = []

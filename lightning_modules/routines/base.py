@@ -36,8 +36,8 @@ class EvaluationRoutine(L.LightningModule):
 
     def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """What ``predict`` computes from the inputs (``export_input_keys``), by output name; an exported model
-        is this function, so the two cannot disagree (``outputs/export.py``). None for a routine that predicts
-        nothing exportable."""
+        is this function, so the two cannot disagree (``outputs/export.py``). A routine with nothing exportable
+        keeps this refusal."""
         raise NotImplementedError(f"{type(self).__name__} has no exportable scores")
 
     @property
