@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_modules.outputs.tables import read_result_table
 
 sys.path.insert(0, str(REPO))
-from benchmarks.claims import claims_section, load_claims  # noqa: E402
+from benchmarks.claims import claims_section, load_claims, mean_sd  # noqa: E402
 
 README = "lightning_modules/mtofnet/README.md"
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> str:
         for method, runs in tables.items():
             if not all(row_name in run for run in runs):  # a test split without seen (or unseen) displays
                 continue
-            cells = [_mean_std([float(run[row_name][c]) for run in runs]) for c in COLUMNS]
+            cells = [mean_sd([float(run[row_name][c]) for run in runs], digits=1) for c in COLUMNS]
             lines.append(f"| {method} | {row_name} | " + " | ".join(cells) + " |")
     first = next(iter(tables.values()))[0]
     displays = sorted(g for g in first if g not in ROWS and not g.startswith("genuine: "))
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> str:
     ]
     for method, runs in tables.items():
         cells = [
-            f"{_mean([float(r[d]['acer']) for r in runs]):.1f} / {_mean([float(r[d]['auc']) for r in runs]):.1f}"
+            f"{statistics.mean([float(r[d]['acer']) for r in runs]):.1f} / {statistics.mean([float(r[d]['auc']) for r in runs]):.1f}"
             + (" (unseen)" if runs[0][d]["seen"] == "no" else "")
             for d in displays
         ]
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> str:
         lines += ["| method | " + " | ".join(g.removeprefix("genuine: ") for g in sources) + " |"]
         lines += ["|---|" + "---:|" * len(sources)]
         for method, runs in tables.items():
-            cells = [_mean_std([float(r[g]["bpcer"]) for r in runs]) for g in sources]
+            cells = [mean_sd([float(r[g]["bpcer"]) for r in runs], digits=1) for g in sources]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if "mToFNet" in tables:
         lines += ["", convergence(args.runs_dir, args.seeds)]
@@ -166,15 +166,6 @@ def convergence(runs_dir: str, seeds: list[int]) -> str:
         + "; ".join(parts)
         + "."
     )
-
-
-def _mean(values: list[float]) -> float:
-    return statistics.mean(values)
-
-
-def _mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
 
 
 if __name__ == "__main__":
