@@ -57,6 +57,10 @@ class PostHocCalibration(Callback):
         n_bins: Bins of the calibration errors.
     """
 
+    # what the tests' smoke runs set (scripts/config_introspection.py): 19 fits of 1,000 steps each take ~12 s on
+    # 2 CPU cores even for a smoke run's few logits
+    SMOKE_ARGUMENTS: dict[str, Any] = {"iterations": 50}
+
     def __init__(
         self,
         calibrator: CalibratorName = "ts",

@@ -64,14 +64,29 @@ def takes_pretrained(config: str | Path) -> bool:
 def offline_smoke_arguments(config: str | Path) -> list[str]:
     """What a smoke run of ``config`` adds to the smoke overlay: ``pretrained false`` for models that would download
     weights, and the model class's ``SMOKE_ARGUMENTS`` (tiny widths for models whose paper sizes — a 4096-wide
-    GRU — are too big for a CPU test step)."""
+    GRU — are too big for a CPU test step), and the ``SMOKE_ARGUMENTS`` of its last callback (the calibrators'
+    1,000 optimizer steps, which cost seconds however few logits a smoke run has)."""
     model = config_classes(config).get("model")
     if model is None:
         return []
     arguments = ["--model.init_args.pretrained", "false"] if takes_pretrained(config) else []
     for key, value in getattr(model, "SMOKE_ARGUMENTS", {}).items():
         arguments += [f"--model.init_args.{key}", str(value)]
+    callbacks = config_callbacks(config)
+    if callbacks:  # ``--trainer.callbacks.<key>`` sets the list's last callback only
+        for key, value in getattr(callbacks[-1], "SMOKE_ARGUMENTS", {}).items():
+            arguments += [f"--trainer.callbacks.{key}", str(value)]
     return arguments
+
+
+def config_callbacks(config: str | Path) -> list[type]:
+    """The classes of the config's ``trainer.callbacks``, in their order."""
+    content = yaml.safe_load(Path(config).read_text()) or {}
+    classes = []
+    for entry in (content.get("trainer") or {}).get("callbacks") or []:
+        module, _, name = entry["class_path"].rpartition(".")
+        classes.append(getattr(importlib.import_module(module), name))
+    return classes
 
 
 def prerequisites(config: str | Path) -> dict[str, str]:

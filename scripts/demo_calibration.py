@@ -14,6 +14,8 @@ and accuracy. Finished runs are reused.
 
     python scripts/demo_calibration.py [--readme] [--seeds 0 1 2] [extra cli arguments for step 1]
 
+(``--trainer.callbacks.<key>`` arguments among them, e.g. ``iterations``, apply to step 2's calibrations too.)
+
 ``--readme`` (what ``make demo-calibration`` passes) also writes the tables into
 ``lightning_modules/classification/README.md``.
 """
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> str:
 def rerun_from_logits(run_dir: Path, extra: list[str]) -> str:
     """The first seed's calibration again from its logits.npz alone, and the logits stand-in."""
     runs_dir = option(extra, "--runs_dir", "runs")
-    logits = ["--config", "configs/cls_logits.yaml", "--runs_dir", runs_dir]
+    logits = ["--config", "configs/cls_logits.yaml", "--runs_dir", runs_dir, *calibration_options(extra)]
     again = cli_run(
         [
             "test",
@@ -141,6 +143,16 @@ def rerun_from_logits(run_dir: Path, extra: list[str]) -> str:
         f"{'the identical table' if same else '**a different table**'}.\n\n"
         "The logits stand-in (its calibration split holds every class in proportion):\n\n" + table + "\n"
     )
+
+
+def calibration_options(extra: list[str]) -> list[str]:
+    """The ``--trainer.callbacks.<key> <value>`` pairs of ``extra`` (the calibration's own settings, such as
+    ``iterations``): the logits re-run fits with them too, or its table could not be the same."""
+    pairs = []
+    for i, argument in enumerate(extra[:-1]):
+        if argument.startswith("--trainer.callbacks.") and not extra[i + 1].startswith("--"):
+            pairs += [argument, extra[i + 1]]
+    return pairs
 
 
 if __name__ == "__main__":

@@ -64,25 +64,41 @@ def run_cli(tmp_path: Path, standin_root: Path):
     return run
 
 
-@pytest.fixture(scope="session")
-def prerequisite_runs(tmp_path_factory: pytest.TempPathFactory, standin_root: Path):
-    """``arguments(config)``: the arguments that point ``config`` to the runs it reads (``runs/<config>`` values),
-    each such run fitted once per session at smoke size, prerequisites of prerequisites first."""
-    import cli
+class FittedRuns:
+    """``fitted(config, *arguments)``: the run folder (``<runs>/<config>/version_N``) of ``config`` fitted once
+    per session at smoke size with ``arguments``, the runs it reads fitted first (``version_0`` without
+    arguments). Tests that only read a run (test, predict, export, its event files, a later stage) share it
+    instead of fitting again; a test that changes a run fits its own."""
 
-    runs = tmp_path_factory.mktemp("prerequisite_runs")
-    done: set[str] = set()
+    def __init__(self, runs: Path, standin_root: Path) -> None:
+        self.runs, self.standin_root = runs, standin_root
+        self.done: dict[tuple[str, ...], Path] = {}
 
-    def arguments(config: Path) -> list[str]:
+    def __call__(self, config: Path, *arguments: str) -> Path:
+        import cli
+
+        key = (config.stem, *arguments)
+        if key not in self.done:
+            argv = ["fit", "--config", str(config), *self.prerequisites(config), *arguments]
+            fit = cli.main(smoke_argv(argv, self.standin_root, self.runs))
+            self.done[key] = Path(fit.trainer.log_dir)
+        return self.done[key]
+
+    def prerequisites(self, config: Path) -> list[str]:
+        """The arguments that point ``config`` to the runs it reads (``runs/<config>`` values), fitted."""
         result = []
         for key, name in prerequisites(config).items():
-            if name not in done:
-                reads = arguments(CONFIGS / f"{name}.yaml")
-                cli.main(
-                    smoke_argv(["fit", "--config", str(CONFIGS / f"{name}.yaml"), *reads], standin_root, runs)
-                )
-                done.add(name)
-            result += [f"--{key}", str(runs / name)]
+            result += [f"--{key}", str(self(CONFIGS / f"{name}.yaml").parent)]
         return result
 
-    return arguments
+
+@pytest.fixture(scope="session")
+def fitted_runs(tmp_path_factory: pytest.TempPathFactory, standin_root: Path) -> FittedRuns:
+    return FittedRuns(tmp_path_factory.mktemp("fitted_runs"), standin_root)
+
+
+@pytest.fixture(scope="session")
+def prerequisite_runs(fitted_runs: FittedRuns):
+    """``arguments(config)``: the arguments that point ``config`` to the runs it reads, each fitted once per
+    session (:class:`FittedRuns`), prerequisites of prerequisites first."""
+    return fitted_runs.prerequisites

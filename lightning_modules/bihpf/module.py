@@ -33,6 +33,10 @@ class BiHPFModule(BinaryDetectionRoutine):
         num_pictures: Images shown per TensorBoard picture (original, filtered, spectra).
     """
 
+    # what the tests' smoke runs set (scripts/config_introspection.py): the same code path with a ResNet-18,
+    # whose checkpoints a smoke run writes several times in a fraction of the ResNet-50's time
+    SMOKE_ARGUMENTS: dict[str, Any] = {"backbone": "resnet18"}
+
     def __init__(
         self,
         backbone: str = "resnet50",

@@ -27,7 +27,8 @@ from lightning_modules.post_processing.classwise_loss import ClasswiseScaledCros
 
 ObjectiveName = Literal["nll", "cl", "ls", "fl"]
 OBJECTIVES: tuple[str, ...] = ("nll", "cl", "ls", "fl")
-STAGED = [(0.005, 200), (0.003, 400), (0.001, 400)]  # the official schedule of label smoothing and focal loss
+# the official schedule of label smoothing and focal loss: lr 0.005, 0.003, 0.001 for 200, 400, 400 of 1,000 steps
+STAGED = [(0.005, 0.2), (0.003, 0.4), (0.001, 0.4)]
 
 
 class FocalLoss(nn.Module):
@@ -60,5 +61,8 @@ def make_objective(
 def fitting_schedule(
     name: ObjectiveName, iterations: int = 1000, lr: float = 0.02
 ) -> list[tuple[float, int]]:
-    """(learning rate, iterations) per optimizer stage, as the official code fits ``name``."""
-    return list(STAGED) if name in ("ls", "fl") else [(lr, iterations)]
+    """(learning rate, iterations) per optimizer stage, as the official code fits ``name``; a staged schedule
+    keeps its stages' shares of ``iterations``."""
+    if name in ("ls", "fl"):
+        return [(rate, max(1, round(share * iterations))) for rate, share in STAGED]
+    return [(lr, iterations)]

@@ -47,6 +47,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
         "3",
         "--trainer.limit_val_batches",
         "2",
+        "--trainer.callbacks.iterations",  # the calibrator fitted at the end: its smoke size
+        "50",
     ]
     run_cli_subprocess(*common, *same_work, "--run_name", "one", "--data.init_args.batch_size", "4")
     run_cli_subprocess(
@@ -201,6 +203,8 @@ def test_sigusr1_saves_an_hpc_checkpoint_requeues_and_the_requeued_job_resumes(
         str(standin_root),
         "--model.init_args.pretrained",
         "false",
+        "--model.init_args.backbone",  # a smaller checkpoint to write at every save than ResNet-50's 100 MB
+        "resnet18",
         "--trainer.accelerator",
         "cpu",
         "--trainer.sync_batchnorm",

@@ -14,9 +14,8 @@ from tests.conftest import CONFIGS
 from tests.helpers import decode, read_events
 
 
-def test_scalars_and_filtered_pictures_reach_tensorboard(run_cli, standin_root: Path) -> None:
-    cli = run_cli("fit", "--config", str(CONFIGS / "bihpf.yaml"))
-    events = read_events(Path(cli.trainer.log_dir))
+def test_scalars_and_filtered_pictures_reach_tensorboard(fitted_runs, standin_root: Path) -> None:
+    events = read_events(fitted_runs(CONFIGS / "bihpf.yaml"))
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/ap", "lr-Adam"} <= scalars
     assert {"val/acc/cat", "val/ap/mean"} <= scalars  # per-category groups and their mean

@@ -22,10 +22,10 @@ def predictions(run) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def fit_and_predict(run_cli, config: str, folder: Callable[[], Path]):
-    """Fit (which writes the stand-in), then predict on ``folder()``, a folder made from the stand-in's files."""
-    fit = run_cli("fit", "--config", str(CONFIGS / config))
-    checkpoint = str(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt")
+def fit_and_predict(run_cli, fitted_runs, config: str, folder: Callable[[], Path]):
+    """Fit (which writes the stand-in; once a session), then predict on ``folder()``, a folder made from the
+    stand-in's files."""
+    checkpoint = str(fitted_runs(CONFIGS / config) / "checkpoints" / "last.ckpt")
     return run_cli(
         "predict",
         "--config",
@@ -39,13 +39,15 @@ def fit_and_predict(run_cli, config: str, folder: Callable[[], Path]):
     )
 
 
-def test_a_classifier_names_its_top_three_classes_for_each_image(run_cli, tmp_path: Path) -> None:
+def test_a_classifier_names_its_top_three_classes_for_each_image(
+    run_cli, fitted_runs, tmp_path: Path
+) -> None:
     folder = tmp_path / "my_photos"  # any images, any size, in nested folders
     for i, size in enumerate([(40, 30), (32, 32), (20, 50)]):
         (folder / f"album{i % 2}").mkdir(parents=True, exist_ok=True)
         pixels = np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"album{i % 2}" / f"photo{i}.png")
-    rows = predictions(fit_and_predict(run_cli, "cls_cifar10.yaml", lambda: folder))
+    rows = predictions(fit_and_predict(run_cli, fitted_runs, "cls_cifar10.yaml", lambda: folder))
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in folder.rglob("*.png"))
     for row in rows:
         probs = [float(row[f"top{k}_prob"]) for k in (1, 2, 3)]
@@ -53,11 +55,13 @@ def test_a_classifier_names_its_top_three_classes_for_each_image(run_cli, tmp_pa
         assert row["top1_class"] != row["top2_class"] and row["label"] == "-1"
 
 
-def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(run_cli, standin_root: Path) -> None:
+def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(
+    run_cli, fitted_runs, standin_root: Path
+) -> None:
     def one_defect_type() -> Path:
         return next((standin_root / "mvtec_standin_tiny").glob("*/test/*"))  # of one category
 
-    predict = fit_and_predict(run_cli, "patchcore_mvtec.yaml", one_defect_type)
+    predict = fit_and_predict(run_cli, fitted_runs, "patchcore_mvtec.yaml", one_defect_type)
     folder = one_defect_type()
     rows = predictions(predict)
     assert len(rows) == len(list(folder.glob("*.png"))) and all(r["pred_label"] in ("0", "1") for r in rows)
@@ -75,7 +79,7 @@ def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(run_cli, standin_r
 
 
 def test_rgbd_pairs_are_found_by_the_training_naming_rule(
-    run_cli, standin_root: Path, tmp_path: Path, caplog
+    run_cli, fitted_runs, standin_root: Path, tmp_path: Path, caplog
 ) -> None:
     folder = tmp_path / "captures"
     lonely = folder / "lonely_rgb.png"
@@ -92,7 +96,7 @@ def test_rgbd_pairs_are_found_by_the_training_naming_rule(
         return folder
 
     with caplog.at_level(logging.WARNING, logger="datamodules"):
-        rows = predictions(fit_and_predict(run_cli, "mtofnet.yaml", copied_captures))
+        rows = predictions(fit_and_predict(run_cli, fitted_runs, "mtofnet.yaml", copied_captures))
     assert len(rows) == 5 and all(
         np.isfinite(float(r["spoof_score"])) and r["pred_label"] in "01" for r in rows
     )

@@ -43,6 +43,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(
             "4",
             "--trainer.limit_val_batches",
             "1",
+            "--trainer.callbacks.iterations",  # the calibrator fitted at the end: its smoke size
+            "50",
             "--trainer.callbacks+=tests.helpers.SlowTraining",
             "--trainer.callbacks.progress_file",
             str(progress),

@@ -199,6 +199,7 @@ def test_the_paper_s_other_objectives_are_label_smoothing_and_focal_loss_with_th
     assert torch.allclose(make_objective("ls", 3)(logits, labels), smooth)
     assert fitting_schedule("ls") == fitting_schedule("fl") == [(0.005, 200), (0.003, 400), (0.001, 400)]
     assert fitting_schedule("nll") == fitting_schedule("cl") == [(0.02, 1000)]
+    assert fitting_schedule("fl", iterations=50) == [(0.005, 10), (0.003, 20), (0.001, 20)]  # shares kept
     with pytest.raises(ValueError, match="calibration objective must be one of"):
         make_objective("hinge", 3)
 

@@ -32,6 +32,7 @@ def test_calibration_demo_script_runs_on_fashion_mnist_lt_and_reruns_from_the_lo
     import demo_calibration
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    smoke += ["--trainer.callbacks.iterations", "50"]  # the calibrators' smoke size, in both steps
     markdown = demo_calibration.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
     assert markdown.count("| uncalibrated |") == 2 and markdown.count("| pts / fl |") == 2
     assert "gives the identical table" in markdown  # the logits re-run reproduces the network run's table
