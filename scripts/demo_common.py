@@ -70,11 +70,16 @@ def write_report(
     return out
 
 
-def write_evidence(name: str, markdown: str, record: dict[str, Any], minutes: float | None) -> Path:
+def write_evidence(
+    name: str,
+    markdown: str,
+    record: dict[str, Any],
+    minutes: float | None,
+    folder: Path = REPO / "benchmarks" / "demos",
+) -> Path:
     """``benchmarks/demos/<name>.md`` (the table under a line saying how it was made) and ``<name>.json``."""
-    folder = REPO / "benchmarks" / "demos"
     folder.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join([Path(sys.argv[0]).name if sys.argv[0] else "", *sys.argv[1:]]).strip()
+    command = "python " + " ".join([script_path(sys.argv[0]), *sys.argv[1:]]).strip()
     made = {
         "demo": name,
         "command": command,
@@ -88,6 +93,19 @@ def write_evidence(name: str, markdown: str, record: dict[str, Any], minutes: fl
     )
     (folder / f"{name}.json").write_text(json.dumps({**made, **record}, indent=1, sort_keys=True) + "\n")
     return folder / f"{name}.md"
+
+
+def script_path(argv0: str) -> str:
+    """The script as a command run from the repository's root names it (``scripts/demo_x.py``), wherever it was
+    started from; a path outside the repository stays as it was given.
+
+    >>> script_path(str(REPO / "scripts" / "demo_mixing.py"))
+    'scripts/demo_mixing.py'
+    """
+    if not argv0:
+        return ""
+    path = Path(argv0).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else argv0
 
 
 def git_commit() -> str:

@@ -75,3 +75,19 @@ def test_mean_sd_shows_no_spread_for_one_seed() -> None:
     from benchmarks.claims import mean_sd
 
     assert mean_sd([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and mean_sd([4.19]) == "4.19"
+
+
+def test_the_evidence_names_the_command_as_run_from_the_repository(tmp_path: Path, monkeypatch) -> None:
+    """A demo started from anywhere records ``python scripts/<demo>.py ...``, a command the reader can rerun."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_common
+
+    monkeypatch.setattr(sys, "argv", [str(REPO / "scripts" / "demo_x.py"), "--seeds", "0"])
+    written = demo_common.write_evidence("demo_x", "| a |\n", {"groups": {}}, 1.25, folder=tmp_path)
+    record = json.loads((tmp_path / "demo_x.json").read_text())
+    assert record["command"] == "python scripts/demo_x.py --seeds 0" and record["minutes"] == 1.2
+    assert written.read_text().startswith("`python scripts/demo_x.py --seeds 0` at ")
+    assert demo_common.script_path("/elsewhere/run.py") == "/elsewhere/run.py"
