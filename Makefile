@@ -48,7 +48,7 @@ demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashio
 demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds (~60 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py --select --readme
 
-demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (~26 min)
+demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (~75 min: mToFNet ~14 min a seed)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --readme
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)

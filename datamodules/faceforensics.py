@@ -75,7 +75,10 @@ class FaceVideoDataModule(BaseDataModule):
         triplets_per_epoch: Stage 1: training batches are this many StyleGRU triplets per epoch (50,000).
         real_only: Train on real videos only (the stand-in face autoencoder).
         flip: Random horizontal flip of whole training clips.
-        **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule`.
+        per_clip: ``predict`` writes a row per clip instead of one per video (σ of the mean clip logit, as the
+            test table scores videos).
+        **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule`; ``predict_dir`` is a folder
+            of your videos, each a folder of its frames (faces cropped as for training), found at any depth.
     """
 
     layout = "faceforensics"
@@ -93,6 +96,7 @@ class FaceVideoDataModule(BaseDataModule):
         triplets_per_epoch: int | None = None,
         real_only: bool = False,
         flip: bool = True,
+        per_clip: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("root", "data/ffpp")
@@ -117,7 +121,7 @@ class FaceVideoDataModule(BaseDataModule):
             )
         self.clip_len, self.min_frames, self.max_clips_per_video = clip_len, min_frames, max_clips_per_video
         self.triplets_per_epoch = triplets_per_epoch
-        self.real_only, self.flip = real_only, flip
+        self.real_only, self.flip, self.per_clip = real_only, flip, per_clip
         self.videos: dict[str, list[VideoRecord]] = {}
 
     # ------------------------------------------------------------------------------------------ on disk
@@ -155,6 +159,19 @@ class FaceVideoDataModule(BaseDataModule):
     def video_folders(self, splits: tuple[str, ...] = SPLITS) -> list[Path]:
         """Every video folder of ``splits`` (held-out manipulations included): where latents belong."""
         return [video.folder for split in splits for video in self.find_videos(split)]
+
+    def predict_videos(self) -> list[VideoRecord]:
+        """``predict_dir``'s videos: every folder under it that holds frames directly (label -1)."""
+        root = Path(self.predict_dir)
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"data.init_args.predict_dir={self.predict_dir!r} is not a folder")
+        folders = sorted({frame.parent for frame in list_images(root)})
+        if not folders:
+            raise DatasetNotFoundError(
+                f"data.init_args.predict_dir={self.predict_dir!r} holds no frames: expected <video>/<frame>.png "
+                "folders"
+            )
+        return [read_video_folder(folder, -1, "predict") for folder in folders]
 
     @staticmethod
     def frame_batches(folder: Path, size: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -231,7 +248,11 @@ class FaceVideoDataModule(BaseDataModule):
 
     # ----------------------------------------------------------------------------------------- lightning
     def setup(self, stage: str) -> None:
-        if self.datasets:
+        if stage == "predict" and self.predict_dir:
+            if "predict_dir" not in self.datasets:
+                self._add_split("predict_dir", self.predict_videos())
+            return
+        if set(SPLITS) <= set(self.datasets):
             return
         for split in SPLITS:
             videos = self.find_videos(split)
@@ -239,43 +260,50 @@ class FaceVideoDataModule(BaseDataModule):
                 videos = [
                     v for v in videos if v.group not in self.held_out and not (self.real_only and v.label)
                 ]
-            if "latents" in self.inputs:
-                missing = [v.folder for v in videos if not (v.folder / LATENTS).is_file()]
-                if missing:
-                    raise DatasetNotFoundError(
-                        f"{len(missing)} {split} videos have no {LATENTS} (first: {missing[0]}): set "
-                        "model.init_args.style_encoder to a face-autoencoder run or a pSp checkpoint, or run "
-                        "python scripts/extract_latents.py --root <root> --encoder <run or checkpoint>"
-                    )
-            clips = [
-                (i, s)
-                for i, v in enumerate(videos)
-                for s in clip_starts(len(v.frames), self.clip_len, self.min_frames, self.max_clips_per_video)
-            ]
-            dropped = sum(1 for v in videos if len(v.frames) < self.min_frames)
-            if dropped:
-                log.warning(
-                    "%s: %d videos shorter than min_frames=%d dropped", split, dropped, self.min_frames
-                )
-            if not clips:
-                raise DatasetNotFoundError(
-                    f"{split}: no video under {self.data_dir} has {self.min_frames}+ frames"
-                )
-            self.videos[split] = videos
-            self.datasets[split] = VideoClipDataset(
-                videos,
-                clips,
-                self.inputs,
-                self.clip_len,
-                self.image_size,
-                self.flip and split == "train",
-                self.bad_files,
-            )
+            self._add_split(split, videos)
         log.info(
             "%s clips (train, val, test): %s, held out of training: %s",
             self.dataset,
             [len(self.datasets[s]) for s in SPLITS],
             self.held_out or "none",
+        )
+
+    def _add_split(self, split: str, videos: list[VideoRecord]) -> None:
+        """``videos`` cut into clips as ``self.datasets[split]`` (too short ones dropped and counted)."""
+        if "latents" in self.inputs:
+            missing = [v.folder for v in videos if not (v.folder / LATENTS).is_file()]
+            if missing:
+                raise DatasetNotFoundError(
+                    f"{len(missing)} {split} videos have no {LATENTS} (first: {missing[0]}): set "
+                    "model.init_args.style_encoder to a face-autoencoder run or a pSp checkpoint, or run "
+                    "python scripts/extract_latents.py --root <root> --encoder <run or checkpoint>"
+                )
+        clips = [
+            (i, s)
+            for i, v in enumerate(videos)
+            for s in clip_starts(len(v.frames), self.clip_len, self.min_frames, self.max_clips_per_video)
+        ]
+        short = [v.folder for v in videos if len(v.frames) < self.min_frames]
+        if short:
+            log.warning(
+                "%s: %d videos shorter than min_frames=%d dropped: %s",
+                split,
+                len(short),
+                self.min_frames,
+                ", ".join(map(str, short[:5])) + (" ..." if len(short) > 5 else ""),
+            )
+        if not clips:
+            where = self.predict_dir if split == "predict_dir" else self.data_dir
+            raise DatasetNotFoundError(f"{split}: no video under {where} has {self.min_frames}+ frames")
+        self.videos[split] = videos
+        self.datasets[split] = VideoClipDataset(
+            videos,
+            clips,
+            self.inputs,
+            self.clip_len,
+            self.image_size,
+            self.flip and split == "train",
+            self.bad_files,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -32,9 +32,15 @@ class BagOfWordsDataset(Dataset):
     """Documents ``indices`` of a corpus as dense word-count vectors."""
 
     def __init__(
-        self, bows: list[list[tuple[int, int]]], labels: list[int], indices: list[int], vocab_size: int
+        self,
+        bows: list[list[tuple[int, int]]],
+        labels: list[int],
+        indices: list[int],
+        vocab_size: int,
+        paths: list[str] | None = None,
     ):
         self.bows, self.labels, self.indices, self.vocab_size = bows, labels, indices, vocab_size
+        self.paths = paths  # where each document came from (a user's documents in predict)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -44,7 +50,8 @@ class BagOfWordsDataset(Dataset):
         bow = torch.zeros(self.vocab_size)
         for word, count in self.bows[index]:
             bow[word] = count
-        return {"bow": bow, "index": index, "label": self.labels[index]}
+        sample = {"bow": bow, "index": index, "label": self.labels[index]}
+        return sample | ({"path": self.paths[index]} if self.paths is not None else {})
 
 
 class TextCorpusDataModule(BaseDataModule):
@@ -67,6 +74,10 @@ class TextCorpusDataModule(BaseDataModule):
         encoder_fallback: Used (with a warning) when ``encoder`` cannot be loaded; null makes that an error.
         max_tokens: Word-pieces per document given to the encoder (BERT's 512).
         cache_dir: Where token vectors are cached (default ``<data folder>/.cache``).
+        predict_dir: ``predict`` on your documents instead of the test split: a folder of ``.txt`` files
+            (searched recursively) or a ``.jsonl`` file (a ``text`` per line). They are read with the training
+            corpus's vocabulary (which is why the corpus is still read) and get a row each in
+            ``predictions.csv``: main topic, its probability, every topic's proportion.
     """
 
     layout = "text_corpus"
@@ -183,28 +194,60 @@ class TextCorpusDataModule(BaseDataModule):
                 if not found:
                     raise DatasetNotFoundError(f"no .jsonl file in data.init_args.root={str(path)!r}")
                 path = found[0]
-            texts, labels = [], []
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    texts.append(str(row["text"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ValueError(f'{path}:{number}: expected a JSON object with a "text" key') from None
-                labels.append(None if row.get("label") is None else str(row["label"]))
-            return texts, labels
+            rows = read_jsonl(path)
+            return [text for _, text, _ in rows], [label for _, _, label in rows]
         if self.corpus == "folder":
-            files = sorted(Path(self.root).rglob("*.txt"))
-            if not files:
-                raise DatasetNotFoundError(f"no .txt file under data.init_args.root={self.root!r}")
-            labels = [None if f.parent == Path(self.root) else f.parent.name for f in files]
-            return [f.read_text(encoding="utf-8", errors="replace") for f in files], labels
+            rows = read_text_files(Path(self.root), "data.init_args.root")
+            return [text for _, text, _ in rows], [label for _, _, label in rows]
         return self._read_20newsgroups(download=False)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.dictionary is not None:
-            return
+        if self.dictionary is None:
+            self._setup_corpus()
+        if stage == "predict" and self.predict_dir and "predict_dir" not in self.datasets:
+            self._use_predict_documents(Path(self.predict_dir))
+
+    def _use_predict_documents(self, source: Path) -> None:
+        """Make ``source``'s documents the ones the loaders and the token vectors serve (rows ``0..n-1``, label
+        -1), counted in the training corpus's vocabulary; documents with no vocabulary word are named and
+        skipped (a topic model cannot place them)."""
+        if source.is_file() and source.suffix == ".jsonl":
+            rows = read_jsonl(source)
+        elif source.is_dir():
+            rows = read_text_files(source, "data.init_args.predict_dir")
+        else:
+            raise DatasetNotFoundError(
+                f"data.init_args.predict_dir={str(source)!r} is neither a folder of .txt files nor a .jsonl file"
+            )
+        texts = [self._normalizer.words(text) for _, text, _ in rows]
+        vocabulary = self.dictionary.token2id
+        placed = [any(w in vocabulary for w in words) for words in texts]
+        kept = [i for i, ok in enumerate(placed) if ok]
+        skipped = [row[0] for row, ok in zip(rows, placed, strict=True) if not ok]
+        if skipped:
+            log.warning(
+                "predict_dir: %d documents without a word of the vocabulary skipped: %s",
+                len(skipped),
+                ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+            )
+        if not kept:
+            raise DatasetNotFoundError(
+                f"data.init_args.predict_dir={str(source)!r}: no document has a word of the training vocabulary"
+            )
+        self.documents = [rows[i][1] for i in kept]
+        self.lemmatized_texts = [texts[i] for i in kept]
+        self.texts = [[w for w in texts[i] if w in vocabulary] for i in kept]
+        self.labels = [-1] * len(kept)
+        self._embeddings = None  # the token vectors of these documents, from now on
+        bows = [self.dictionary.doc2bow(t) for t in self.texts]
+        paths = [rows[i][0] for i in kept]
+        self.datasets = {
+            "predict_dir": BagOfWordsDataset(
+                bows, self.labels, list(range(len(kept))), len(self.dictionary), paths
+            )
+        }
+
+    def _setup_corpus(self) -> None:
         self.prepare_data()  # the CLI asks for vocab_size before the trainer would call it (idempotent)
         documents, label_names = self.read_documents()
         self._normalizer = WordNormalizer(wordnet=self.wordnet, min_length=self.min_length)
@@ -294,3 +337,33 @@ class TextCorpusDataModule(BaseDataModule):
     def id2word(self) -> list[str]:
         self.setup()
         return [self.dictionary[i] for i in range(len(self.dictionary))]
+
+
+def read_jsonl(path: Path) -> list[tuple[str, str, str | None]]:
+    """(``<file>:<line>``, text, label or None) per non-empty line of a JSONL file."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text = str(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f'{path}:{number}: expected a JSON object with a "text" key') from None
+        rows.append((f"{path}:{number}", text, None if row.get("label") is None else str(row["label"])))
+    return rows
+
+
+def read_text_files(folder: Path, key: str) -> list[tuple[str, str, str | None]]:
+    """(path, text, label: the sub-folder's name or None) per ``.txt`` file under ``folder``."""
+    files = sorted(folder.rglob("*.txt"))
+    if not files:
+        raise DatasetNotFoundError(f"no .txt file under {key}={str(folder)!r}")
+    return [
+        (
+            str(f),
+            f.read_text(encoding="utf-8", errors="replace"),
+            None if f.parent == folder else f.parent.name,
+        )
+        for f in files
+    ]

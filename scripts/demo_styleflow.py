@@ -18,6 +18,7 @@ from pathlib import Path
 
 from demo_common import cli_run, newest_run_file, write_report
 
+from benchmarks.claims import mean_sd
 from datamodules.standins.faceforensics import MANIPULATIONS
 from lightning_modules.outputs.tables import read_result_table
 
@@ -172,7 +173,7 @@ def report(args: argparse.Namespace) -> str:
                 unseen.append(float(rows[held]["auc"]))
                 seen.append(statistics.mean(float(rows[m]["auc"]) for m in MANIPULATIONS if m != held))
             unseen_means[detector].append(statistics.mean(unseen))
-            cells.append(f"{_mean_std(unseen)} / {_mean_std(seen)}")
+            cells.append(f"{mean_sd(unseen, digits=1)} / {mean_sd(seen, digits=1)}")
         lines.append(f"| {held} | " + " | ".join(cells) + " |")
     lines.append(
         "| **mean unseen** | "
@@ -180,12 +181,6 @@ def report(args: argparse.Namespace) -> str:
         + " |"
     )
     return "\n".join(lines) + f"\n\nVideo-level AUC (%), σ(mean clip logit); seeds {args.seeds}.\n"
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 if __name__ == "__main__":

@@ -97,12 +97,26 @@ def per_unit(
     probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One row per unit (video): σ of the mean logit of its rows (clips), with its label and group. Logits are
-    recovered from the probabilities, clamped at |logit| <= 16.6 (float32 saturation)."""
+    recovered from the probabilities (:func:`recovered_logits`)."""
     inverse, first = first_rows(units)  # per unit, in the order of the sums below
-    logits = torch.logit(probs.double().clamp(1e-7, 1 - 1e-7))
+    logits = recovered_logits(probs)
     sums = torch.zeros(len(first), dtype=torch.float64, device=probs.device).index_add_(0, inverse, logits)
     counts = torch.zeros_like(sums).index_add_(0, inverse, torch.ones_like(logits))
     return torch.sigmoid(sums / counts).float(), labels[first], ids[first]
+
+
+def recovered_logits(probs: torch.Tensor) -> torch.Tensor:
+    """The logits of sigmoid probabilities, in float64, clamped at |logit| <= 16.1 (float32 saturation)."""
+    return torch.logit(probs.double().clamp(1e-7, 1 - 1e-7))
+
+
+def mean_logit_score(probs: torch.Tensor) -> float:
+    """One video's score from its clips' probabilities: σ of their mean logit, as :func:`per_unit` scores a unit.
+
+    >>> round(mean_logit_score(torch.tensor([0.5, 0.9, 0.1])), 6)
+    0.5
+    """
+    return float(torch.sigmoid(recovered_logits(probs).mean()))
 
 
 def binary_scores(probs: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:

@@ -9,13 +9,14 @@ validation, test (with the paper-style table in the run folder) and predict (row
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from datamodules.batch import batch_size_of
-from lightning_modules.metrics.detection import DETECTION_METRICS, GroupedBinaryMetrics
+from lightning_modules.metrics.detection import DETECTION_METRICS, GroupedBinaryMetrics, mean_logit_score
 from lightning_modules.outputs.tables import (
     MEAN,
     MEAN_SEEN,
@@ -135,10 +136,55 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         return {"fake_prob": torch.sigmoid(self.logits(batch).float())}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        if batch_size_of(batch) == 0:
-            return {"path": [], "fake_prob": torch.empty(0), "pred_label": torch.empty(0, dtype=torch.long)}
-        probs = self.predict_scores(batch)["fake_prob"]
-        return {"path": batch["path"], "fake_prob": probs, "pred_label": (probs > self.threshold).long()}
+        """A row per input; for clips of videos (unless the data's ``per_clip`` is true) a row per video, written
+        once its last clip is scored: σ of its mean clip logit, as the test table scores videos (a video whose
+        last clip a ``limit_predict_batches`` cuts off gets no row)."""
+        empty = batch_size_of(batch) == 0
+        probs = torch.empty(0) if empty else self.predict_scores(batch)["fake_prob"]
+        clips = self._clips_per_video()
+        if clips is not None:
+            return self._finished_videos(batch, probs.detach().cpu(), clips)
+        paths = [] if empty else batch["path"]
+        return {"path": paths, "fake_prob": probs, "pred_label": (probs > self.threshold).long()}
+
+    def on_predict_start(self) -> None:
+        self._pending_clips: dict[int, list[float]] = {}
+
+    def _clips_per_video(self) -> dict[int, int] | None:
+        """Video index -> its number of clips in the predicted split, when predictions are per video."""
+        data = self.trainer.datamodule
+        if getattr(data, "per_clip", True):
+            return None
+        if getattr(self, "_video_clip_counts", None) is None:
+            if self.trainer.world_size > 1:
+                raise ValueError(
+                    "per-video predictions need one process (the sampler splits a video's clips over the ranks): "
+                    "set --data.init_args.per_clip true or --trainer.devices 1"
+                )
+            dataset = data.datasets["predict_dir" if data.predict_dir else "test"]
+            self._video_clip_counts = dict(Counter(video for video, _ in dataset.clips))
+            self._video_folders = [str(video.folder) for video in dataset.videos]
+        return self._video_clip_counts
+
+    def _finished_videos(
+        self, batch: dict[str, Any], probs: torch.Tensor, clips: dict[int, int]
+    ) -> dict[str, Any]:
+        """Rows for the videos whose last clip is in this batch (clips arrive in order, video by video)."""
+        finished = []
+        for video, prob in zip(
+            batch.get("video_index", torch.empty(0)).tolist(), probs.tolist(), strict=True
+        ):
+            self._pending_clips.setdefault(video, []).append(prob)
+            if len(self._pending_clips[video]) == clips[video]:
+                finished.append(video)
+        scores = [mean_logit_score(torch.tensor(self._pending_clips.pop(v))) for v in finished]
+        fake_prob = torch.tensor(scores, dtype=torch.float32)
+        return {
+            "path": [self._video_folders[v] for v in finished],
+            "clips": [clips[v] for v in finished],
+            "fake_prob": fake_prob,
+            "pred_label": (fake_prob > self.threshold).long(),
+        }
 
 
 def _logit(p: float) -> float:

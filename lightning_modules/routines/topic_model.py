@@ -152,11 +152,15 @@ class TopicModelRoutine(EvaluationRoutine):
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """A row per document: where it came from (a ``predict_dir`` file), its main topic and that topic's
+        probability, then every topic's proportion (``theta_<k>``)."""
         theta = self.document_topics(batch).float()
         probability, topic = theta.max(1)
-        return {
+        row = {"path": batch["path"]} if "path" in batch else {}
+        row |= {
             "document": batch["index"],
             "label": batch["label"],
             "topic": topic,
             "topic_probability": probability,
         }
+        return row | {f"theta_{k}": theta[:, k] for k in range(theta.shape[1])}

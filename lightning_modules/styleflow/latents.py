@@ -40,10 +40,13 @@ def ensure_latents(
     device: str | None = None,
     splits: tuple[str, ...] | None = None,
 ) -> int:
-    """Encode every video of ``data`` (a :class:`FaceVideoDataModule`) whose latents this encoder did not write;
-    returns how many videos were encoded."""
+    """Encode every video of ``data`` (a :class:`FaceVideoDataModule`; of ``splits`` only, ``("predict_dir",)``
+    for its ``predict_dir`` videos) whose latents this encoder did not write; returns how many were encoded."""
     identity = encoder_identity(encoder_path)
-    folders = data.video_folders(tuple(splits)) if splits else data.video_folders()
+    if splits == ("predict_dir",):
+        folders = [video.folder for video in data.predict_videos()]
+    else:
+        folders = data.video_folders(tuple(splits)) if splits else data.video_folders()
     todo = [folder for folder in folders if data.latents_written_by(folder) != identity]
     if not todo:
         return 0
@@ -81,4 +84,7 @@ def extract_for(module: Any, style_encoder: str | None) -> None:
     """A module's ``prepare_data``: extract what its datamodule's videos lack with ``style_encoder``."""
     data = module.datamodule
     if style_encoder and data is not None and "latents" in getattr(data, "inputs", ()):
-        ensure_latents(data, style_encoder, batch_size=max(8, getattr(data, "batch_size", 8)))
+        # predicting on your videos (predict_dir): theirs only, the training data need not be here
+        predicting = module.trainer.state.fn == "predict" and getattr(data, "predict_dir", None)
+        splits = ("predict_dir",) if predicting else None
+        ensure_latents(data, style_encoder, batch_size=max(8, getattr(data, "batch_size", 8)), splits=splits)

@@ -4,15 +4,18 @@ each image's heat-map overlay (its pixels checked), an RGB-D model pairs the cap
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
+from lightning_modules.metrics.detection import mean_logit_score
 from lightning_modules.outputs.pictures import heat_picture
 from tests.conftest import CONFIGS
 
@@ -22,7 +25,7 @@ def predictions(run) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def fit_and_predict(run_cli, fitted_runs, config: str, folder: Callable[[], Path]):
+def fit_and_predict(run_cli, fitted_runs, config: str, folder: Callable[[], Path], *extra: str):
     """Fit (which writes the stand-in; once a session), then predict on ``folder()``, a folder made from the
     stand-in's files."""
     checkpoint = str(fitted_runs(CONFIGS / config) / "checkpoints" / "last.ckpt")
@@ -30,12 +33,14 @@ def fit_and_predict(run_cli, fitted_runs, config: str, folder: Callable[[], Path
         "predict",
         "--config",
         str(CONFIGS / config),
+        *fitted_runs.prerequisites(CONFIGS / config),
         "--ckpt_path",
         checkpoint,
         "--data.init_args.predict_dir",
         str(folder()),
         "--trainer.limit_predict_batches",
         "1.0",
+        *extra,
     )
 
 
@@ -102,3 +107,84 @@ def test_rgbd_pairs_are_found_by_the_training_naming_rule(
     )
     assert {Path(r["path"]).name for r in rows} == {p.name for p in folder.glob("*/*_rgb.png")}
     assert "1 files without their RGB or depth partner skipped" in caplog.text and str(lonely) in caplog.text
+
+
+@pytest.mark.parametrize("config, given", [("lda_20ng.yaml", "folder"), ("tvqvae_20ng.yaml", "jsonl")])
+def test_a_topic_model_gives_each_document_its_topics(
+    config: str, given: str, run_cli, fitted_runs, standin_root: Path, tmp_path: Path, caplog
+) -> None:
+    """Your documents, in the training corpus's vocabulary: a row each with its topic proportions (TVQ-VAE's
+    from token vectors of these documents); one without a vocabulary word is named and skipped."""
+    texts = []
+
+    def documents() -> Path:
+        corpus = next((standin_root / "text_corpus_standin_mini_newsgroup_tiny").glob("*.jsonl"))
+        texts.extend(json.loads(line)["text"] for line in corpus.read_text().splitlines()[:3])
+        texts.append("zzqx qqzv")  # no word of the vocabulary
+        if given == "jsonl":
+            (tmp_path / "mine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+            return tmp_path / "mine.jsonl"
+        for i, text in enumerate(texts):
+            (tmp_path / "notes" / f"n{i}").mkdir(parents=True)
+            (tmp_path / "notes" / f"n{i}" / f"doc{i}.txt").write_text(text)
+        return tmp_path / "notes"
+
+    with caplog.at_level(logging.WARNING, logger="datamodules"):
+        rows = predictions(fit_and_predict(run_cli, fitted_runs, config, documents))
+    name = "mine.jsonl:4" if given == "jsonl" else "doc3.txt"
+    assert "1 documents without a word of the vocabulary skipped" in caplog.text and name in caplog.text
+    assert len(rows) == 3 and all(r["label"] == "-1" for r in rows)
+    assert [Path(r["path"]).name for r in rows] == (
+        ["mine.jsonl:1", "mine.jsonl:2", "mine.jsonl:3"]
+        if given == "jsonl"
+        else ["doc0.txt", "doc1.txt", "doc2.txt"]
+    )
+    for row in rows:
+        theta = np.array([float(v) for k, v in row.items() if k.startswith("theta_")])
+        assert abs(theta.sum() - 1) <= len(theta) * 1e-6 and int(row["topic"]) == int(
+            theta.argmax()
+        )  # 6 digits
+        assert abs(float(row["topic_probability"]) - theta.max()) < 1e-6
+
+
+def test_a_video_detector_scores_each_video_folder_or_each_clip(
+    run_cli, fitted_runs, standin_root: Path, tmp_path: Path, caplog
+) -> None:
+    """Your videos (folders of frames, any depth): their style latents extracted first, then a row per video
+    (σ of its mean clip logit, the clips arriving over several batches) or, with per_clip, per clip; a video
+    shorter than min_frames is named."""
+    mine = tmp_path / "mine"
+
+    def videos() -> Path:
+        originals = sorted((standin_root / "faceforensics_standin_tiny" / "test" / "original").iterdir())
+        frames = sorted(originals[0].glob("*.png")) + sorted(
+            originals[1].glob("*.png")
+        )  # 72: two clips of 32
+        for name, chosen in (("long", frames), ("trip/day1/clipA", frames[:36]), ("short", frames[:10])):
+            (mine / name).mkdir(parents=True)
+            for i, frame in enumerate(chosen):
+                shutil.copy(frame, mine / name / f"{i:04d}.png")
+        return mine
+
+    with caplog.at_level(logging.WARNING, logger="datamodules"):
+        rows = predictions(
+            fit_and_predict(run_cli, fitted_runs, "stylegru.yaml", videos, "--data.init_args.batch_size", "1")
+        )
+    assert "1 videos shorter than min_frames=16 dropped" in caplog.text and str(mine / "short") in caplog.text
+    assert [(Path(r["path"]).relative_to(mine).as_posix(), r["clips"]) for r in rows] == [
+        ("long", "2"),
+        ("trip/day1/clipA", "1"),
+    ]
+    assert (mine / "long" / "latents.npy").is_file()  # extracted by the style encoder for these videos
+    clips = predictions(
+        fit_and_predict(
+            run_cli, fitted_runs, "stylegru.yaml", lambda: mine, "--data.init_args.per_clip", "true"
+        )
+    )
+    assert [r["path"].removeprefix(str(mine) + "/") for r in clips] == [
+        "long#0",
+        "long#32",
+        "trip/day1/clipA#0",
+    ]
+    long = mean_logit_score(torch.tensor([float(r["fake_prob"]) for r in clips[:2]]))
+    assert abs(float(rows[0]["fake_prob"]) - long) < 1e-6 and rows[0]["pred_label"] == str(int(long > 0.5))
