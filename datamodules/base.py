@@ -274,7 +274,7 @@ class BaseDataModule(L.LightningDataModule):
 
     def predict_transform(self) -> Callable:
         """What a user's image goes through before the model (the evaluation transform by default)."""
-        if not hasattr(self, "eval_transform"):  # videos, logits: no folder reader yet
+        if not hasattr(self, "eval_transform"):  # a layout without images reads predict_dir in its own setup
             raise ValueError(
                 f"{type(self).__name__} cannot read data.init_args.predict_dir yet: leave it unset to predict on "
                 "the test split"

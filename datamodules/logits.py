@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError
 from datamodules.standins.logits import STANDIN_VERSION as LOGITS_STANDIN_VERSION
@@ -107,6 +107,47 @@ class _DictDataset(TensorDataset):
         return {"logits": logits, "label": label}
 
 
+class _PredictRows(Dataset):
+    """A user's logits to calibrate, a row each: ``path`` is ``<file>#<row>``, ``label`` -1."""
+
+    def __init__(self, logits: torch.Tensor, file: Path) -> None:
+        self.logits, self.file = logits, file
+
+    def __len__(self) -> int:
+        return len(self.logits)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"logits": self.logits[index], "label": -1, "path": f"{self.file}#{index}"}
+
+
+def load_predict_logits(path: Path, num_classes: int) -> torch.Tensor:
+    """(N, ``num_classes``) logits from ``.npy`` (the array), ``.npz`` (its ``logits`` or ``test_logits``) or
+    ``.pt`` (a tensor, or a dict with ``logits``); anything else is a one-line error naming the file."""
+    key = "data.init_args.predict_dir"
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{key}={str(path)!r} is not a file of logits (.npy, .npz or .pt)")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        content: Any = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            name = next((k for k in ("logits", "test_logits") if k in archive.files), None)
+            if name is None:
+                raise KeyError(f"{path}: no 'logits' (or 'test_logits') array, found {archive.files}")
+            content = archive[name]
+    elif suffix in (".pt", ".pth"):
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = content.get("logits") if isinstance(content, dict) else content
+    else:
+        raise ValueError(f"{key}={str(path)!r}: expected a .npy, .npz or .pt file of logits, got {suffix!r}")
+    logits = torch.as_tensor(np.asarray(content)).float()
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+        raise ValueError(
+            f"{path}: expected (N, {num_classes}) logits (the calibrated model's classes), got {tuple(logits.shape)}"
+        )
+    return logits
+
+
 class LogitsDataModule(BaseDataModule):
     """Calibration and test logits from a file (see the module docstring for the formats).
 
@@ -114,6 +155,7 @@ class LogitsDataModule(BaseDataModule):
         path: The logits file; with ``synthetic: true`` the stand-in's ``logits.npz`` is used instead.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (``batch_size`` is logits per
             batch; calibrators are fitted on the whole split at once regardless; image arguments are unused).
+            ``predict_dir`` is a file of your logits to calibrate (:func:`load_predict_logits`), a row each.
     """
 
     layout = "logits"
@@ -160,3 +202,11 @@ class LogitsDataModule(BaseDataModule):
 
     def calibration_dataloader(self) -> DataLoader:
         return self._loader("cal")
+
+    def predict_dataloader(self) -> DataLoader:
+        """``predict_dir``'s logits when given (calibrated by the run's calibrator), else the test split."""
+        if not self.predict_dir:
+            return self.loader("predict")
+        file = Path(self.predict_dir)
+        dataset = _PredictRows(load_predict_logits(file, self.num_classes), file)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)

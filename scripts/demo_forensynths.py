@@ -1,27 +1,33 @@
 """`make demo`: train the ForenSynths detectors on the stand-in, test them, and compare them in one table.
 
-Each method runs exactly what a user would type (printed before it runs):
+Each method and seed runs exactly what a user would type (printed before it runs):
 
-    python cli.py fit  --config configs/<m>.yaml --config configs/demo.yaml --run_name demo_<m> [args]
-    python cli.py test --config configs/<m>.yaml --config configs/demo.yaml --run_name demo_<m> [args] --ckpt_path last
+    python cli.py fit  --config configs/<m>.yaml --config configs/demo.yaml --run_name demo_<m>_seed<s> --seed_everything <s> [args]
+    python cli.py test --config configs/<m>.yaml --config configs/demo.yaml --run_name demo_<m>_seed<s> --seed_everything <s> [args] --ckpt_path last
 
 with the method's own demo arguments (FrePGAN: a narrower generator and discriminator, so that its three
 networks train in CPU minutes; FingerprintNet: smaller autoencoders, trained first), then every
-``results*.csv`` is joined into ``runs/demo_forensynths.md``. FrePGAN is tested twice: as trained (C on
-x + s * G(x)) and with ``test_perturb false`` (C alone).
+``results*.csv`` is joined into ``runs/demo_forensynths.md``, mean ± sd over the seeds, with the verdicts of the
+claims ``benchmarks/claims.yaml`` states for ``make demo`` (judged on each seed's mean AP over the unseen
+families). FrePGAN is tested twice: as trained (C on x + s * G(x)) and with ``test_perturb false`` (C alone).
+Finished runs are reused.
 
-    python scripts/demo_forensynths.py [--only cnndetection,bihpf] [extra cli arguments, e.g. --trainer.max_epochs 2]
+    python scripts/demo_forensynths.py [--seeds 0 1 2] [--readme] [--only cnndetection,bihpf] [extra cli arguments]
+
+``--readme`` (what ``make demo`` passes) also writes the table into ``lightning_modules/bihpf/README.md`` and the
+evidence into ``benchmarks/demos/``.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from pathlib import Path
 
-from demo_common import cli_run, option, write_report
+from demo_common import cli_run, newest_run_file, option, write_report
 
-from lightning_modules.outputs.tables import compare_tables, read_result_table
+from benchmarks.claims import claims_section, load_claims, mean_sd
+from lightning_modules.outputs.tables import MEAN_UNSEEN, read_result_table
 
 # method -> its own demo arguments (after the overlays, so they win)
 METHODS: dict[str, list[str]] = {
@@ -55,34 +61,92 @@ EXTRA_TESTS = {
     "frepgan": [("frepgan C alone", ["--model.init_args.test_perturb", "false"], "results_unperturbed")]
 }
 TITLE = "ForenSynths stand-in: ACC / AP (%) per generator family, trained on `transconv` only"
+README = "lightning_modules/bihpf/README.md"
 
 
 def main(argv: list[str]) -> str:
-    extra = list(argv)
-    only = list(METHODS)
-    if "--only" in extra:
-        at = extra.index("--only")
-        only = extra[at + 1].split(",")
-        del extra[at : at + 2]
-        unknown = sorted(set(only) - set(METHODS))
-        if unknown:
-            raise SystemExit(f"--only: unknown methods {unknown}; choose from {list(METHODS)}")
-    tables, timings = {}, {}
-    for method in only:
-        common = ["--config", f"configs/{method}.yaml", "--config", "configs/demo.yaml"]
-        common += ["--run_name", f"demo_{method}", *METHODS[method], *extra]
-        started = time.perf_counter()
-        cli_run(["fit", *common])
-        run_dir = Path(cli_run(["test", *common, "--ckpt_path", "last"]).trainer.log_dir)
-        tables[method] = read_result_table(run_dir / "results.csv")
-        for name, arguments, stem in EXTRA_TESTS.get(method, []):
-            cli_run(["test", *common, *arguments, "--ckpt_path", "last"])
-            tables[name] = read_result_table(run_dir / f"{stem}.csv")
-        timings[method] = time.perf_counter() - started
-    markdown = compare_tables(tables, ("acc", "ap"), TITLE)
-    markdown += "\n" + ", ".join(f"{m}: {t / 60:.1f} min" for m, t in timings.items()) + " (fit + test)\n"
-    write_report(markdown, option(extra, "--runs_dir", "runs"), "demo_forensynths")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--readme", action="store_true", help=f"write the table into {README}")
+    args, extra = parser.parse_known_args(argv)
+    only = args.only.split(",")
+    unknown = sorted(set(only) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"--only: unknown methods {unknown}; choose from {list(METHODS)}")
+    runs_dir = option(extra, "--runs_dir", "runs")
+    started = time.perf_counter()
+    tables: dict[int, dict[str, list[dict]]] = {}  # seed -> table name -> rows
+    for seed in args.seeds:
+        tables[seed] = {}
+        for method in only:
+            tables[seed] |= seed_tables(method, seed, runs_dir, extra)
+    markdown = seed_table(
+        tables, ("acc", "ap"), f"{TITLE}; mean ± sd over seeds {', '.join(map(str, args.seeds))}"
+    )
+    claims = {
+        k: c for k, c in load_claims(demo="make demo").items() if {g for p in c.pairs for g in p} <= set(only)
+    }
+    judged = {}
+    if claims and set(args.seeds) >= {s for c in claims.values() for s in c.seeds}:
+
+        def values_for(claim) -> dict[str, dict[int, float]]:
+            members = {g for pair in claim.pairs for g in pair}
+            return {g: {s: unseen_ap(tables[s][g]) for s in args.seeds} for g in members}
+
+        table, judged = claims_section(claims, values_for, digits=1)
+        markdown += "\n" + table
+    minutes = (time.perf_counter() - started) / 60
+    markdown += f"\nfit + test: {minutes:.1f} min (finished runs reused)\n"
+    record = {"groups": tables, "claims": judged}
+    write_report(markdown, runs_dir, "demo_forensynths", README if args.readme else None, record, minutes)
     return markdown
+
+
+def seed_tables(method: str, seed: int, runs_dir: str, extra: list[str]) -> dict[str, list[dict]]:
+    """Fit and test ``method`` with ``seed`` unless a finished run exists; its table(s) by name."""
+    name = f"demo_{method}_seed{seed}"
+    common = ["--config", f"configs/{method}.yaml", "--config", "configs/demo.yaml"]
+    common += ["--run_name", name, "--seed_everything", str(seed), *METHODS[method], *extra]
+    extra_tests = EXTRA_TESTS.get(method, [])
+    done = newest_run_file(runs_dir, name, f"{extra_tests[-1][2] if extra_tests else 'results'}.csv")
+    if done is None:
+        cli_run(["fit", *common])
+        cli_run(["test", *common, "--ckpt_path", "last"])
+        for _, arguments, _ in extra_tests:
+            cli_run(["test", *common, *arguments, "--ckpt_path", "last"])
+    run_dir = newest_run_file(runs_dir, name, "results.csv", required=True).parent
+    found = {method: read_result_table(run_dir / "results.csv")}
+    for table_name, _, stem in extra_tests:
+        found[table_name] = read_result_table(run_dir / f"{stem}.csv")
+    return found
+
+
+def unseen_ap(rows: list[dict]) -> float:
+    """A table's AP averaged over the generator families not seen in training."""
+    return float(next(r["ap"] for r in rows if r["group"] == MEAN_UNSEEN))
+
+
+def seed_table(tables: dict[int, dict[str, list[dict]]], metrics: tuple[str, ...], title: str) -> str:
+    """A row per group, ``<table> <metric>`` columns of mean ± sd over the seeds (groups in the first order)."""
+    seeds = list(tables)
+    names = list(tables[seeds[0]])
+    groups = [str(r["group"]) for r in tables[seeds[0]][names[0]]]
+    seen = {str(r["group"]): str(r.get("seen", "")) for r in tables[seeds[0]][names[0]]}
+    lookup = {s: {n: {str(r["group"]): r for r in rows} for n, rows in t.items()} for s, t in tables.items()}
+    header = ["group", "seen"] + [f"{n} {m}" for n in names for m in metrics]
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for group in groups:
+        cells = [group, seen[group]]
+        for n in names:
+            for m in metrics:
+                values = [float(lookup[s][n][group][m]) for s in seeds if group in lookup[s][n]]
+                cells.append(mean_sd(values, digits=1) if values else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

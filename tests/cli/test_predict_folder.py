@@ -188,3 +188,28 @@ def test_a_video_detector_scores_each_video_folder_or_each_clip(
     ]
     long = mean_logit_score(torch.tensor([float(r["fake_prob"]) for r in clips[:2]]))
     assert abs(float(rows[0]["fake_prob"]) - long) < 1e-6 and rows[0]["pred_label"] == str(int(long > 0.5))
+
+
+def test_logits_of_yours_are_calibrated_a_row_each(
+    run_cli, fitted_runs, standin_root: Path, tmp_path: Path
+) -> None:
+    """A logits file (the calibrated model's class count) through the run's calibrator; a wrong width is one
+    line naming the file and the expected shape."""
+    mine = tmp_path / "mine.npy"
+
+    def logits() -> Path:
+        with np.load(standin_root / "logits_standin_tiny" / "logits.npz") as standin:
+            classes = standin["test_logits"].shape[1]
+        np.save(mine, np.random.default_rng(0).normal(0, 3, (5, classes)).astype(np.float32))
+        return mine
+
+    rows = predictions(fit_and_predict(run_cli, fitted_runs, "cls_logits.yaml", logits))
+    assert [r["path"] for r in rows] == [f"{mine}#{i}" for i in range(5)] and all(
+        r["label"] == "-1" for r in rows
+    )
+    for row in rows:
+        probs = [float(row[f"top{k}_prob"]) for k in (1, 2, 3)]
+        assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
+    np.save(mine, np.zeros((2, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"mine.npy: expected \(N, \d+\) logits .* got \(2, 1\)"):
+        fit_and_predict(run_cli, fitted_runs, "cls_logits.yaml", lambda: mine)

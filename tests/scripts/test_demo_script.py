@@ -16,12 +16,22 @@ def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, m
     import demo_forensynths
 
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
-    markdown = demo_forensynths.main([*smoke, "--runs_dir", str(tmp_path)])
+    markdown = demo_forensynths.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
     header = markdown.splitlines()[2]
     for column in ("cnndetection acc", "bihpf ap", "frepgan acc", "frepgan C alone acc", "fingerprintnet ap"):
         assert column in header
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(rows) > 2 and not any(" ± " in row for row in rows)  # one seed: no spread, no verdict
+    assert "| holds |" not in markdown and "does not hold" not in markdown
     assert (tmp_path / "demo_forensynths.md").read_text() == markdown
-    assert (tmp_path / "demo_frepgan" / "version_0" / "results_unperturbed.csv").is_file()
+    assert (tmp_path / "demo_frepgan_seed0" / "version_0" / "results_unperturbed.csv").is_file()
+    monkeypatch.setattr(demo_forensynths, "cli_run", lambda argv: pytest.fail(f"ran again: {argv}"))
+    again = demo_forensynths.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])  # finished: reused
+    assert again.split("fit + test")[0] == markdown.split("fit + test")[0]
+    assert (
+        demo_forensynths.unseen_ap([{"group": "mean (unseen)", "ap": 71.5}, {"group": "mean", "ap": 1}])
+        == 71.5
+    )
 
 
 def test_calibration_demo_script_runs_on_fashion_mnist_lt_and_reruns_from_the_logits(
