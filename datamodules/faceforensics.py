@@ -157,8 +157,13 @@ class FaceVideoDataModule(BaseDataModule):
 
     # ---------------------------------------------------------------------------------------- latents
     def video_folders(self, splits: tuple[str, ...] = SPLITS) -> list[Path]:
-        """Every video folder of ``splits`` (held-out manipulations included): where latents belong."""
-        return [video.folder for split in splits for video in self.find_videos(split)]
+        """Every video folder of ``splits`` (held-out manipulations included; ``predict_dir`` names that folder's
+        videos): where latents belong."""
+        return [
+            video.folder
+            for split in splits
+            for video in (self.predict_videos() if split == "predict_dir" else self.find_videos(split))
+        ]
 
     def predict_videos(self) -> list[VideoRecord]:
         """``predict_dir``'s videos: every folder under it that holds frames directly (label -1)."""

@@ -27,7 +27,7 @@ import time
 from demo_common import cli_run, newest_run_file, option, write_report
 
 from benchmarks.claims import claims_section, load_claims, mean_sd
-from lightning_modules.outputs.tables import MEAN_UNSEEN, read_result_table
+from lightning_modules.outputs.tables import MEAN_UNSEEN, compare_tables, read_result_table
 
 # method -> its own demo arguments (after the overlays, so they win)
 METHODS: dict[str, list[str]] = {
@@ -130,23 +130,17 @@ def unseen_ap(rows: list[dict]) -> float:
 
 
 def seed_table(tables: dict[int, dict[str, list[dict]]], metrics: tuple[str, ...], title: str) -> str:
-    """A row per group, ``<table> <metric>`` columns of mean ± sd over the seeds (groups in the first order)."""
+    """:func:`compare_tables` over the seeds: each run's rows with every metric's per-seed values, written as
+    ``mean ± sd`` (groups in the first seed's order)."""
     seeds = list(tables)
-    names = list(tables[seeds[0]])
-    groups = [str(r["group"]) for r in tables[seeds[0]][names[0]]]
-    seen = {str(r["group"]): str(r.get("seen", "")) for r in tables[seeds[0]][names[0]]}
-    lookup = {s: {n: {str(r["group"]): r for r in rows} for n, rows in t.items()} for s, t in tables.items()}
-    header = ["group", "seen"] + [f"{n} {m}" for n in names for m in metrics]
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-    for group in groups:
-        cells = [group, seen[group]]
-        for n in names:
-            for m in metrics:
-                values = [float(lookup[s][n][group][m]) for s in seeds if group in lookup[s][n]]
-                cells.append(mean_sd(values, digits=1) if values else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    merged = {}
+    for name, rows in tables[seeds[0]].items():
+        lookup = [{str(r["group"]): r for r in tables[s][name]} for s in seeds]
+        merged[name] = [
+            {**row, **{m: [float(t[row["group"]][m]) for t in lookup if row["group"] in t] for m in metrics}}
+            for row in rows
+        ]
+    return compare_tables(merged, metrics, title, cell=lambda values: mean_sd(values, digits=1))
 
 
 if __name__ == "__main__":

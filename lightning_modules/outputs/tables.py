@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 MEAN, MEAN_SEEN, MEAN_UNSEEN, POOLED = "mean", "mean (seen)", "mean (unseen)", "all images"
 
@@ -143,11 +143,14 @@ def compare_tables(
     tables: Mapping[str, Sequence[Mapping[str, object]]],
     metrics: Sequence[str] = ("acc", "ap"),
     title: str = "",
+    cell: Callable[[Any], str] | None = None,
 ) -> str:
     """One markdown table with a row per group and ``<run> <metric>`` columns, from several runs' rows.
 
-    Groups keep the order of the first run; a group missing from a run shows as —.
+    Groups keep the order of the first run; a group missing from a run shows as —. ``cell`` writes a metric's
+    value (default: a number with one decimal; a demo over seeds passes the seeds' values and ``mean ± sd``).
     """
+    cell = cell or (lambda value: _fmt(float(value)))
     runs = list(tables)
     order: list[str] = []
     seen_label: dict[str, str] = {}
@@ -166,6 +169,6 @@ def compare_tables(
         cells = [group] + ([seen_label[group]] if with_seen else [])
         for run in runs:
             row = lookup[run].get(group)
-            cells += [_fmt(float(row[m])) if row is not None else "—" for m in metrics]
+            cells += [cell(row[m]) if row is not None else "—" for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

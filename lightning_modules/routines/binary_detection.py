@@ -149,13 +149,14 @@ class BinaryDetectionRoutine(EvaluationRoutine):
 
     def on_predict_start(self) -> None:
         self._pending_clips: dict[int, list[float]] = {}
+        self._video_clip_counts: dict[int, int] | None = None  # read from this predict run's data
 
     def _clips_per_video(self) -> dict[int, int] | None:
         """Video index -> its number of clips in the predicted split, when predictions are per video."""
         data = self.trainer.datamodule
         if getattr(data, "per_clip", True):
             return None
-        if getattr(self, "_video_clip_counts", None) is None:
+        if self._video_clip_counts is None:
             if self.trainer.world_size > 1:
                 raise ValueError(
                     "per-video predictions need one process (the sampler splits a video's clips over the ranks): "

@@ -40,13 +40,11 @@ def ensure_latents(
     device: str | None = None,
     splits: tuple[str, ...] | None = None,
 ) -> int:
-    """Encode every video of ``data`` (a :class:`FaceVideoDataModule`; of ``splits`` only, ``("predict_dir",)``
-    for its ``predict_dir`` videos) whose latents this encoder did not write; returns how many were encoded."""
+    """Encode every video of ``data`` (a :class:`FaceVideoDataModule`; of ``splits`` only when given, see
+    :meth:`~FaceVideoDataModule.video_folders`) whose latents this encoder did not write; returns how many were
+    encoded."""
     identity = encoder_identity(encoder_path)
-    if splits == ("predict_dir",):
-        folders = [video.folder for video in data.predict_videos()]
-    else:
-        folders = data.video_folders(tuple(splits)) if splits else data.video_folders()
+    folders = data.video_folders(tuple(splits)) if splits else data.video_folders()
     todo = [folder for folder in folders if data.latents_written_by(folder) != identity]
     if not todo:
         return 0
