@@ -49,6 +49,9 @@ class ForenSynthsDataModule(BaseDataModule):
         test_generators: Test generator folders to evaluate (``null``: every folder under ``test/``).
         seen_generators: Generators whose family was seen in training, for the seen/unseen means of the result
             table (``null``: ``[progan]``, or what the stand-in's STANDIN.json records).
+        control_groups: Test folders that are no generator but a check of what the detector learned (the
+            stand-in's ``blurred_real``: blurred reals vs seen fakes); reported, left out of the means (``null``:
+            none, or what the stand-in records).
         group_by: What test results are split by: the generator, the category, or both.
         load_size: Short side images are resized to before cropping (``null`` keeps the stored size); on the
             stand-in, its native size is used instead (the no-op that 256 is on ForenSynths' 256 px images).
@@ -74,6 +77,7 @@ class ForenSynthsDataModule(BaseDataModule):
         classes: list[str] | None = None,
         test_generators: list[str] | None = None,
         seen_generators: list[str] | None = None,
+        control_groups: list[str] | None = None,
         group_by: GroupBy = "generator",
         load_size: int | None = 256,
         test_resize: bool = True,
@@ -95,6 +99,7 @@ class ForenSynthsDataModule(BaseDataModule):
         self.classes = list(classes) if classes else None
         self.test_generators = list(test_generators) if test_generators else None
         self.seen_generators = list(seen_generators) if seen_generators else None
+        self.control_groups = list(control_groups) if control_groups is not None else None
         self.group_by = group_by
         self.load_size = load_size
         self.test_resize = test_resize
@@ -162,6 +167,11 @@ class ForenSynthsDataModule(BaseDataModule):
         if self.seen_generators is not None:
             return self.seen_generators
         return self._standin_info().get("seen_generators", ["progan"])
+
+    def effective_control_groups(self) -> list[str]:
+        if self.control_groups is not None:
+            return self.control_groups
+        return self._standin_info().get("control_groups", [])
 
     # ------------------------------------------------------------------------------------------ records
     def _split_records(self, split: str) -> list[ImageRecord]:

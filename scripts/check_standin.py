@@ -7,6 +7,10 @@ ForenSynths: builds the seen family's training set and every family's test set i
 on raw pixels and one on the log-magnitude spectrum (same architecture, same seed), and prints ACC / AP per
 family. A stand-in worth having shows the raw-pixel CNN near 100 on the seen family and near chance on some
 unseen ones, with the spectrum input keeping more of its ranking there (about 3 minutes on 2 CPU cores).
+It first scores every group without training by smoothness alone (minus the mean squared Laplacian, "smooth =
+fake", the shortcut reconstruction-trained detectors risk); the ``blurred_real`` control shares the seen group's
+fakes, and its reals must be told from the seen group's by smoothness (AUC >= 90 %, exit 1 otherwise), so a
+detector that calls blur "fake" loses AP there.
 
 RGB-D: builds the stand-in and scores every test capture without training (``rgbd_cues.py``): the plane-fit
 residual (the shortcut) must not separate genuine captures from spoofs (AUC <= 75 %), the oracle RGB-depth
@@ -27,11 +31,18 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datamodules.standins.forensynths import FAMILIES, SEEN_FAMILY, TRAIN_CATEGORIES  # noqa: E402
+from datamodules.standins.forensynths import (  # noqa: E402
+    BLUR_SIGMA,
+    BLURRED_REAL,
+    FAMILIES,
+    SEEN_FAMILY,
+    TRAIN_CATEGORIES,
+    gaussian_blur,
+)
 from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops  # noqa: E402
 from datamodules.standins.upsampling import fake_images  # noqa: E402
 from lightning_modules.components.spectral import log_magnitude_spectrum  # noqa: E402
-from lightning_modules.metrics.detection import binary_scores  # noqa: E402
+from lightning_modules.metrics.detection import auroc, binary_scores  # noqa: E402
 
 
 def small_cnn() -> nn.Module:
@@ -54,6 +65,47 @@ def small_cnn() -> nn.Module:
 def standardized_spectrum(x: torch.Tensor) -> torch.Tensor:
     s = log_magnitude_spectrum(x)
     return (s - s.mean(dim=(1, 2, 3), keepdim=True)) / s.std(dim=(1, 2, 3), keepdim=True)
+
+
+def smoothness(x: torch.Tensor) -> torch.Tensor:
+    """A training-free "fake" score per image: minus its mean squared Laplacian (smoother scores higher)."""
+    laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).expand(3, 1, 3, 3)
+    return -F.conv2d(x, laplacian, groups=3).pow(2).mean(dim=(1, 2, 3))
+
+
+def blurred_control(
+    photos: tuple[np.ndarray, ...],
+    seen: tuple[torch.Tensor, torch.Tensor],
+    image_size: int,
+    rng: np.random.Generator,
+    sigma: tuple[float, float] = BLUR_SIGMA,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``blurred_real`` group as the stand-in writes it: fresh crops blurred by ``sigma`` as the reals, the
+    seen family's fakes of ``seen`` (images, labels) as the fakes."""
+    images, labels = seen
+    count = int((labels == 0).sum())
+    reals = random_crops(photos, count, image_size, rng)
+    if sigma[1] > 0:
+        reals = np.stack([gaussian_blur(image, rng.uniform(*sigma)) for image in reals])
+    return torch.cat([to_tensor(reals), images[labels == 1]]), labels
+
+
+def check_blur_control(tests: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[str, bool]:
+    """AP of the training-free smoothness score per group, and the gate: smoothness tells the control's reals
+    from the seen group's reals (AUC >= 90 %). The two groups share their fakes, so a detector that scores blur
+    as "fake" loses AP from the seen group to the control, and only then."""
+    aps = {name: 100 * binary_scores(smoothness(x), y.long())["ap"] for name, (x, y) in tests.items()}
+    (seen_x, seen_y), (control_x, control_y) = tests[SEEN_FAMILY], tests[BLURRED_REAL]
+    reals = torch.cat([smoothness(seen_x[seen_y == 0]), smoothness(control_x[control_y == 0])])
+    blurred = torch.cat([torch.zeros(int((seen_y == 0).sum())), torch.ones(int((control_y == 0).sum()))])
+    blur_auc = 100 * auroc(reals, blurred.long())
+    passed = blur_auc >= 90
+    table = (
+        "| training-free score | " + " | ".join(tests) + " | gate |\n|---|" + "---:|" * len(tests) + "---|\n"
+    )
+    table += "| smoothness, AP | " + " | ".join(f"{ap:.0f}" for ap in aps.values())
+    table += f" | blurred vs sharp reals AUC {blur_auc:.0f} >= 90: {'pass' if passed else 'FAIL'} |"
+    return table, passed
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -131,6 +183,13 @@ def main() -> None:
 
     train_x, train_y = pair(SEEN_FAMILY, args.train)
     tests = {name: pair(name, args.test) for name in families}
+    tests[BLURRED_REAL] = blurred_control(photos, tests[SEEN_FAMILY], args.image_size, rng)
+    table, passed = check_blur_control(tests)
+    print(table + "\n", flush=True)
+    if not passed:
+        sys.exit(
+            f"gate failed: the reals of {BLURRED_REAL} are not measurably smoother than the seen group's"
+        )
     print(f"| input | {' | '.join(tests)} |\n|---|" + "---:|" * len(tests))
     for name, transform in (("raw pixels", lambda x: x), ("log spectrum", standardized_spectrum)):
         torch.manual_seed(0)

@@ -6,7 +6,7 @@ Each method and seed runs exactly what a user would type (printed before it runs
     python cli.py test --config configs/<m>.yaml --config configs/demo.yaml --run_name demo_<m>_seed<s> --seed_everything <s> [args] --ckpt_path last
 
 with the method's own demo arguments (FrePGAN: a narrower generator and discriminator, so that its three
-networks train in CPU minutes; FingerprintNet: smaller autoencoders, trained first), then every
+networks train in CPU minutes; FingerprintNet: autoencoders of half the width, trained first), then every
 ``results*.csv`` is joined into ``runs/demo_forensynths.md``, mean ± sd over the seeds, with the verdicts of the
 claims ``benchmarks/claims.yaml`` states for ``make demo`` (judged on each seed's mean AP over the unseen
 families). FrePGAN is tested twice: as trained (C on x + s * G(x)) and with ``test_perturb false`` (C alone).
@@ -41,19 +41,20 @@ METHODS: dict[str, list[str]] = {
         "--model.init_args.discriminator_width",
         "16",
     ],
-    # depths 1-3 (56 px crops are not divisible by 16), narrower autoencoders, 3 autoencoder epochs first so
-    # the detector also trains 6; the stand-in's reals are PNG, so pseudo-fakes are not JPEG re-encoded
+    # depths 1-3 (56 px crops are not divisible by 16), autoencoders half the config's width trained 8 epochs
+    # first (their L1 flattens by then), so the detector also trains 6; the stand-in's reals are PNG, so
+    # pseudo-fakes are not JPEG re-encoded
     "fingerprintnet": [
         "--model.init_args.ae_stages",
         "[1, 2, 3]",
         "--model.init_args.ae_width",
-        "64",
+        "128",
         "--model.init_args.ae_epochs",
-        "3",
+        "8",
         "--model.init_args.fake_jpeg_quality",
         "null",
         "--trainer.max_epochs",
-        "9",
+        "14",
     ],
 }
 # method -> extra test passes: (table column name, arguments, results file stem)

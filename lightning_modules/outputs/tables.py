@@ -21,13 +21,20 @@ def summary_rows(
     per_group: Mapping[str | None, Mapping[str, float]],
     metrics: Sequence[str],
     seen: Sequence[str] | None = None,
+    controls: Sequence[str] = (),
 ) -> list[dict[str, object]]:
-    """Rows ``{"group", "seen", <metric>...}`` in %: each group, the means, and the pooled row (key ``None``)."""
-    groups = [g for g in per_group if g is not None]
+    """Rows ``{"group", "seen", <metric>...}`` in %: each group, the means, and the pooled row (key ``None``).
+
+    ``controls`` are test groups that are no generator (e.g. blurred reals against seen fakes): their rows are
+    labelled ``control`` and left out of the means, which stay about generators.
+    """
+    control_set = {g for g in per_group if g is not None and _is_seen(g, set(controls))}
+    groups = [g for g in per_group if g is not None and g not in control_set]
     seen_set = set(seen or ())
     rows: list[dict[str, object]] = []
-    for group in groups:
-        row: dict[str, object] = {"group": group, "seen": _seen_label(group, seen, seen_set)}
+    for group in [g for g in per_group if g is not None]:
+        label = "control" if group in control_set else _seen_label(group, seen, seen_set)
+        row: dict[str, object] = {"group": group, "seen": label}
         row.update({m: 100.0 * per_group[group][m] for m in metrics})
         rows.append(row)
 

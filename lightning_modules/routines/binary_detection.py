@@ -112,6 +112,7 @@ class BinaryDetectionRoutine(EvaluationRoutine):
             per_group,
             DETECTION_METRICS,
             seen=self.from_data("effective_seen_generators") if stage == "test" else None,
+            controls=self.from_data("effective_control_groups", default=()) if stage == "test" else (),
         )
         names = {POOLED: None, MEAN: "mean", MEAN_SEEN: "mean_seen", MEAN_UNSEEN: "mean_unseen"}
         values: dict[str, float] = {}

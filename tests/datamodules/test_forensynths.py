@@ -14,7 +14,14 @@ from PIL import Image
 from datamodules.base import DatasetNotFoundError
 from datamodules.forensynths import ForenSynthsDataModule
 from datamodules.image_io import BadImageError, read_rgb
-from datamodules.standins.forensynths import FAMILIES, SEEN_FAMILY, TRAIN_CATEGORIES, UNSEEN_CATEGORIES
+from datamodules.standins.forensynths import (
+    BLURRED_REAL,
+    CONTROL_GROUPS,
+    FAMILIES,
+    SEEN_FAMILY,
+    TRAIN_CATEGORIES,
+    UNSEEN_CATEGORIES,
+)
 
 
 def make_dm(root: Path, **kwargs) -> ForenSynthsDataModule:
@@ -37,11 +44,31 @@ def test_standin_layout_is_cnndetection_layout(standin_root: Path) -> None:
         assert sorted(p.name for p in (data / split).iterdir()) == sorted(TRAIN_CATEGORIES)
         for category in TRAIN_CATEGORIES:
             assert {p.name for p in (data / split / category).iterdir()} == {"0_real", "1_fake"}
-    assert sorted(p.name for p in (data / "test").iterdir()) == sorted(f.name for f in FAMILIES)
-    for family in FAMILIES:
-        assert sorted(p.name for p in (data / "test" / family.name).iterdir()) == sorted(
+    groups = [f.name for f in FAMILIES] + list(CONTROL_GROUPS)
+    assert sorted(p.name for p in (data / "test").iterdir()) == sorted(groups)
+    for group in groups:
+        assert sorted(p.name for p in (data / "test" / group).iterdir()) == sorted(
             TRAIN_CATEGORIES + UNSEEN_CATEGORIES
         )
+    assert info["control_groups"] == [BLURRED_REAL]
+
+
+def test_blurred_reals_are_smoother_than_the_reals(standin_root: Path) -> None:
+    """The control group's reals are blurred copies-in-kind of the reals: far less high-frequency energy."""
+    import numpy as np
+    from PIL import Image
+
+    def laplacian_energy(folder: Path) -> float:
+        images = np.stack([np.asarray(Image.open(p), dtype=np.float32) for p in sorted(folder.glob("*.png"))])
+        lap = 4 * images[:, 1:-1, 1:-1] - images[:, :-2, 1:-1] - images[:, 2:, 1:-1]
+        lap -= images[:, 1:-1, :-2] + images[:, 1:-1, 2:]
+        return float((lap**2).mean())
+
+    data = standin_root / "forensynths_standin_tiny" / "test"
+    for category in TRAIN_CATEGORIES:
+        sharp = laplacian_energy(data / SEEN_FAMILY / category / "0_real")
+        blurred = laplacian_energy(data / BLURRED_REAL / category / "0_real")
+        assert blurred < 0.5 * sharp, (category, blurred, sharp)
 
 
 def test_reads_the_standin_as_dict_batches(standin_root: Path) -> None:
@@ -63,8 +90,10 @@ def test_reads_the_standin_as_dict_batches(standin_root: Path) -> None:
 def test_test_split_groups_by_generator_and_category(standin_root: Path) -> None:
     dm = make_dm(standin_root)
     dm.setup("test")
-    assert dm.groups_for("test") == sorted(f.name for f in FAMILIES)
+    assert dm.groups_for("test") == sorted([f.name for f in FAMILIES] + list(CONTROL_GROUPS))
     assert dm.effective_seen_generators() == [SEEN_FAMILY]
+    assert dm.effective_control_groups() == [BLURRED_REAL]
+    assert make_dm(standin_root, control_groups=[]).effective_control_groups() == []
     both = make_dm(standin_root, group_by="generator/category", test_generators=["nearest_conv"])
     both.setup("test")
     assert both.groups_for("test") == sorted(

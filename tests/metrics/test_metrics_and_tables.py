@@ -75,6 +75,21 @@ def test_summary_rows_means_and_seen_split(tmp_path: Path) -> None:
     assert back[1]["ap"] == pytest.approx(90.0)
 
 
+def test_control_groups_are_reported_but_left_out_of_the_means() -> None:
+    per_group = {
+        "progan": {"acc": 1.0, "ap": 1.0},
+        "stylegan": {"acc": 0.6, "ap": 0.9},
+        "blurred_real": {"acc": 0.1, "ap": 0.2},
+    }
+    rows = summary_rows(per_group, ["acc", "ap"], seen=["progan"], controls=["blurred_real"])
+    by_name = {row["group"]: row for row in rows}
+    assert by_name["blurred_real"]["seen"] == "control" and by_name["blurred_real"]["ap"] == pytest.approx(
+        20.0
+    )
+    assert by_name["mean"]["acc"] == pytest.approx(80.0)
+    assert by_name["mean (unseen)"]["ap"] == pytest.approx(90.0)
+
+
 def test_auroc_of_unbounded_scores_keeps_their_order() -> None:
     """torchmetrics squashes scores outside [0, 1] with a sigmoid, tying every score above ~17 in float32;
     the shared auroc() ranks them first, so large anomaly scores keep their order."""

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 
-from check_standin import check_rgbd  # noqa: E402
+from check_standin import blurred_control, check_blur_control, check_rgbd, to_tensor  # noqa: E402
 
 
 def test_the_gates_pass_on_the_stand_in_and_fail_without_its_phenomenon(tmp_path: Path) -> None:
@@ -45,3 +45,33 @@ def test_the_gates_pass_on_the_stand_in_and_fail_without_its_phenomenon(tmp_path
     table, passed = check_rgbd("tiny", swapped)
     assert not passed and "| consistency | all >= 90: FAIL |" in table, table
     assert json.loads((root / "captures.json").read_text())  # what the oracle reads: content per capture
+
+
+def test_the_blurred_control_gate_passes_blurred_and_fails_unblurred() -> None:
+    """Smoothness alone finds the smoothed family, and tells the control's blurred reals from sharp ones; with
+    the blur taken away (sigma 0) the gate fails."""
+    import torch
+
+    from datamodules.standins.forensynths import FAMILIES, SEEN_FAMILY, TRAIN_CATEGORIES
+    from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops
+    from datamodules.standins.upsampling import fake_images
+
+    rng = np.random.default_rng(0)
+    photos = tuple(load_photo(n) for c in TRAIN_CATEGORIES for n in PHOTO_CATEGORIES[c])
+    families = {f.name: f for f in FAMILIES}
+
+    def pair(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        reals, fakes = (random_crops(photos, 40, 64, rng) for _ in range(2))
+        images = torch.cat([to_tensor(reals), to_tensor(fake_images(families[name], fakes))])
+        return images, torch.cat([torch.zeros(40), torch.ones(40)])
+
+    tests = {SEEN_FAMILY: pair(SEEN_FAMILY), "anti_artifact": pair("anti_artifact")}
+    table, passed = check_blur_control(
+        {**tests, "blurred_real": blurred_control(photos, tests[SEEN_FAMILY], 64, rng)}
+    )
+    assert passed, table
+    anti_artifact_ap = float(table.splitlines()[-1].split("|")[3])
+    assert anti_artifact_ap > 70, table  # the shortcut is real: smoothness finds the smoothed family
+    unblurred = blurred_control(photos, tests[SEEN_FAMILY], 64, rng, sigma=(0.0, 0.0))
+    table, passed = check_blur_control({**tests, "blurred_real": unblurred})
+    assert not passed, table
