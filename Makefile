@@ -33,10 +33,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,export,loggers]'
 	touch $(STAMP)
 
-test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network)
-	$(PY) -m pytest -q
+TEST_WORKERS ?= 2
+test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network), one worker per core
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (~10 min a seed on 2 CPU cores), the table and its claims into the BiHPF README
+demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (~17 min a seed on 2 CPU cores), the table and its claims into the BiHPF README
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py --readme
 
 demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (~30 min), tables into its README
@@ -64,8 +65,8 @@ demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face 
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --readme
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30 --readme
 
-demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min)
-	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --seeds 1 2 3
+demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min), table and claim into its README
+	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --readme
 
 DEMOS := demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow
 reproduce: $(STAMP)  ## every demo in turn (finished runs are reused, so a stopped reproduce continues), then make claims

@@ -234,9 +234,7 @@ class TextCorpusDataModule(BaseDataModule):
             raise DatasetNotFoundError(
                 f"data.init_args.predict_dir={str(source)!r}: no document has a word of the training vocabulary"
             )
-        self.documents = [rows[i][1] for i in kept]
-        self.lemmatized_texts = [texts[i] for i in kept]
-        self.texts = [[w for w in texts[i] if w in vocabulary] for i in kept]
+        self._keep_documents([row[1] for row in rows], texts, kept, vocabulary)
         self.labels = [-1] * len(kept)
         self._embeddings = None  # the token vectors of these documents, from now on
         bows = [self.dictionary.doc2bow(t) for t in self.texts]
@@ -246,6 +244,15 @@ class TextCorpusDataModule(BaseDataModule):
                 bows, self.labels, list(range(len(kept))), len(self.dictionary), paths
             )
         }
+
+    def _keep_documents(
+        self, documents: list[str], texts: list[list[str]], kept: list[int], vocabulary: dict[str, int]
+    ) -> None:
+        """Serve the ``kept`` documents: their text, their lemmatised words (what the official code computes NPMI
+        over) and those words that are in ``vocabulary`` (what the models count)."""
+        self.documents = [documents[i] for i in kept]
+        self.lemmatized_texts = [texts[i] for i in kept]
+        self.texts = [[w for w in texts[i] if w in vocabulary] for i in kept]
 
     def _setup_corpus(self) -> None:
         self.prepare_data()  # the CLI asks for vocab_size before the trainer would call it (idempotent)
@@ -260,9 +267,7 @@ class TextCorpusDataModule(BaseDataModule):
                 len(texts) - len(kept),
                 len(texts),
             )
-        self.documents = [documents[i] for i in kept]
-        self.lemmatized_texts = [texts[i] for i in kept]  # what the official code computes NPMI over
-        self.texts = [[w for w in texts[i] if w in dictionary.token2id] for i in kept]
+        self._keep_documents(documents, texts, kept, dictionary.token2id)
         self.dictionary = dictionary
         names = sorted({label_names[i] for i in kept if label_names[i] is not None})
         self.label_names = names

@@ -83,7 +83,7 @@ def write_evidence(
     made = {
         "demo": name,
         "command": command,
-        "commit": git_commit(),
+        "commit": COMMIT_AT_START,
         "date": datetime.date.today().isoformat(),
         "minutes": None if minutes is None else round(minutes, 1),
     }
@@ -119,3 +119,8 @@ def git_commit() -> str:
         text=True,
     )
     return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")
+
+
+# the evidence names the commit (and whether the tree was clean) when the demo started: what it ran. A commit made
+# while it runs (an earlier demo's evidence, say) is not.
+COMMIT_AT_START = git_commit()

@@ -21,6 +21,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: each worker, and every CLI process a test starts from
+    # it, computes on one thread, so the workers never oversubscribe the cores (two 2-thread torch processes on
+    # 2 cores make small ops ~40x slower)
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+SHARED_RUN_FIXTURES = {"fitted_runs", "prerequisite_runs"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that read the session's fitted runs go to one worker (``--dist loadgroup``), so each run is
+    fitted once per ``make test``, not once per worker."""
+    for item in items:
+        if SHARED_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("fitted_runs"))
+
 
 @pytest.fixture(scope="session")
 def standin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
