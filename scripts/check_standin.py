@@ -10,7 +10,7 @@ unseen ones, with the spectrum input keeping more of its ranking there (about 3 
 It first scores every group without training by smoothness alone (minus the mean squared Laplacian, "smooth =
 fake", the shortcut reconstruction-trained detectors risk); the ``blurred_real`` control shares the seen group's
 fakes, and its reals must be told from the seen group's by smoothness (AUC >= 90 %, exit 1 otherwise), so a
-detector that calls blur "fake" loses AP there.
+detector that calls blur "fake" loses accuracy there.
 
 RGB-D: builds the stand-in and scores every test capture without training (``rgbd_cues.py``): the plane-fit
 residual (the shortcut) must not separate genuine captures from spoofs (AUC <= 75 %), the oracle RGB-depth
@@ -93,10 +93,11 @@ def blurred_control(
 def check_blur_control(tests: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[str, bool]:
     """AP of the training-free smoothness score per group, and the gate: smoothness tells the control's reals
     from the seen group's reals (AUC >= 90 %). The two groups share their fakes, so a detector that scores blur
-    as "fake" loses AP from the seen group to the control, and only then."""
-    aps = {name: 100 * binary_scores(smoothness(x), y.long())["ap"] for name, (x, y) in tests.items()}
-    (seen_x, seen_y), (control_x, control_y) = tests[SEEN_FAMILY], tests[BLURRED_REAL]
-    reals = torch.cat([smoothness(seen_x[seen_y == 0]), smoothness(control_x[control_y == 0])])
+    as "fake" loses accuracy from the seen group to the control, and only then."""
+    scores = {name: smoothness(x) for name, (x, _) in tests.items()}
+    aps = {name: 100 * binary_scores(scores[name], y.long())["ap"] for name, (_, y) in tests.items()}
+    seen_y, control_y = tests[SEEN_FAMILY][1], tests[BLURRED_REAL][1]
+    reals = torch.cat([scores[SEEN_FAMILY][seen_y == 0], scores[BLURRED_REAL][control_y == 0]])
     blurred = torch.cat([torch.zeros(int((seen_y == 0).sum())), torch.ones(int((control_y == 0).sum()))])
     blur_auc = 100 * auroc(reals, blurred.long())
     passed = blur_auc >= 90

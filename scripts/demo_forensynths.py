@@ -42,8 +42,7 @@ METHODS: dict[str, list[str]] = {
         "16",
     ],
     # depths 1-3 (56 px crops are not divisible by 16), autoencoders half the config's width trained 8 epochs
-    # first (their L1 flattens by then), so the detector also trains 6; the stand-in's reals are PNG, so
-    # pseudo-fakes are not JPEG re-encoded
+    # first, so the detector also trains 6; the stand-in's reals are PNG, so pseudo-fakes are not JPEG re-encoded
     "fingerprintnet": [
         "--model.init_args.ae_stages",
         "[1, 2, 3]",

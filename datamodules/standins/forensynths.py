@@ -10,7 +10,7 @@ Layout written (exactly CNNDetection's)::
     test/blurred_real/<category>/{0_real,1_fake}/*.png   a control, not a generator family: Gaussian-blurred
                                                      reals against the seen family's fakes. A detector that
                                                      learned "smooth = fake" instead of up-sampling traces
-                                                     calls the blurred reals fake and falls below chance here
+                                                     calls the blurred reals fake and loses accuracy here
 
 The seen family plays ProGAN's part. Measured with a plain CNN on raw pixels (README, "Stand-in data"), the
 seen family is near 100 % while several unseen families sit at chance, and a log-spectrum input keeps its

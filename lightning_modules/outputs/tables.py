@@ -28,11 +28,13 @@ def summary_rows(
     ``controls`` are test groups that are no generator (e.g. blurred reals against seen fakes): their rows are
     labelled ``control`` and left out of the means, which stay about generators.
     """
-    control_set = {g for g in per_group if g is not None and _is_seen(g, set(controls))}
-    groups = [g for g in per_group if g is not None and g not in control_set]
+    every_group = [g for g in per_group if g is not None]
+    control_names = set(controls)
+    control_set = {g for g in every_group if _is_seen(g, control_names)}
+    groups = [g for g in every_group if g not in control_set]
     seen_set = set(seen or ())
     rows: list[dict[str, object]] = []
-    for group in [g for g in per_group if g is not None]:
+    for group in every_group:
         label = "control" if group in control_set else _seen_label(group, seen, seen_set)
         row: dict[str, object] = {"group": group, "seen": label}
         row.update({m: 100.0 * per_group[group][m] for m in metrics})
