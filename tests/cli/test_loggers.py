@@ -8,6 +8,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,11 @@ def test_wandb_overlay_runs_offline_into_the_run_folder(run_cli, monkeypatch) ->
     assert list(offline[-1].glob("files/media/images/pictures/*.png"))  # the pictures went to W&B too
     wandb.finish()
     log = next(offline[-1].glob("run-*.wandb"))  # the run's record log, which `wandb sync` uploads
+    # W&B's service process writes the log after finish() returns; on a loaded machine (two test workers)
+    # that takes a moment, so wait for it (bounded) before reading
+    deadline = time.monotonic() + 60
+    while b"val/acc" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert b"train/loss" in log.read_bytes() and b"val/acc" in log.read_bytes()
     assert "train/loss" in read_events(run_dir).Tags()["scalars"]
 
