@@ -53,13 +53,13 @@ demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the sta
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --readme
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
-	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py
+	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py --readme
 
 demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot (~90 min)
-	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py
+	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --readme
 
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
-	cd $(CURDIR) && $(PY) scripts/demo_topics.py
+	cd $(CURDIR) && $(PY) scripts/demo_topics.py --readme
 
 demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face stand-in: VQ-VAE, topics + PixelCNN, purity vs a code k-means, grids (~60 min)
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --readme

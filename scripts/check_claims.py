@@ -3,7 +3,7 @@
 Each demo run with ``--readme`` records the values it judged each claim on in ``benchmarks/demos/<demo>.json``
 (with its command, commit and date). This reads those files — it runs nothing — and writes
 ``benchmarks/claims.md``: per claim the paper, the claim, the criterion, the measured means, and "holds", "does not
-hold" or "not run" (with the demo to run). The verdicts are recomputed here from the recorded values, so a
+hold" or "not run" (with the demo to run, or the ``blocked`` reason its entry gives). The verdicts are recomputed here from the recorded values, so a
 criterion changed in ``claims.yaml`` shows at once.
 
     python scripts/check_claims.py [--demos benchmarks/demos] [--out benchmarks/claims.md]
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -48,9 +49,10 @@ def board(claims: dict[str, Claim], found: dict[str, tuple[dict, dict]]) -> str:
     ]
     for claim in claims.values():
         if claim.id not in found:
+            why = claim.extra.get("blocked")
+            status = f"not run: {why}" if why else f"not run (`{claim.demo}` records it)"
             lines.append(
-                f"| {claim.claim} | {claim.paper} | {_pairs(claim)} | {_criterion(claim)} | — | "
-                f"not run (`{claim.demo}` records it) | — |"
+                f"| {claim.claim} | {claim.paper} | {_pairs(claim)} | {_criterion(claim)} | — | {status} | — |"
             )
             continue
         values, record = found[claim.id]
@@ -62,6 +64,40 @@ def board(claims: dict[str, Claim], found: dict[str, tuple[dict, dict]]) -> str:
             f"**{'holds' if verdict.holds else 'does not hold'}** | {source} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def time_section(demos: Path, makefile: Path = REPO / "Makefile") -> str:
+    """What the recorded demos took (the minutes each record holds) and their sum: ``make reproduce``'s time on
+    the machine that made them, short of the Makefile's demos that have no record yet (named)."""
+    lines = ["", "## Time", "", "| record | command | commit | minutes |", "|---|---|---|---:|"]
+    total, scripts = 0.0, set()
+    for path in sorted(demos.glob("*.json")):
+        record = json.loads(path.read_text())
+        minutes, command = record.get("minutes"), record.get("command", "?")
+        total += minutes or 0.0
+        scripts |= set(re.findall(r"scripts/demo_\w+\.py", command))
+        shown = "—" if minutes is None else f"{minutes:.1f}"
+        lines.append(f"| `{path.name}` | `{command}` | {record.get('commit', '?')} | {shown} |")
+    lines += [
+        "",
+        f"The recorded demos together: {total:.0f} min ({total / 60:.1f} h) on the machine that ran them.",
+    ]
+    missing = [target for target, used in reproduce_targets(makefile).items() if not used <= scripts]
+    if missing:
+        lines.append("No record yet, so not in that sum: " + ", ".join(f"`make {t}`" for t in missing) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_targets(makefile: Path) -> dict[str, set[str]]:
+    """The demo targets ``make reproduce`` runs (its ``DEMOS``), each with the demo scripts its recipe calls."""
+    text = makefile.read_text()
+    found = re.search(r"^DEMOS :=(.*)$", text, re.MULTILINE)
+    targets = found.group(1).split() if found else []
+    recipes = {}
+    for target in targets:
+        recipe = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)*)", text, re.MULTILINE)
+        recipes[target] = set(re.findall(r"scripts/demo_\w+\.py", recipe.group(1) if recipe else ""))
+    return recipes
 
 
 def _pairs(claim: Claim) -> str:
@@ -85,7 +121,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--demos", type=Path, default=REPO / "benchmarks" / "demos")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "claims.md")
     args = parser.parse_args(argv)
-    markdown = board(load_claims(args.claims), recorded_values(args.demos))
+    claims = load_claims(args.claims)
+    markdown = board(claims, recorded_values(args.demos)) + time_section(args.demos)
     args.out.write_text(markdown)
     print(markdown)
     return markdown

@@ -11,7 +11,7 @@ with ``--data.init_args.root`` and ``--categories`` of the data. A run whose res
 
     python scripts/demo_anomaly.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                    [--categories brick ...] [--overlay none] [--steps N] [--fresh] [--retest]
-                                   [--report_only] [extra cli arguments]
+                                   [--report_only] [--readme] [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from demo_common import cli_run, newest_run_file, write_report
 from datamodules.standins.mvtec import SIZES
 from lightning_modules.outputs.tables import read_result_table
 
+README = "lightning_modules/patchcore/README.md"
 METHODS = {
     "PatchCore": "patchcore_mvtec",
     "Reverse Distillation": "reverse_distillation_mvtec",
@@ -115,6 +116,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
     parser.add_argument("--runs_dir", default="runs")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="write the tables into the method README and benchmarks/demos/<demo>.{md,json}",
+    )
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -133,11 +139,10 @@ def main(argv: list[str] | None = None) -> str:
                 for category in args.categories:
                     fit_and_test(config, category, shots, seed, args, extra)
     markdown = report(args)
-    if not args.report_only:
-        markdown += (
-            f"\nTrained here in {(time.perf_counter() - started) / 60:.1f} min ({len(args.seeds)} seed(s))\n"
-        )
-    write_report(markdown, args.runs_dir, "demo_anomaly")
+    minutes = None if args.report_only else (time.perf_counter() - started) / 60
+    if minutes is not None:
+        markdown += f"\nTrained here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
+    write_report(markdown, args.runs_dir, "demo_anomaly", README if args.readme else None, {}, minutes)
     return markdown
 
 

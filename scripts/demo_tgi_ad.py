@@ -10,7 +10,7 @@ The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-a
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                   [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
-                                  [--generation_arguments "..."] [extra cli arguments for the baselines]
+                                  [--readme] [--generation_arguments "..."] [extra cli arguments for the baselines]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from demo_anomaly import (
 )
 from demo_common import cli_run, newest_run_file, write_report
 
+README = "lightning_modules/tgi_ad/README.md"
 REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
 TRAINING_SETS = {"real": "", "real + generated": "_tgi"}
 GENERATION_OVERLAY = "configs/demo_tgi_ad.yaml"
@@ -88,11 +89,10 @@ def main(argv: list[str] | None = None) -> str:
                         more = ["--data.init_args.extra_normal_dir", generated] if suffix else []
                         fit_and_test(config, category, shots, seed, args, [*more, *extra])
     markdown = report(args)
-    if not args.report_only:
-        markdown += (
-            f"\nRun here in {(time.perf_counter() - started) / 60:.1f} min ({len(args.seeds)} seed(s))\n"
-        )
-    write_report(markdown, args.runs_dir, "demo_tgi_ad")
+    minutes = None if args.report_only else (time.perf_counter() - started) / 60
+    if minutes is not None:
+        markdown += f"\nRun here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
+    write_report(markdown, args.runs_dir, "demo_tgi_ad", README if args.readme else None, {}, minutes)
     return markdown
 
 

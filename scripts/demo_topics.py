@@ -2,12 +2,16 @@
 internal NPMI, topic diversity and topic quality (all topics, and the best half as the paper's "50 %"), read
 back from each run's results.csv, with example topic word lists from topics.txt.
 
+``--readme`` (what ``make demo-topics`` passes) writes the tables into ``lightning_modules/tvqvae/README.md`` and the
+evidence into ``benchmarks/demos/demo_topics.{md,json}``, with the verdicts on this demo's claims of
+``benchmarks/claims.yaml`` (topic quality averaged over K, as the paper's tables average it, per corpus).
+
 Each corpus first gets one token VQ autoencoder (configs/tvqvae_vq_pretrain.yaml, seed 42 as the official
 script, ``--vq_epochs`` epochs); every TVQ-VAE run of that corpus reads it. Topic models train the configs' 500
 epochs (LDA its 20 passes). All runs use ``configs/demo_topics.yaml``.
 
     python scripts/demo_topics.py [--seeds 1 2 3] [--topics 5 10] [--corpora mini_newsgroup lee_background]
-                                  [--models TVQ-VAE ProdLDA LDA] [--report_only] [extra cli arguments]
+                                  [--models TVQ-VAE ProdLDA LDA] [--report_only] [--readme] [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from pathlib import Path
 
 from demo_common import cli_run, newest_run_file, write_report
 
+from benchmarks.claims import Claim, claims_section, load_claims
 from lightning_modules.outputs.tables import read_result_table
+
+README = "lightning_modules/tvqvae/README.md"
 
 MODELS = {"TVQ-VAE": "tvqvae_20ng", "ProdLDA": "prodlda_20ng", "LDA": "lda_20ng"}
 CORPORA = ("mini_newsgroup", "lee_background")
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--vq_epochs", type=int, default=200, help="token VQ autoencoder epochs")
     parser.add_argument("--report_only", action="store_true", help="rebuild the tables from finished runs")
     parser.add_argument("--runs_dir", default="runs")
+    parser.add_argument("--readme", action="store_true", help=f"write the tables into {README}")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for corpus in [] if args.report_only else args.corpora:
@@ -90,11 +98,17 @@ def main(argv: list[str] | None = None) -> str:
                     cli_run(["fit", *common])
                     cli_run(["test", *common, "--ckpt_path", "last"])
     markdown = report(args)
+    claims_table, judged = judge_claims(args)
+    if claims_table:
+        markdown += "\nThe claims as `benchmarks/claims.yaml` states them:\n\n" + claims_table
+    minutes = (time.perf_counter() - started) / 60
     if not args.report_only:
-        markdown += (
-            f"\nTrained here in {(time.perf_counter() - started) / 60:.1f} min ({len(args.seeds)} seeds)\n"
-        )
-    write_report(markdown, args.runs_dir, "demo_topics")
+        markdown += f"\nTrained here in {minutes:.1f} min ({len(args.seeds)} seeds)\n"
+    readme = README if args.readme else None
+    record = {"claims": judged}
+    write_report(
+        markdown, args.runs_dir, "demo_topics", readme, record, None if args.report_only else minutes
+    )
     return markdown
 
 
@@ -102,6 +116,31 @@ def _newest(
     args: argparse.Namespace, model: str, corpus: str, topics: int, seed: int, name: str
 ) -> Path | None:
     return newest_run_file(args.runs_dir, run_name(model, corpus, topics, seed), name)
+
+
+def quality_over_k(args: argparse.Namespace, claim: Claim) -> dict[str, dict[int, float]] | None:
+    """Model -> seed -> the claim's metric (``tq``) averaged over the claim's K on its corpus; None when a run
+    it needs is missing."""
+    corpus, ks, metric = claim.extra["corpus"], claim.extra["topics"], claim.extra.get("column", "tq")
+    values: dict[str, dict[int, float]] = {}
+    for model in {m for pair in claim.pairs for m in pair}:
+        for seed in claim.seeds:
+            files = [_newest(args, model, corpus, k, seed, "results.csv") for k in ks]
+            if not all(files):
+                return None
+            per_k = [float(read_result_table(f)[0][metric]) for f in files]
+            values.setdefault(model, {})[seed] = statistics.mean(per_k)
+    return values
+
+
+def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
+    """The verdict table of this demo's claims whose runs all exist (none otherwise) and the values judged."""
+    claims = load_claims(demo="make demo-topics")
+    values = {cid: quality_over_k(args, claim) for cid, claim in claims.items()}
+    ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
+    if not ready:
+        return "", {}
+    return claims_section(ready, lambda claim: values[claim.id], digits=3)
 
 
 def report(args: argparse.Namespace) -> str:

@@ -1,8 +1,10 @@
-"""scripts/check_claims.py on hand-made demo records: a claim that holds, one that does not, one never run."""
+"""scripts/check_claims.py on hand-made demo records: a claim that holds, one that does not, one never run, and
+one that cannot run yet (with its reason)."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +21,8 @@ CLAIMS = """claims:
      pairs: [[links, plain]], seeds: [0, 1, 2], wins: 3}
   - {id: absent, paper: P3, claim: never measured, demo: make demo-c, metric: auc, better: higher,
      pairs: [[x, y]], seeds: [0, 1, 2], wins: 2}
+  - {id: waits, paper: P4, claim: generation helps, demo: make demo-d, metric: auc, better: higher,
+     pairs: [[x, y]], seeds: [0, 1, 2], wins: 3, blocked: the generator collapses}
 """
 
 
@@ -47,3 +51,45 @@ def test_the_board_judges_recorded_values_and_marks_what_was_not_run(tmp_path: P
     )  # 80.5 is within 1
     assert "acc: higher by more than 1, in 3 of seeds 0, 1, 2" in rows["links help"]
     assert "not run (`make demo-c` records it)" in rows["never measured"]
+    assert "not run: the generator collapses |" in rows["generation helps"]
+
+
+def test_the_time_section_sums_the_records_and_names_the_demos_without_one(tmp_path: Path) -> None:
+    demos = tmp_path / "demos"
+    demos.mkdir()
+    for name, minutes in (("demo_a", 12.5), ("demo_b", 30.0)):
+        record = {"command": f"python scripts/{name}.py --readme", "commit": "abc1234", "minutes": minutes}
+        (demos / f"{name}.json").write_text(json.dumps(record))
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(
+        "demo-a: x  ## a\n\tcd . && $(PY) scripts/demo_a.py --readme\n\n"
+        "demo-b: x\n\t$(PY) scripts/demo_b.py --readme\n\n"
+        "demo-c: x\n\t$(PY) scripts/demo_c.py --readme\n\t$(PY) scripts/demo_a.py\n\n"
+        "DEMOS := demo-a demo-b demo-c\n"
+    )
+    section = check_claims.time_section(demos, makefile)
+    assert "| `demo_a.json` | `python scripts/demo_a.py --readme` | abc1234 | 12.5 |" in section
+    assert "The recorded demos together: 42 min (0.7 h)" in section
+    assert "No record yet, so not in that sum: `make demo-c`." in section
+
+
+def test_every_demo_make_reproduce_runs_writes_its_evidence_into_a_readme_block() -> None:
+    """Each recipe line of a ``make reproduce`` demo passes ``--readme``, and the README its script writes into
+    holds that script's ``<!-- demo:... -->`` markers, so no method README carries a hand copy of a demo table."""
+    targets = check_claims.reproduce_targets(REPO / "Makefile")
+    assert len(targets) >= 10 and all(targets.values()), targets
+    makefile = (REPO / "Makefile").read_text()
+    for line in makefile.splitlines():
+        if line.startswith("\t") and "scripts/demo_" in line:
+            assert "--readme" in line, f"Makefile: {line.strip()!r} does not pass --readme"
+    for script in set().union(*targets.values()):
+        source = (REPO / script).read_text()
+        readme = re.search(r'^README = "([^"]+)"', source, re.MULTILINE)
+        assert readme, f"{script} names no README"
+        names = re.findall(r'write_report\(.*?"(demo_[a-z_]+?)(?:_\{\w+\.\w+\})?"', source, re.DOTALL)
+        assert names, f"{script} calls no write_report with a demo name"
+        text = (REPO / readme.group(1)).read_text()
+        for name in names:  # an f-string name (demo_tvqvae_{args.dataset}) checks its fixed prefix
+            assert f"<!-- demo:{name}" in text, (
+                f"{readme.group(1)} has no <!-- demo:{name} --> block for {script}"
+            )

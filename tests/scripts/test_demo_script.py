@@ -272,6 +272,40 @@ def test_topics_demo_script_compares_the_three_models(
     assert report.strip() == markdown.split("Trained")[0].strip()
 
 
+def test_topics_demo_judges_its_claims_on_topic_quality_averaged_over_k(tmp_path: Path) -> None:
+    """From made-up results: on lee_background TVQ-VAE's TQ, averaged over K = 5 and 10, beats both baselines at
+    every seed (holds); on mini_newsgroup LDA wins one seed (does not hold: the claim needs all pairs, 3 / 3)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_topics
+
+    from lightning_modules.outputs.tables import write_result_table
+
+    tq = {"TVQ-VAE": 0.10, "ProdLDA": 0.02, "LDA": 0.05}
+    for corpus in demo_topics.CORPORA:
+        for model, base in tq.items():
+            for seed in (1, 2, 3):
+                for k in (5, 10):
+                    value = base + 0.01 * k
+                    if corpus == "mini_newsgroup" and model == "LDA" and seed == 3:
+                        value = 0.30  # LDA wins this seed
+                    row = {"group": "test"} | {m: 0.0 for m in demo_topics.METRICS} | {"tq": value}
+                    out = tmp_path / demo_topics.run_name(model, corpus, k, seed) / "version_0"
+                    write_result_table([row], list(demo_topics.METRICS), out)
+    markdown = demo_topics.main(["--report_only", "--runs_dir", str(tmp_path)])
+    rows = {
+        line.split(" | ")[0].lstrip("| ") + " " + line.split(" | ")[1]: line
+        for line in markdown.splitlines()
+        if line.startswith("| tvqvae_topic_quality")
+    }
+    lee = rows["tvqvae_topic_quality_lee_background TVQ-VAE vs LDA"]
+    assert lee.endswith("| 0.175 ± 0.000 | 0.125 ± 0.000 | 3 / 3 | holds |"), lee
+    mini = rows["tvqvae_topic_quality_mini_newsgroup TVQ-VAE vs LDA"]
+    assert mini.endswith("| 2 / 3 | does not hold |"), mini
+    assert (
+        "| tvqvae_topic_quality_mini_newsgroup | all of the 2 pairs | | | | | **does not hold** |" in markdown
+    )
+
+
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "celeba64"])
 def test_image_topic_demo_script_reports_purity_beside_the_code_kmeans_baseline(
     dataset: str, tmp_path: Path, standin_root: Path, monkeypatch
