@@ -84,8 +84,9 @@ bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memo
 	$(PY) -m benchmarks.run
 
 OFFICIAL ?= ../official
-bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE code (checkouts under OFFICIAL=...) -> benchmarks/peers.md
-	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE
+ANOMALIB_VENV ?= ../anomalib-venv
+bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE code (checkouts under OFFICIAL=...) and anomalib (its own venv, ANOMALIB_VENV=..., made when missing) -> benchmarks/peers.md
+	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE --anomalib_venv $(ANOMALIB_VENV)
 
 clean:  ## remove runs and stand-in data (keeps .venv)
 	rm -rf runs .standins

@@ -2,19 +2,26 @@
 ratios (``benchmarks/peers.md``). The official repositories are read from local checkouts (never vendored):
 
     python -m benchmarks.peers --dcutmix <DCutMix> --sctl <SCTL> --styleflow <StyleFlow> --tvqvae <TVQ-VAE>
+                               [--anomalib_venv <folder>]
 
 Rows: K-image mixing (our batched ``k_image_mix`` vs the official per-sample loop), SCTL's calibrator fits with
 the class-wise objective on CIFAR-100-sized logits (seconds and the fitted temperatures), StyleGRU's forward +
-backward at the paper's sizes, and a training step of the token VQ (the multi-hot quantizer). Each row is timed
-best-of-``repeats`` after a warm-up, both sides on the same inputs; a missing checkout skips its rows, saying so.
+backward at the paper's sizes, a training step of the token VQ (the multi-hot quantizer), and PatchCore beside
+anomalib's on one stand-in category (``benchmarks/patchcore_peer.py``, each side in its own process; anomalib
+lives in a venv of its own, which ``--anomalib_venv`` names and this script creates when it is missing, since
+anomalib pins other versions of our dependencies). Each timed row is best-of-``repeats`` after a warm-up, both
+sides on the same inputs; a missing checkout skips its rows, saying so.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,9 +51,9 @@ def best_time(function: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
-def faster(ours: float, theirs: float) -> str:
-    """'ours 3.2x faster' / 'official 1.4x faster' from two durations."""
-    return f"ours {theirs / ours:.1f}x faster" if ours <= theirs else f"official {ours / theirs:.1f}x faster"
+def faster(ours: float, theirs: float, them: str = "official") -> str:
+    """'ours 3.2x faster' / 'official 1.4x faster' from two durations (``them`` names the other side)."""
+    return f"ours {theirs / ours:.1f}x faster" if ours <= theirs else f"{them} {ours / theirs:.1f}x faster"
 
 
 def mixing_rows(official: Path, repeats: int) -> list[str]:
@@ -152,12 +159,73 @@ def tvqvae_rows(official: Path, repeats: int) -> list[str]:
     ]
 
 
+ANOMALIB = ("torch==2.14.1", "torchvision==0.29.1", "anomalib==2.7.0")
+
+
+def ensure_anomalib_venv(venv: Path) -> Path:
+    """The venv's python, after creating the venv and installing anomalib (with this machine's torch) if needed."""
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        print(f"creating {venv} with {' '.join(ANOMALIB)} (minutes, several GB) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANOMALIB], check=True)
+    return python
+
+
+def peer_result(python: Path, side: str, arguments: list[str]) -> dict[str, float]:
+    """Run one side of benchmarks/patchcore_peer.py and read its PEER_RESULT line."""
+    script = REPO / "benchmarks" / "patchcore_peer.py"
+    done = subprocess.run([str(python), str(script), side, *arguments], capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("PEER_RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{script} {side} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("PEER_RESULT "))
+
+
+def patchcore_rows(venv: Path, category: str = "brick") -> list[str]:
+    """Our PatchCore beside anomalib's on one category of the MVTec-layout stand-in (40 normal training images,
+    25 test images at 128 px), both on the same randomly initialized timm ResNet-18 (seed 0; no weights offline)."""
+    import timm
+
+    from datamodules.standins.mvtec import write_mvtec_standin
+
+    python = ensure_anomalib_venv(venv)
+    with tempfile.TemporaryDirectory(prefix="rvl_peers_") as scratch:
+        root = write_mvtec_standin(Path(scratch) / "data", size="small", seed=0)
+        weights = Path(scratch) / "resnet18_seed0.pth"
+        torch.manual_seed(0)
+        torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
+        arguments = ["--root", str(root), "--category", category, "--weights", str(weights)]
+        results = {
+            side: peer_result(exe, side, [*arguments, "--out", str(Path(scratch) / side)])
+            for side, exe in (("anomalib", python), ("ours", Path(sys.executable)))
+        }
+    theirs, ours = results["anomalib"], results["ours"]
+    return [
+        f"PatchCore, stand-in category `{category}`, 128 px, random ResNet-18 (seed 0), layers 2 + 3, coreset 10 %, "
+        "9 neighbours; fit = the library's own fit call, peak RSS of its process after the fit:",
+        "",
+        "| | fit s | peak RSS MiB | bank patches | image AUROC % | pixel AUROC % |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {r['fit_seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['bank']:,} | "
+            f"{r['image_auroc']:.1f} | {r['pixel_auroc']:.1f} |"
+            for name, r in (("anomalib 2.7.0", theirs), ("ours", ours))
+        ),
+        "",
+        f"Fit: {faster(ours['fit_seconds'], theirs['fit_seconds'], 'anomalib')}.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     for name in ("dcutmix", "sctl", "styleflow", "tvqvae"):
         parser.add_argument(f"--{name}", type=Path, help=f"a local checkout of the official {name} code")
+    parser.add_argument(
+        "--anomalib_venv", type=Path, help="anomalib's own venv (created with anomalib 2.7.0 when missing)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "peers.md")
     args = parser.parse_args(argv)
@@ -166,6 +234,7 @@ def main(argv: list[str] | None = None) -> str:
         ("SCTL (SeungjinJung/SCTL)", "sctl", sctl_rows),
         ("Style Latent Flows (jongwook-Choi/StyleFlow)", "styleflow", lambda p: stylegru_rows(p, 1)),
         ("TVQ-VAE (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_rows(p, args.repeats)),
+        ("PatchCore beside anomalib", "anomalib_venv", patchcore_rows),
     ]
     lines = [
         "# Beside the official code",
@@ -175,13 +244,15 @@ def main(argv: list[str] | None = None) -> str:
         "",
     ]
     for title, option, rows in sections:
-        checkout = getattr(args, option)
+        given = getattr(args, option)
+        venv = option == "anomalib_venv"  # a folder this script fills, not a checkout that must exist
         lines += [f"## {title}", ""]
-        if checkout is None or not checkout.is_dir():
-            lines += [f"not run: no checkout given (`--{option} <folder>`)", ""]
+        if given is None or (not venv and not given.is_dir()):
+            lines += [f"not run: no {'venv' if venv else 'checkout'} given (`--{option} <folder>`)", ""]
             continue
         print(f"{title} ...", flush=True)
-        lines += [f"official commit {git_commit(checkout)}", "", *rows(checkout), ""]
+        head = [] if venv else [f"official commit {git_commit(given)}", ""]
+        lines += [*head, *rows(given), ""]
     markdown = "\n".join(lines)
     args.out.write_text(markdown)
     print(markdown)

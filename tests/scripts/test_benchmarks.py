@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks.input_pipeline import compare
@@ -105,3 +106,30 @@ def test_peer_benchmark_says_which_side_is_faster_and_what_was_not_run(tmp_path:
     assert out.read_text() == markdown
     for option in ("dcutmix", "sctl", "styleflow", "tvqvae"):
         assert f"not run: no checkout given (`--{option} <folder>`)" in markdown
+
+
+def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Path) -> None:
+    """The PatchCore row: our side fits and tests through cli.py on the stand-in (a real run, in its own process);
+    the anomalib side is whatever python the venv holds, here one that prints a made-up result, so the row's
+    plumbing and wording are checked without installing anomalib."""
+    from benchmarks import peers
+
+    fake = tmp_path / "venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    result = {
+        "fit_seconds": 1000.0,
+        "peak_rss_mib": 2048,
+        "bank": 123,
+        "image_auroc": 50.0,
+        "pixel_auroc": 60.0,
+    }
+    fake.write_text(f"#!/bin/sh\necho 'PEER_RESULT {json.dumps(result)}'\n")
+    fake.chmod(0o755)
+    rows = peers.patchcore_rows(tmp_path / "venv")
+    table = {line.split(" | ")[0].lstrip("| "): line for line in rows if line.startswith("| ")}
+    assert table["anomalib 2.7.0"] == "| anomalib 2.7.0 | 1000.0 | 2048 | 123 | 50.0 | 60.0 |"
+    cells = table["ours"].strip("| ").split(" | ")[1:]
+    fit, rss, bank, image, pixel = (float(v.replace(",", "")) for v in cells)
+    assert 0 < fit < 1000 and rss > 100 and bank > 0  # 40 training images of 16 x 16 patches, 10 % kept
+    assert 50 <= image <= 100 and 50 <= pixel <= 100, table["ours"]
+    assert rows[-1].startswith("Fit: ours ") and rows[-1].endswith("x faster.")
