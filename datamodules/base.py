@@ -49,12 +49,15 @@ class ReseededTransformMixin:
     ``torch.initial_seed()`` whenever that changes (a new worker, or a new epoch's workers)."""
 
     transform: Callable[..., dict[str, Any]]
+    extra_transforms: tuple[Callable[..., dict[str, Any]], ...] = ()  # reseeded too, each from its own offset
     _seeded_from: int | None = None
 
     def _reseed_transform(self) -> None:
         seed = torch.initial_seed() % 2**32
         if seed != self._seeded_from and hasattr(self.transform, "set_random_seed"):
             self.transform.set_random_seed(seed)
+            for offset, transform in enumerate(self.extra_transforms, start=1):
+                transform.set_random_seed((seed + offset) % 2**32)
             self._seeded_from = seed
 
 

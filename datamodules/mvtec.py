@@ -9,7 +9,10 @@ Layouts (``dataset``)::
     btad        <root>/<category>/train/ok, test/{ok,ko}, ground_truth/ko/<stem>.png (or .bmp)
 
 Training images are normal only. ``shots: k`` keeps k of them (seeded; k = 1 is the one-shot regime) and
-``epoch_size`` cycles a few-shot set so an epoch still has a batch's worth of samples. Batches: ``image``
+``epoch_size`` cycles a few-shot set so an epoch still has a batch's worth of samples. More normal images
+come from ``extra_normal_dir`` (generated ones) or ``augmented_normals`` (classically augmented copies of the
+shots: the control generated images are measured against); ``real_fraction`` keeps the real shots a fixed share
+of every epoch, so 1 real beside 200 added images is not 0.5 % of what a baseline learns from. Batches: ``image``
 (B, 3, S, S) in [0, 1], ``mask`` (B, 1, S, S) in {0, 1} (zeros for normal images), ``label`` (0 normal,
 1 anomalous), ``group`` (the defect type, ``good`` / ``ok`` for normal images), ``path``.
 
@@ -21,7 +24,8 @@ checksum, resumable, safe extraction); the other layouts say where to get them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +67,8 @@ class AnomalyRecord:
     label: int
     group: str
     masks: tuple[Path, ...] = ()
+    augmented: bool = False  # a classically augmented copy of a real shot (``augmented_normals``)
+    real: bool = True  # a real image of the dataset, not one added from ``extra_normal_dir`` or augmented
 
 
 def find_masks(category_dir: Path, dataset: str, defect: str, image: Path) -> tuple[Path, ...]:
@@ -120,8 +126,25 @@ def read_mask(paths: tuple[Path, ...], shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def epoch_order(records: list[AnomalyRecord], length: int, real_fraction: float | None = None) -> list[int]:
+    """The record indices one epoch visits. Without ``real_fraction``: every record once, cycled up to ``length``.
+    With it, when added images exist: every added image at least once and the real ones cycled over
+    ⌈real_fraction · n⌉ of the n samples (n at least ``length``), so reals are that share of each epoch."""
+    reals = [i for i, r in enumerate(records) if r.real]
+    added = [i for i, r in enumerate(records) if not r.real]
+    if real_fraction is None or not added or not reals:
+        return [i % len(records) for i in range(max(length, len(records)))]
+    total = max(length, len(records), math.ceil(len(added) / (1 - real_fraction) - 1e-9))
+    real_slots = max(len(reals), math.ceil(total * real_fraction - 1e-9))
+    added_slots = max(len(added), total - real_slots)
+    return [reals[i % len(reals)] for i in range(real_slots)] + [
+        added[i % len(added)] for i in range(added_slots)
+    ]
+
+
 class AnomalyImageDataset(ReseededTransformMixin, Dataset):
-    """Image + mask per record; an unreadable image or mask is skipped (``None``) or an error (``bad_files``)."""
+    """Image + mask per record; an unreadable image or mask is skipped (``None``) or an error (``bad_files``).
+    ``control``: the classical augmentation applied (before ``transform``) to augmented copies of the shots."""
 
     def __init__(
         self,
@@ -129,9 +152,13 @@ class AnomalyImageDataset(ReseededTransformMixin, Dataset):
         transform: A.Compose,
         bad_files: str = "skip",
         length: int | None = None,
+        real_fraction: float | None = None,
+        control: A.Compose | None = None,
     ) -> None:
-        self.records, self.transform, self.bad_files = records, transform, bad_files
-        self.length = max(length or 0, len(records))  # cycles the records when longer (few-shot epochs)
+        self.records, self.transform, self.bad_files, self.control = records, transform, bad_files, control
+        self.extra_transforms = (control,) if control is not None else ()
+        self.order = epoch_order(records, length or 0, real_fraction)  # cycles a few-shot set
+        self.length = len(self.order)
 
     def __len__(self) -> int:
         return self.length
@@ -139,7 +166,7 @@ class AnomalyImageDataset(ReseededTransformMixin, Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         if not 0 <= index < self.length:
             raise IndexError(index)  # ends plain iteration (``for sample in dataset``) despite the cycling
-        record = self.records[index % len(self.records)]
+        record = self.records[self.order[index]]
         try:
             image = read_rgb(record.path)
             mask = read_mask(record.masks, image.shape[:2])
@@ -147,6 +174,8 @@ class AnomalyImageDataset(ReseededTransformMixin, Dataset):
             skip_or_raise(error, self.bad_files, "image")
             return None
         self._reseed_transform()
+        if record.augmented and self.control is not None:
+            image = self.control(image=image)["image"]
         out = self.transform(image=image, mask=mask)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float() / 255.0,
@@ -177,6 +206,11 @@ class MVTecDataModule(BaseDataModule):
         extra_normal_dir: More normal training images (e.g. generated ones), added after the shots are chosen
             and never to a test split: a folder in the MVTec layout (``<dir>/<category>/train/good``), a plain
             folder of images, or a ``tgi_ad_generate`` run folder (its newest ``version_*/generated``).
+        augmented_normals: Classically augmented copies of the shots added as normals (each drawn anew: flip,
+            rotation within 4 degrees, scale within 3 %, shift within 3 %, gain within 7 %), the control for
+            generated normals with the same count; 0: none.
+        real_fraction: Share of the real shots in every training epoch when images are added (0.5 keeps them
+            at least half of it, cycled); null: each image once, as many reals as there are.
         **kwargs: The shared arguments of :class:`~datamodules.base.BaseDataModule` (root, batch_size,
             num_workers, image_size, synthetic, standin_size, bad_files, pin_memory, seed).
     """
@@ -196,6 +230,8 @@ class MVTecDataModule(BaseDataModule):
         val_split: Literal["test", "none"] = "test",
         download: bool = True,
         extra_normal_dir: str | None = None,
+        augmented_normals: int = 0,
+        real_fraction: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("root", "data/mvtec_anomaly_detection")
@@ -208,6 +244,11 @@ class MVTecDataModule(BaseDataModule):
             raise ValueError(f"data.init_args.crop_fraction must be in (0, 1], got {crop_fraction}")
         if val_split not in ("test", "none"):
             raise ValueError(f"data.init_args.val_split must be 'test' or 'none', got {val_split!r}")
+        if augmented_normals < 0:
+            raise ValueError(f"data.init_args.augmented_normals must be >= 0, got {augmented_normals}")
+        if real_fraction is not None and not 0 < real_fraction < 1:
+            raise ValueError(f"data.init_args.real_fraction must be in (0, 1) or null, got {real_fraction}")
+        self.augmented_normals, self.real_fraction = augmented_normals, real_fraction
         self.category, self.dataset = category, dataset
         self.shots, self.epoch_size, self.crop_fraction, self.augment = (
             shots,
@@ -278,10 +319,16 @@ class MVTecDataModule(BaseDataModule):
             chosen = np.random.default_rng(self.seed).choice(len(train), self.shots, replace=False)
             train = [train[i] for i in sorted(chosen)]
             log.info("%d-shot: training on %s", self.shots, ", ".join(r.path.name for r in train))
+        train += [
+            replace(train[i % len(train)], augmented=True, real=False) for i in range(self.augmented_normals)
+        ]
         train += self._extra_normals()
         test = find_records(self.category_dir, self.dataset, "test")
+        control = self.control_transform() if self.augmented_normals else None
         self.datasets = {
-            "train": AnomalyImageDataset(train, self.train_transform(), self.bad_files, self.epoch_size),
+            "train": AnomalyImageDataset(
+                train, self.train_transform(), self.bad_files, self.epoch_size, self.real_fraction, control
+            ),
             "test": AnomalyImageDataset(test, self.eval_transform(), self.bad_files),
         }
         log.info(
@@ -310,7 +357,7 @@ class MVTecDataModule(BaseDataModule):
                 f"data.init_args.extra_normal_dir={self.extra_normal_dir!r}: no images in {laid_out} or {root}"
             )
         log.info("adding %d normal training images from %s", len(images), folder)
-        return [AnomalyRecord(path, 0, NORMAL[self.dataset]) for path in images]
+        return [AnomalyRecord(path, 0, NORMAL[self.dataset], real=False) for path in images]
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_split == "none" else self.loader("val")
@@ -344,6 +391,20 @@ class MVTecDataModule(BaseDataModule):
         if self.augment:
             steps += [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-5, 5), border_mode=2, p=0.5)]
         return A.Compose(steps)
+
+    @staticmethod
+    def control_transform() -> A.Compose:
+        """The classical augmentation of ``augmented_normals``: the normal variation a few shots miss (pose,
+        scale, position, lighting), drawn anew for every sample."""
+        return A.Compose(
+            [
+                A.HorizontalFlip(p=0.5),
+                A.Affine(
+                    rotate=(-4, 4), scale=(0.97, 1.03), translate_percent=(-0.03, 0.03), border_mode=2, p=1
+                ),
+                A.MultiplicativeNoise(multiplier=(0.93, 1.07), per_channel=False, elementwise=False, p=1),
+            ]
+        )
 
     def predict_dataset(self, folder: Path) -> AnomalyImageDataset:
         """A folder of images (any layout, searched recursively), label -1 and no mask."""

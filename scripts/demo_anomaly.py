@@ -46,10 +46,17 @@ def run_name(config: str, category: str, shots: str, seed: int) -> str:
 
 
 def fit_and_test(
-    config: str, category: str, shots: str, seed: int, args: argparse.Namespace, extra: list[str]
+    config: str,
+    category: str,
+    shots: str,
+    seed: int,
+    args: argparse.Namespace,
+    extra: list[str],
+    tag: str = "",
 ) -> None:
-    """``fit`` then ``test --ckpt_path last`` of one method config on one category, unless its results exist."""
-    run = run_name(config, category, shots, seed)
+    """``fit`` then ``test --ckpt_path last`` of one method config on one category, unless its results exist;
+    ``tag`` names a variant of the config's run (e.g. ``_aug``, more training images through ``extra``)."""
+    run = run_name(config + tag, category, shots, seed)
     done = not args.fresh and newest_run_file(args.runs_dir, run, "results.csv")
     if done and not args.retest:
         print(f"\n{run}: results exist, not run again (--fresh reruns, --retest tests again)", flush=True)

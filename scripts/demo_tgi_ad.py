@@ -1,7 +1,9 @@
 """`make demo-tgi-ad`: text-guided generation of normal images (configs/tgi_ad_generate.yaml) for the four
 anomaly baselines, one-shot and few-shot (4), on the MVTec-layout stand-in: each baseline trained on the real
-shots alone and on the real shots plus the generated images (its ``*_tgi`` config), image AUROC / pixel AUROC /
-AUPRO (%) per category and mean.
+shots alone, on the real shots plus the generated images (its ``*_tgi`` config), and on the real shots plus as
+many classically augmented copies of them (the control: does generation help more than augmentation?), image
+AUROC / pixel AUROC / AUPRO (%) per category and mean; then what each generation kept per source and its
+diversity gate (spread between samples against the spread between real normals, sharpness against the reals).
 
 Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``: 128 px, a tiny random
 CLIP and a random ResNet-18 offline) writes its kept images; the four ``*_tgi`` configs read that run folder
@@ -21,6 +23,7 @@ import shlex
 import statistics
 import time
 
+import yaml
 from demo_anomaly import (
     METHODS,
     METRICS,
@@ -30,12 +33,46 @@ from demo_anomaly import (
     run_name,
     seed_means,
 )
-from demo_common import cli_run, newest_run_file, write_report
+from demo_common import REPO, cli_run, newest_run_file, write_report
 
 README = "lightning_modules/tgi_ad/README.md"
 REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
-TRAINING_SETS = {"real": "", "real + generated": "_tgi"}
+# training set -> (config suffix, run tag): the control reads the plain config with augmented_normals
+TRAINING_SETS = {
+    "real": ("", ""),
+    "real + generated": ("_tgi", ""),
+    "real + augmented (control)": ("", "_aug"),
+}
 GENERATION_OVERLAY = "configs/demo_tgi_ad.yaml"
+
+
+def training_set_arguments(method: str, suffix: str, tag: str, generated: str) -> list[str]:
+    """The data arguments of one training set: the generation run's images for ``_tgi``; for the control as many
+    augmented copies of the shots as the generation kept, balanced as the ``_tgi`` config balances its images."""
+    if suffix:
+        return ["--data.init_args.extra_normal_dir", generated]
+    if not tag:
+        return []
+    kept = json.loads(newest_generation_json(generated).read_text())["kept"]
+    tgi_config = yaml.safe_load((REPO / "configs" / f"{METHODS[method]}_tgi.yaml").read_text())
+    balance = tgi_config["data"]["init_args"].get("real_fraction")
+    return [
+        "--data.init_args.augmented_normals",
+        str(kept),
+        "--data.init_args.real_fraction",
+        "null" if balance is None else str(balance),
+    ]
+
+
+def newest_generation_json(generated: str):
+    """generation.json of the generation run folder ``generated`` points to."""
+    run, name = generated.rsplit("/", 1)
+    found = newest_run_file(run, name, "generated/generation.json")
+    if found is None:
+        raise FileNotFoundError(
+            f"{generated}: no generated/generation.json (the generation run did not finish)"
+        )
+    return found
 
 
 def generation_run(category: str, shots: str, seed: int) -> str:
@@ -84,10 +121,11 @@ def main(argv: list[str] | None = None) -> str:
             for category in args.categories:
                 generated = generate(category, shots, seed, args)
                 for method in args.methods:
-                    for suffix in TRAINING_SETS.values():
-                        config = METHODS[method] + suffix
-                        more = ["--data.init_args.extra_normal_dir", generated] if suffix else []
-                        fit_and_test(config, category, shots, seed, args, [*more, *extra])
+                    for suffix, tag in TRAINING_SETS.values():
+                        more = training_set_arguments(method, suffix, tag, generated)
+                        fit_and_test(
+                            METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tag
+                        )
     markdown = report(args)
     minutes = None if args.report_only else (time.perf_counter() - started) / 60
     if minutes is not None:
@@ -108,8 +146,8 @@ def report(args: argparse.Namespace) -> str:
                 "|---|---|" + "---:|" * (len(args.categories) + 1),
             ]
             for method in args.methods:
-                for training_set, suffix in TRAINING_SETS.items():
-                    config = METHODS[method] + suffix
+                for training_set, (suffix, tag) in TRAINING_SETS.items():
+                    config = METHODS[method] + suffix + tag
                     values = [
                         seed_means(args.runs_dir, [run_name(config, c, shots, s) for s in args.seeds])
                         for c in args.categories
@@ -127,8 +165,9 @@ def generation_table(args: argparse.Namespace) -> list[str]:
     lines = [
         "**generated normals** (last round; distances: LPIPS-style through the generator's feature network)",
         "",
-        "| regime | category | kept / candidates | outliers | to source | between samples | between real normals |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| regime | category | kept / candidates | kept per source | outliers | to source | between samples | "
+        "between real normals | gate |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for category in args.categories:
@@ -137,17 +176,18 @@ def generation_table(args: argparse.Namespace) -> list[str]:
                     args.runs_dir, generation_run(category, shots, seed), "generated/generation.json"
                 )
                 if found is None:
-                    lines.append(f"| {regime} | {category} | — | — | — | — | — |")
+                    lines.append(f"| {regime} | {category} | — | — | — | — | — | — | — |")
                     continue
                 g = json.loads(found.read_text())
                 cells = [
                     f"{g.get(k, float('nan')):.3f}"
                     for k in ("source_distance", "diversity", "normal_diversity")
                 ]
+                per_source = " ".join(map(str, g.get("kept_per_source", []))) or "—"
                 lines.append(
-                    f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {g['outliers']} | "
+                    f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {per_source} | {g['outliers']} | "
                     + " | ".join(c.replace("nan", "—") for c in cells)
-                    + " |"
+                    + f" | {g.get('gate', '—')} |"
                 )
     return [*lines, ""]
 

@@ -6,6 +6,12 @@ channel vector, take the squared difference summed over channels and averaged ov
 layers. LPIPS proper needs ImageNet-trained AlexNet / VGG weights that cannot be fetched offline; through the
 generator's feature network (a random ResNet-18 offline, ImageNet's with ``pretrained``) the numbers compare runs
 with each other, not with published LPIPS values.
+
+The gate a generation must pass before its images can be said to add normal variety (``diversity_gate``): the
+spread between samples of one source at least ``min_spread`` (0.3) of the spread between different real normals,
+and their sharpness (the variance of the Laplacian, the usual blur measure) within ``sharpness_tolerance`` (20 %)
+of the reals'. Blurred near-copies of the source, the failure that made baselines learn "blurred = normal", fail
+both.
 """
 
 from __future__ import annotations
@@ -58,3 +64,40 @@ def generation_diversity(
             perceptual_distance([m[first] for m in normal_maps], [m[second] for m in normal_maps]).mean()
         )
     return result
+
+
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """(N,) variance of the Laplacian of each image's gray level ((N, 3, H, W) in [0, 1]): low for blurred images."""
+    gray = images.float().mean(1, keepdim=True)
+    response = F.conv2d(gray, LAPLACIAN.to(gray)[None, None])
+    return response.flatten(1).var(1)
+
+
+def diversity_gate(
+    diversity: dict[str, float],
+    kept: torch.Tensor,
+    normals: torch.Tensor,
+    min_spread: float = 0.3,
+    sharpness_tolerance: float = 0.2,
+) -> dict[str, float | bool | str]:
+    """The spread ratio (``diversity`` / ``normal_diversity`` of :func:`generation_diversity`), the sharpness
+    ratio (kept / real normals, means of :func:`sharpness`) and whether both pass; with one real normal there is
+    no spread to compare with, which the verdict says."""
+    spread = diversity["diversity"] / diversity["normal_diversity"]
+    ratio = float(sharpness(kept).mean() / sharpness(normals).mean().clamp_min(1e-12))
+    sharp_ok = abs(ratio - 1) <= sharpness_tolerance
+    if spread != spread:  # nan: one real normal (or one sample per source)
+        verdict = "not judged: one real normal gives no spread to compare with"
+        passes = False
+    else:
+        passes = spread >= min_spread and sharp_ok
+        verdict = "passes" if passes else "fails"
+    return {
+        "spread_ratio": spread,
+        "sharpness_ratio": ratio,
+        "gate_passes": passes,
+        "gate": f"{verdict} (spread ratio >= {min_spread:g}, sharpness within {sharpness_tolerance:.0%} of the reals)",
+    }

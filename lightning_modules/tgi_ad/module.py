@@ -26,10 +26,10 @@ from lightning_modules.outputs.run_outputs import log_text
 from lightning_modules.outputs.tables import Component, components_line
 from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
-from lightning_modules.tgi_ad.diversity import generation_diversity
+from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity
 from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
 from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
-from lightning_modules.tgi_ad.selector import outliers, select
+from lightning_modules.tgi_ad.selector import outliers, per_source_counts, select
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,17 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         width, code_dim, num_codes, downsamplings: Generator sizes (``code_dim``: the latent / code width; not
             named latent_dim, which the CLI links from video data).
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
+        min_std: Floor of the generator's σ (0.3; 0: none), so its samples keep their spread.
         feature_backbone, pretrained, pretrained_path: Frozen timm CNN of the feature (perceptual) loss.
         lr: Adam learning rate.
         rounds: Generation / selection rounds, spread evenly over the epochs.
         samples_per_image: Variants drawn per normal image and round (S = 8).
         temperature: σ scale of the sampling (t = 1).
         keep: Generated images kept per round (200 per category in our reading).
-        gamma: Weight of the similarity to the source image in the selection score (0.5).
+        per_source: Keep at most ⌈keep / normals⌉ per real normal (true), or the global best ``keep`` (false:
+            with near-copies it keeps one source's images only).
+        gamma: Weight of the similarity to the source image in the selection score (0.5); 0 whenever the CLIP
+            scorer is the random stand-in (its embeddings reward copies of the source; said in generation.json).
         outlier_z: Outlier rejection threshold in standard deviations (null: none).
         output_dir: Where the kept images are written, in the MVTec layout (null: ``<run folder>/generated``).
     """
@@ -71,6 +75,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         downsamplings: int = 3,
         kl_weight: float = 1e-3,
         feature_weight: float = 1.0,
+        min_std: float = 0.3,
         feature_backbone: str = "resnet18",
         pretrained: bool = True,
         pretrained_path: str | None = None,
@@ -79,6 +84,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         samples_per_image: int = 8,
         temperature: float = 1.0,
         keep: int = 200,
+        per_source: bool = True,
         gamma: float = 0.5,
         outlier_z: float | None = 3.0,
         output_dir: str | None = None,
@@ -87,7 +93,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self.save_hyperparameters()
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
-        self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings)
+        self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings, min_std=min_std)
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )
@@ -164,20 +170,44 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         candidates = candidates.float().cpu()
         embeddings = scorer.image_embeddings(candidates)
         sources = normal_embeddings.repeat_interleave(self.hparams.samples_per_image, dim=0)
+        source_of = torch.arange(len(normals)).repeat_interleave(self.hparams.samples_per_image)
         keep = min(self.hparams.keep, len(candidates))
-        chosen = select(embeddings, prompt, sources, keep, self.hparams.gamma, self.hparams.outlier_z)
+        gamma = 0.0 if scorer.stand_in else self.hparams.gamma
+        chosen = select(
+            embeddings,
+            prompt,
+            sources,
+            keep,
+            gamma,
+            self.hparams.outlier_z,
+            source_of if self.hparams.per_source else None,
+        )
         self.accepted = candidates[chosen].to(self.device)
         rejected = torch.ones(len(candidates), dtype=torch.bool)
         rejected[chosen] = False
+        counts = per_source_counts(chosen, source_of, len(normals))
         self.statistics = {
             "kept": keep,
             "candidates": len(candidates),
             "outliers": int(outliers(embeddings, self.hparams.outlier_z).sum()),
+            "kept_min_per_source": min(counts),
+            "kept_max_per_source": max(counts),
+            "gamma": gamma,
         }
         if self.features is not None:  # copying the source is the one-shot failure: measure it
             source_index = chosen.to(self.device) // self.hparams.samples_per_image
             self.statistics |= generation_diversity(self.features, self.accepted, source_index, normals)
-        self.log_dict({f"generation/{k}": float(v) for k, v in self.statistics.items()})
+            self.statistics |= diversity_gate(self.statistics, self.accepted, normals)
+        self.log_dict(
+            {f"generation/{k}": float(v) for k, v in self.statistics.items() if not isinstance(v, str)}
+        )
+        self.statistics |= {"kept_per_source": counts}
+        if scorer.stand_in and self.hparams.gamma:
+            self.statistics["gamma_note"] = (
+                f"gamma {self.hparams.gamma:g} set to 0: the CLIP scorer is the random stand-in"
+            )
+        per_source = ", ".join(f"{Path(p).name}: {n}" for p, n in zip(self._normals, counts, strict=True))
+        log_text(self.trainer, "generation/kept_per_source", per_source)
         self._log_pictures(normals.cpu(), candidates, candidates[chosen], candidates[rejected])
 
     def _category(self) -> str:

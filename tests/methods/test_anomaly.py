@@ -106,6 +106,45 @@ def test_extra_normal_images_join_training_only(standin_root: Path, tmp_path: Pa
         datamodule.setup("fit")
 
 
+def test_epoch_order_keeps_the_reals_their_share_and_every_added_image() -> None:
+    from datamodules.mvtec import AnomalyRecord, epoch_order
+
+    reals = [AnomalyRecord(Path(f"r{i}.png"), 0, "good") for i in range(2)]
+    added = [AnomalyRecord(Path(f"g{i}.png"), 0, "good", real=False) for i in range(200)]
+    plain = epoch_order(reals + added, 0)
+    assert plain == list(range(202))  # each image once: reals are 1 % of the epoch
+    order = epoch_order(reals + added, 0, real_fraction=0.5)
+    visited = [(reals + added)[i] for i in order]
+    assert len(order) == 400 and sum(r.real for r in visited) == 200  # half of the epoch, the 2 reals cycled
+    assert {r.path.name for r in visited if not r.real} == {f"g{i}.png" for i in range(200)}
+    assert len(epoch_order(reals + added, 1000, real_fraction=0.25)) == 1000
+    assert sum((reals + added)[i].real for i in epoch_order(reals + added, 1000, real_fraction=0.25)) == 250
+    assert epoch_order(reals, 5, real_fraction=0.5) == [0, 1, 0, 1, 0]  # nothing added: plain cycling
+
+
+def test_augmented_normals_are_fresh_classical_copies_of_the_shots(standin_root: Path) -> None:
+    """The augmentation control: ``augmented_normals`` copies of the one shot, each drawn anew (flip, small
+    affine, gain), never in a test split; with ``real_fraction`` the real shot keeps half of the epoch."""
+    datamodule = tiny_mvtec(standin_root)
+    datamodule.shots, datamodule.augmented_normals, datamodule.real_fraction = 1, 6, 0.5
+    datamodule.setup("fit")
+    train = datamodule.datasets["train"]
+    assert len(train.records) == 7 and sum(r.augmented for r in train.records) == 6
+    assert len(train) == 12 and sum(train.records[i].real for i in train.order) == 6
+    real = torch.stack([train[i]["image"] for i in range(len(train)) if train.records[train.order[i]].real])
+    copies = torch.stack(
+        [train[i]["image"] for i in range(len(train)) if train.records[train.order[i]].augmented]
+    )
+    assert torch.equal(real[0], real[1])  # the real shot itself, unchanged
+    differences = (copies - real[0]).abs().mean((1, 2, 3))
+    assert (differences > 1e-3).all() and len({round(float(d), 6) for d in differences}) == len(copies)
+    assert not any(r.augmented for r in datamodule.datasets["test"].records)
+    with pytest.raises(ValueError, match="real_fraction must be in"):
+        MVTecDataModule(real_fraction=1.0)
+    with pytest.raises(ValueError, match="augmented_normals must be >= 0"):
+        MVTecDataModule(augmented_normals=-1)
+
+
 def test_a_defect_without_its_ground_truth_folder_is_a_clear_error(
     standin_root: Path, tmp_path: Path
 ) -> None:

@@ -85,6 +85,42 @@ def test_generator_encodes_a_gaussian_and_zero_temperature_is_deterministic() ->
     assert generator.head.weight.grad is not None and generator.head.weight.grad.abs().sum() > 0
 
 
+def test_the_sigma_floor_keeps_the_sampling_spread() -> None:
+    from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 32, 32)
+    free = VarianceAwareVQGAN(width=8, latent_dim=4, num_codes=16, downsamplings=2)
+    floored = VarianceAwareVQGAN(width=8, latent_dim=4, num_codes=16, downsamplings=2, min_std=0.3)
+    floored.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        free.head.bias[4:] = -8.0  # a collapsed log variance: sigma = 0.018
+        floored.head.bias[4:] = -8.0
+        sigma_free = (0.5 * free.encode(images)[1]).exp()
+        sigma_floored = (0.5 * floored.encode(images)[1]).exp()
+    assert sigma_free.max() < 0.1 and sigma_floored.min() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="min_std must be >= 0"):
+        VarianceAwareVQGAN(min_std=-0.1)
+
+
+def test_the_diversity_gate_fails_blurred_copies_and_passes_varied_sharp_samples() -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    from lightning_modules.tgi_ad.diversity import diversity_gate, sharpness
+
+    torch.manual_seed(0)
+    normals = torch.rand(4, 3, 32, 32)
+    blurred = gaussian_blur(normals, [7, 7], [2.0, 2.0])
+    assert (sharpness(blurred) < 0.2 * sharpness(normals)).all()
+    copies = diversity_gate({"diversity": 0.01, "normal_diversity": 0.5}, blurred, normals)
+    assert copies["spread_ratio"] == pytest.approx(0.02) and not copies["gate_passes"]
+    assert copies["gate"].startswith("fails")
+    varied = diversity_gate({"diversity": 0.2, "normal_diversity": 0.5}, torch.rand(4, 3, 32, 32), normals)
+    assert varied["gate_passes"] and varied["sharpness_ratio"] == pytest.approx(1, abs=0.2)
+    one = diversity_gate({"diversity": 0.2, "normal_diversity": float("nan")}, normals, normals[:1])
+    assert not one["gate_passes"] and one["gate"].startswith("not judged")
+
+
 def test_selector_keeps_exactly_the_requested_number_and_ranks_the_planted_match_first() -> None:
     import torch
 
@@ -105,6 +141,36 @@ def test_selector_keeps_exactly_the_requested_number_and_ranks_the_planted_match
     assert 3 not in select(far, prompt, sources, keep=39, outlier_z=3.0).tolist()
     with pytest.raises(ValueError, match="cannot keep 41 of 40"):
         select(candidates, prompt, sources, keep=41)
+
+
+def test_the_per_source_quota_spreads_the_kept_images_over_the_sources() -> None:
+    """Near-copies score alike within a source, so a global top-k takes every image from the best-scoring
+    source; the quota keeps ⌈keep / sources⌉ of each, the best of each, and small sources are filled by the rest."""
+    from lightning_modules.tgi_ad.selector import per_source_counts, select, selection_scores
+
+    torch.manual_seed(0)
+    prompt = torch.randn(16)
+    normals = torch.randn(4, 16)
+    normals[2] += 2.0 * prompt  # source 2 matches the prompt best
+    source_index = torch.arange(4).repeat_interleave(8)
+    sources = normals[source_index]
+    candidates = sources + 0.01 * torch.randn(32, 16)  # copies of their source
+    top = select(candidates, prompt, sources, keep=8, outlier_z=None)
+    assert per_source_counts(top, source_index, 4) == [0, 0, 8, 0]
+    spread = select(candidates, prompt, sources, keep=8, outlier_z=None, source_index=source_index)
+    assert per_source_counts(spread, source_index, 4) == [2, 2, 2, 2]
+    scores = selection_scores(candidates, prompt, sources)
+    assert scores[spread].tolist() == sorted(scores[spread].tolist(), reverse=True)  # best first
+    for source in range(4):  # each source's two best
+        members = (source_index == source).nonzero().flatten()
+        best = set(members[scores[members].argsort(descending=True)[:2]].tolist())
+        assert best == {i for i in spread.tolist() if source_index[i] == source}
+    small = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2])  # source 0 has one candidate
+    kept = select(candidates[:9], prompt, normals[small], keep=6, outlier_z=None, source_index=small)
+    counts = per_source_counts(kept, small, 3)
+    assert sum(counts) == 6 and counts[0] == 1 and max(counts) == 3
+    with pytest.raises(ValueError, match="source_index has 8 entries for 9 candidates"):
+        select(candidates[:9], prompt, normals[small], keep=6, source_index=small[:8])
 
 
 def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tmp_path) -> None:
@@ -159,6 +225,17 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
         and "CLIP scorer: tiny random CLIP" in summary["components"]
     )
     assert summary["source_distance"] > 0 and summary["diversity"] > 0 and len(summary["prompts"]) == 3
+    assert summary["kept_per_source"] == [3, 3]  # the quota: keep 6 of 2 sources
+    assert (
+        summary["gamma"] == 0 and "random stand-in" in summary["gamma_note"]
+    )  # the random CLIP: no copy reward
+    assert (
+        summary["spread_ratio"] > 0
+        and summary["sharpness_ratio"] > 0
+        and "spread ratio >= 0.3" in summary["gate"]
+    )
+    assert events.Scalars("generation/kept_min_per_source")[-1].value == 3
+    assert "generation/kept_per_source/text_summary" in events.Tags()["tensors"]
     assert events.Scalars("generation/source_distance")[-1].value == pytest.approx(summary["source_distance"])
 
     baseline = run_cli(

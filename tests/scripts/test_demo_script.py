@@ -222,12 +222,13 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
         for line in markdown.splitlines()
         if line.startswith(("| PatchCore", "| Reverse", "| CFlow", "| Eff"))
     ]
-    assert len(rows) == 3 * 8 and all("—" not in row for row in rows), markdown
-    assert "| PatchCore | real + generated |" in markdown
+    assert len(rows) == 3 * 12 and all("—" not in row for row in rows), markdown
+    assert "| PatchCore | real + generated |" in markdown and "| CFlow | real + augmented (control) |" in markdown
     generated = next(line for line in markdown.splitlines() if line.startswith("| one-shot | brick |"))
-    assert "| 3 / 4 |" in generated and generated.endswith(
-        "| — |"
-    )  # one real normal: no spread between normals
+    assert "| 3 / 4 | 3 |" in generated  # kept / candidates, kept per source
+    assert "| — | not judged: one real normal" in generated  # no spread between normals to compare with
+    control = tmp_path / "demo_anomaly_cflow_mvtec_aug_brick_1shot_seed0" / "version_0" / "config.yaml"
+    assert "augmented_normals: 3" in control.read_text() and "real_fraction: 0.5" in control.read_text()
     kept = list(
         (tmp_path / "demo_tgi_generate_brick_1shot_seed0").glob("version_0/generated/brick/train/good/*.png")
     )
