@@ -223,7 +223,10 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
         if line.startswith(("| PatchCore", "| Reverse", "| CFlow", "| Eff"))
     ]
     assert len(rows) == 3 * 12 and all("—" not in row for row in rows), markdown
-    assert "| PatchCore | real + generated |" in markdown and "| CFlow | real + augmented (control) |" in markdown
+    assert (
+        "| PatchCore | real + generated |" in markdown
+        and "| CFlow | real + augmented (control) |" in markdown
+    )
     generated = next(line for line in markdown.splitlines() if line.startswith("| one-shot | brick |"))
     assert "| 3 / 4 | 3 |" in generated  # kept / candidates, kept per source
     assert "| — | not judged: one real normal" in generated  # no spread between normals to compare with
