@@ -24,7 +24,6 @@ checksum, resumable, safe extraction); the other layouts say where to get them.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.archives import download_and_extract
 from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
 from datamodules.image_io import BadImageError, list_images, read_rgb
+from datamodules.normal_balance import control_transform, epoch_order
 from datamodules.standins.mvtec import STANDIN_VERSION, write_mvtec_standin
 from datamodules.wordnet import expand_keyword
 
@@ -124,22 +124,6 @@ def read_mask(paths: tuple[Path, ...], shape: tuple[int, int]) -> np.ndarray:
             )
         mask |= region
     return mask
-
-
-def epoch_order(records: list[AnomalyRecord], length: int, real_fraction: float | None = None) -> list[int]:
-    """The record indices one epoch visits. Without ``real_fraction``: every record once, cycled up to ``length``.
-    With it, when added images exist: every added image at least once and the real ones cycled over
-    ⌈real_fraction · n⌉ of the n samples (n at least ``length``), so reals are that share of each epoch."""
-    reals = [i for i, r in enumerate(records) if r.real]
-    added = [i for i, r in enumerate(records) if not r.real]
-    if real_fraction is None or not added or not reals:
-        return [i % len(records) for i in range(max(length, len(records)))]
-    total = max(length, len(records), math.ceil(len(added) / (1 - real_fraction) - 1e-9))
-    real_slots = max(len(reals), math.ceil(total * real_fraction - 1e-9))
-    added_slots = max(len(added), total - real_slots)
-    return [reals[i % len(reals)] for i in range(real_slots)] + [
-        added[i % len(added)] for i in range(added_slots)
-    ]
 
 
 class AnomalyImageDataset(ReseededTransformMixin, Dataset):
@@ -324,7 +308,7 @@ class MVTecDataModule(BaseDataModule):
         ]
         train += self._extra_normals()
         test = find_records(self.category_dir, self.dataset, "test")
-        control = self.control_transform() if self.augmented_normals else None
+        control = control_transform() if self.augmented_normals else None
         self.datasets = {
             "train": AnomalyImageDataset(
                 train, self.train_transform(), self.bad_files, self.epoch_size, self.real_fraction, control
@@ -391,20 +375,6 @@ class MVTecDataModule(BaseDataModule):
         if self.augment:
             steps += [A.HorizontalFlip(p=0.5), A.Affine(rotate=(-5, 5), border_mode=2, p=0.5)]
         return A.Compose(steps)
-
-    @staticmethod
-    def control_transform() -> A.Compose:
-        """The classical augmentation of ``augmented_normals``: the normal variation a few shots miss (pose,
-        scale, position, lighting), drawn anew for every sample."""
-        return A.Compose(
-            [
-                A.HorizontalFlip(p=0.5),
-                A.Affine(
-                    rotate=(-4, 4), scale=(0.97, 1.03), translate_percent=(-0.03, 0.03), border_mode=2, p=1
-                ),
-                A.MultiplicativeNoise(multiplier=(0.93, 1.07), per_channel=False, elementwise=False, p=1),
-            ]
-        )
 
     def predict_dataset(self, folder: Path) -> AnomalyImageDataset:
         """A folder of images (any layout, searched recursively), label -1 and no mask."""

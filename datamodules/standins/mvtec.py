@@ -11,6 +11,11 @@ coins) under small random pose, scale and lighting changes. Test defects are dra
 
 Masks (``ground_truth/<defect>/<stem>_mask.png``, 0 / 255) are exactly the pixels the defect changed (for the
 stain, changed by at least half its strength). Deterministic from the seed.
+
+Beside the categories, ``photos`` (``train/good`` and ``test/good`` only, no defects) holds crops of the other
+scikit-image photos (a cat, a person, a motorcycle, a rocket, tissue, galaxies, a street), none of which any
+category is made from: what a generator prior for text-guided generation learns from before it meets a category
+(``configs/tgi_ad_prior.yaml``), so the prior has seen no category's test images.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datamodules.standins.photos import load_photo, save_png, standin_folder
+from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops, save_png, standin_folder
 
-STANDIN_VERSION = 1
+STANDIN_VERSION = 2  # 2: the photos folder
 # category -> (kind, scikit-image photo)
 CATEGORIES: dict[str, tuple[str, str]] = {
     "brick": ("texture", "brick"),
@@ -36,6 +41,14 @@ SIZES = {  # categories, side, train good, test good, test images per defect
     "tiny": (("brick", "coffee"), 64, 6, 2, 1),
     "small": (tuple(CATEGORIES), 128, 40, 10, 5),
 }
+PRIOR_CATEGORY = "photos"
+PRIOR_SIZES = {"tiny": (8, 2), "small": (400, 16)}  # train, test crops of the photos folder
+
+
+def prior_photos() -> tuple[np.ndarray, ...]:
+    """The scikit-image photos no category uses (every category's photo is left out)."""
+    used = {photo for _, photo in CATEGORIES.values()}
+    return tuple(load_photo(n) for names in PHOTO_CATEGORIES.values() for n in names if n not in used)
 
 
 def normal_sample(category: str, side: int, rng: np.random.Generator) -> np.ndarray:
@@ -180,6 +193,7 @@ def write_mvtec_standin(out_dir: Path, size: str = "small", seed: int = 0) -> Pa
         "side": side,
         "categories": list(categories),
         "defects": list(DEFECTS),
+        "prior_photos": PRIOR_CATEGORY,
     }
     with standin_folder(out_dir, description) as tmp:
         for index, category in enumerate(categories):
@@ -194,4 +208,10 @@ def write_mvtec_standin(out_dir: Path, size: str = "small", seed: int = 0) -> Pa
                     image, mask = DEFECT_MAKERS[defect](normal_sample(category, side, rng), rng)
                     save_png(image, base / "test" / defect / f"{i:03d}.png")
                     save_png(mask, base / "ground_truth" / defect / f"{i:03d}_mask.png")
+        rng = np.random.default_rng([seed, len(CATEGORIES)])
+        n_train, n_test = PRIOR_SIZES[size]
+        crops = random_crops(prior_photos(), n_train + n_test, side, rng, scale=(1.0, 2.0))
+        for i, crop in enumerate(crops):
+            split = "train" if i < n_train else "test"
+            save_png(crop, tmp / PRIOR_CATEGORY / split / "good" / f"{i:03d}.png")
     return out_dir

@@ -22,6 +22,7 @@ from torchvision.utils import save_image
 from datamodules.batch import batch_size_of
 from lightning_modules.components.feature_extractor import FrozenFeatures
 from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
+from lightning_modules.outputs.checkpoints import RunCheckpointError, read_run_checkpoint
 from lightning_modules.outputs.run_outputs import log_text
 from lightning_modules.outputs.tables import Component, components_line
 from lightning_modules.routines.base import EvaluationRoutine
@@ -34,6 +35,19 @@ from lightning_modules.tgi_ad.selector import outliers, per_source_counts, selec
 log = logging.getLogger(__name__)
 
 
+def read_prior(path: str, width: int, code_dim: int, num_codes: int, downsamplings: int) -> dict[str, Any]:
+    """The generator weights of a prior run (``configs/tgi_ad_prior.yaml``), after checking its sizes."""
+    h, state = read_run_checkpoint(
+        path, "model.init_args.prior_path", "generator.", "tgi_ad_prior.yaml", "generator prior", "code_dim"
+    )
+    wanted = {"width": width, "code_dim": code_dim, "num_codes": num_codes, "downsamplings": downsamplings}
+    differ = {k: (h.get(k), v) for k, v in wanted.items() if h.get(k) != v}
+    if differ:
+        said = ", ".join(f"{k} {prior} (here {here})" for k, (prior, here) in differ.items())
+        raise RunCheckpointError(f"model.init_args.prior_path={path!r}: the prior's generator has {said}")
+    return state
+
+
 class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
     """Variance-aware generator + keyword-to-prompt + text-guided selector, iterated.
 
@@ -44,6 +58,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         top_prompts: Best-ranked prompts whose mean embedding guides the selection (3).
         width, code_dim, num_codes, downsamplings: Generator sizes (``code_dim``: the latent / code width; not
             named latent_dim, which the CLI links from video data).
+        prior_path: The generator's starting weights: a ``configs/tgi_ad_prior.yaml`` run folder or checkpoint
+            (trained once on photos of other things, ``prior.py``), fine-tuned here; null: from scratch.
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
         min_std: Floor of the generator's σ (0.3; 0: none), so its samples keep their spread.
         feature_backbone, pretrained, pretrained_path: Frozen timm CNN of the feature (perceptual) loss.
@@ -73,6 +89,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         code_dim: int = 64,
         num_codes: int = 512,
         downsamplings: int = 3,
+        prior_path: str | None = None,
         kl_weight: float = 1e-3,
         feature_weight: float = 1.0,
         min_std: float = 0.3,
@@ -94,6 +111,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
         self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings, min_std=min_std)
+        if prior_path:
+            self.generator.load_state_dict(read_prior(prior_path, width, code_dim, num_codes, downsamplings))
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )

@@ -107,7 +107,8 @@ def test_extra_normal_images_join_training_only(standin_root: Path, tmp_path: Pa
 
 
 def test_epoch_order_keeps_the_reals_their_share_and_every_added_image() -> None:
-    from datamodules.mvtec import AnomalyRecord, epoch_order
+    from datamodules.mvtec import AnomalyRecord
+    from datamodules.normal_balance import epoch_order
 
     reals = [AnomalyRecord(Path(f"r{i}.png"), 0, "good") for i in range(2)]
     added = [AnomalyRecord(Path(f"g{i}.png"), 0, "good", real=False) for i in range(200)]

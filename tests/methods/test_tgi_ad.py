@@ -278,3 +278,37 @@ def test_diversity_is_zero_for_copies_of_the_source_and_grows_with_the_differenc
     assert 0 < slightly["diversity"] < strongly["diversity"]
     one = generation_diversity(features, copies[:3], sources[:3], normals[:1])
     assert math.isnan(one["normal_diversity"])
+
+
+def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
+    """configs/tgi_ad_prior.yaml trains the generator alone on the stand-in's photos folder (none of them a
+    category's photo); the generation's prior_path then starts from exactly those weights, and a prior of other
+    sizes is one line."""
+    from datamodules.standins.mvtec import CATEGORIES, PHOTO_CATEGORIES, prior_photos
+    from lightning_modules.outputs.checkpoints import RunCheckpointError
+    from lightning_modules.tgi_ad.module import TextGuidedGenerationModule
+    from tests.conftest import CONFIGS
+
+    used = {photo for _, photo in CATEGORIES.values()}
+    assert len(prior_photos()) == sum(n not in used for names in PHOTO_CATEGORIES.values() for n in names) > 4
+    sizes = [
+        "--model.init_args.width",
+        "8",
+        "--model.init_args.code_dim",
+        "8",
+        "--model.init_args.num_codes",
+        "32",
+    ]
+    fit = run_cli("fit", "--config", str(CONFIGS / "tgi_ad_prior.yaml"), *sizes)
+    assert fit.datamodule.category == "photos" and len(fit.datamodule.datasets["train"].records) == 8
+    assert not list(Path(fit.trainer.log_dir).glob("generated"))  # a prior writes no images
+    run = Path(fit.trainer.log_dir).parent
+    started = TextGuidedGenerationModule(
+        width=8, code_dim=8, num_codes=32, prior_path=str(run), pretrained=False
+    )
+    for name, value in fit.model.generator.state_dict().items():
+        assert torch.equal(started.generator.state_dict()[name], value), name
+    with pytest.raises(
+        RunCheckpointError, match=r"prior_path=.*the prior's generator has width 8 \(here 16\)"
+    ):
+        TextGuidedGenerationModule(width=16, code_dim=8, num_codes=32, prior_path=str(run), pretrained=False)
