@@ -5,14 +5,16 @@ many classically augmented copies of them (the control: does generation help mor
 AUROC / pixel AUROC / AUPRO (%) per category and mean; then what each generation kept per source and its
 diversity gate (spread between samples against the spread between real normals, sharpness against the reals).
 
-Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``: 128 px, a tiny random
-CLIP and a random ResNet-18 offline) writes its kept images; the four ``*_tgi`` configs read that run folder
+First the generator prior is trained once on the stand-in's photos folder (``configs/tgi_ad_prior.yaml``;
+``--no_prior`` skips it). Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``:
+128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the four ``*_tgi`` configs read that run folder
 (``--data.init_args.extra_normal_dir``), the same real shots (same data seed) and the untouched test split.
 The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                   [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
-                                  [--readme] [--generation_arguments "..."] [extra cli arguments for the baselines]
+                                  [--readme] [--no_prior] [--generation_arguments "..."]
+                                  [extra cli arguments for the baselines]
 """
 
 from __future__ import annotations
@@ -79,7 +81,38 @@ def generation_run(category: str, shots: str, seed: int) -> str:
     return f"demo_tgi_generate_{category}_{shots}shot_seed{seed}"
 
 
-def generate(category: str, shots: str, seed: int, args: argparse.Namespace) -> str:
+PRIOR_RUN = "demo_tgi_prior"
+
+
+def train_prior(args: argparse.Namespace) -> list[str]:
+    """The generator prior, trained once on the stand-in's photos folder (``configs/tgi_ad_prior.yaml`` with the
+    generation's overlay, so its sizes match): the generation arguments that start from it; none with
+    ``--no_prior``."""
+    if args.no_prior:
+        return []
+    if args.fresh or not newest_run_file(args.runs_dir, PRIOR_RUN, "checkpoints/last.ckpt"):
+        cli_run(
+            [
+                "fit",
+                "--config",
+                "configs/tgi_ad_prior.yaml",
+                "--config",
+                GENERATION_OVERLAY,
+                "--data.init_args.category",
+                "photos",
+                "--data.init_args.val_split",
+                "none",
+                "--run_name",
+                PRIOR_RUN,
+                "--runs_dir",
+                args.runs_dir,
+                *shlex.split(args.generation_arguments),
+            ]
+        )
+    return ["--model.init_args.prior_path", f"{args.runs_dir}/{PRIOR_RUN}"]
+
+
+def generate(category: str, shots: str, seed: int, args: argparse.Namespace, prior: list[str]) -> str:
     """Run the generation step once per (category, shots, seed); its run folder, for ``extra_normal_dir``."""
     run = generation_run(category, shots, seed)
     if args.fresh or not newest_run_file(args.runs_dir, run, "generated"):
@@ -91,6 +124,7 @@ def generate(category: str, shots: str, seed: int, args: argparse.Namespace) -> 
                 "--config",
                 GENERATION_OVERLAY,
                 *cell_arguments(category, shots, seed),
+                *prior,
                 "--run_name",
                 run,
                 "--runs_dir",
@@ -113,13 +147,17 @@ def main(argv: list[str] | None = None) -> str:
         default="",
         help='more cli arguments for the generation runs only, one string ("--config x.yaml")',
     )
+    parser.add_argument(
+        "--no_prior", action="store_true", help="generate from scratch (no prior trained on other photos)"
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
+    prior = [] if args.report_only else train_prior(args)
     for seed in [] if args.report_only else args.seeds:
         for regime in args.regimes:
             shots = REGIMES[regime]
             for category in args.categories:
-                generated = generate(category, shots, seed, args)
+                generated = generate(category, shots, seed, args, prior)
                 for method in args.methods:
                     for suffix, tag in TRAINING_SETS.values():
                         more = training_set_arguments(method, suffix, tag, generated)

@@ -240,6 +240,9 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     assert (
         "demo_tgi_generate_brick_1shot_seed0" in tgi_run.read_text()
     )  # the augmented config read the generation
+    generation = tmp_path / "demo_tgi_generate_brick_1shot_seed0" / "version_0" / "config.yaml"
+    assert f"prior_path: {tmp_path}/demo_tgi_prior" in generation.read_text()  # started from the prior
+    assert (tmp_path / "demo_tgi_prior" / "version_0" / "checkpoints" / "last.ckpt").is_file()
     again = demo_tgi_ad.main([*arguments, *smoke])  # everything exists: nothing is run again
     assert not (tmp_path / "demo_tgi_generate_brick_1shot_seed0" / "version_1").exists()
     assert again.split("Run here")[0] == markdown.split("Run here")[0]
