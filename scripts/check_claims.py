@@ -80,7 +80,9 @@ def time_section(demos: Path, makefile: Path = REPO / "Makefile") -> str:
         lines.append(f"| `{path.name}` | `{command}` | {record.get('commit', '?')} | {shown} |")
     lines += [
         "",
-        f"The recorded demos together: {total:.0f} min ({total / 60:.1f} h) on the machine that ran them.",
+        f"The recorded demos together: {total:.0f} min ({total / 60:.1f} h) on the machine that ran them. Each "
+        "record holds the minutes of the run that wrote it, and a demo reuses the runs an earlier, stopped "
+        "one finished, so a fresh `make reproduce` takes at least this.",
     ]
     missing = [target for target, used in reproduce_targets(makefile).items() if not used <= scripts]
     if missing:
