@@ -134,8 +134,15 @@ def quality_over_k(args: argparse.Namespace, claim: Claim) -> dict[str, dict[int
 
 
 def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
-    """The verdict table of this demo's claims whose runs all exist (none otherwise) and the values judged."""
-    claims = load_claims(demo="make demo-topics")
+    """The verdict table of this demo's claims that this run covers (its seeds, K and corpus) and whose runs all
+    exist (none otherwise), and the values judged."""
+    claims = {
+        cid: claim
+        for cid, claim in load_claims(demo="make demo-topics").items()
+        if set(claim.seeds) <= set(args.seeds)
+        and set(claim.extra["topics"]) <= set(args.topics)
+        and claim.extra["corpus"] in args.corpora
+    }
     values = {cid: quality_over_k(args, claim) for cid, claim in claims.items()}
     ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
     if not ready:
