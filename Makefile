@@ -37,25 +37,25 @@ TEST_WORKERS ?= 2
 test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network), one worker per core
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (~17 min a seed on 2 CPU cores), the table and its claims into the BiHPF README
+demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (52 min on 2 CPU cores, benchmarks/claims.md), the table and its claims into the BiHPF README
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py --readme
 
-demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (~30 min), tables into its README
+demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (13 min), tables into its README
 	cd $(CURDIR) && $(PY) scripts/demo_calibration.py --readme
 
 demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashion-MNIST, 100 images per class, 3 seeds (~100 min)
 	cd $(CURDIR) && $(PY) scripts/demo_mixing.py --select --readme
 
-demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds (~60 min)
+demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds, lr chosen on validation (68 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py --select --readme
 
-demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (~75 min: mToFNet ~14 min a seed)
+demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --readme
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py --readme
 
-demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot (~90 min)
+demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot, the generator prior first, the augmentation control beside (~140 min, estimated)
 	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --readme
 
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
@@ -65,9 +65,10 @@ demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face 
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --readme
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30 --readme
 
-demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (~30 min), table and claim into its README
+demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave one manipulation out, FF++ stand-in, 3 seeds (48 min), table and claim into its README
 	cd $(CURDIR) && $(PY) scripts/demo_styleflow.py --readme
 
+# demo times: measured on 2 CPU cores, as benchmarks/claims.md's Time section records them (~: not yet recorded)
 DEMOS := demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow
 reproduce: $(STAMP)  ## every demo in turn (finished runs are reused, so a stopped reproduce continues), then make claims
 	for target in $(DEMOS); do $(MAKE) --no-print-directory $$target || exit 1; done
