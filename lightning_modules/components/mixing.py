@@ -95,12 +95,23 @@ def nested_boxes(
     return boxes
 
 
-def box_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, K-1, H, W) boolean masks of the boxes."""
-    rows = torch.arange(height, device=boxes.device).view(1, 1, height, 1)
-    cols = torch.arange(width, device=boxes.device).view(1, 1, 1, width)
-    top, left, bottom, right = (boxes[..., i].unsqueeze(-1).unsqueeze(-1) for i in range(4))
-    return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+def box_layers(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, H, W) index of the image each pixel shows: 0 outside every box, k + 1 inside box k (later boxes on top).
+
+    Built from per-box row and column bands in bytes, so the float images are touched once, by the gather in
+    :func:`k_image_mix`, not once per box (pasting box by box with ``torch.where`` read and wrote every pixel of
+    the batch K - 1 times: 3-6x slower than the official per-sample slice copies at 224 px on CPU).
+    """
+    rows = torch.arange(height, device=boxes.device).view(1, height)
+    cols = torch.arange(width, device=boxes.device).view(1, width)
+    layers = torch.zeros(boxes.shape[0], height, width, dtype=torch.uint8, device=boxes.device)
+    for index in range(boxes.shape[1]):
+        top, left, bottom, right = (boxes[:, index, i].unsqueeze(1) for i in range(4))
+        in_rows = (rows >= top) & (rows < bottom)  # (B, H)
+        in_cols = (cols >= left) & (cols < right)  # (B, W)
+        inside = in_rows.unsqueeze(2) & in_cols.unsqueeze(1)
+        layers.masked_fill_(inside, index + 1)
+    return layers
 
 
 def k_image_mix(
@@ -142,14 +153,13 @@ def k_image_mix(
             mixed = (weights.to(images.dtype).view(batch, k, 1, 1, 1) * stacked).sum(dim=1)
         else:
             boxes = nested_boxes(stick_breaking(phi), height, width, generator, placement)
-            masks = box_masks(boxes, height, width)  # (B, K-1, H, W)
-            mixed = images.clone()
-            for index in range(k - 1):
-                mask = masks[:, index].unsqueeze(1)
-                mixed = torch.where(mask, images[partners[:, index + 1]], mixed)
-            areas = torch.cat(
-                [torch.full((batch, 1), height * width, device=device), masks.flatten(2).sum(2)], dim=1
-            )
+            layers = box_layers(boxes, height, width).long().view(batch, -1)
+            source = partners.gather(1, layers).view(
+                batch, 1, height, width
+            )  # the batch index each pixel shows
+            mixed = torch.gather(images, 0, source.expand_as(images))
+            box_areas = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+            areas = torch.cat([torch.full((batch, 1), height * width, device=device), box_areas], dim=1)
             visible = torch.cat([areas[:, :-1] - areas[:, 1:], areas[:, -1:]], dim=1)
             weights = visible.double() / (height * width)
     targets = torch.zeros(batch, num_classes, dtype=torch.float64, device=device)

@@ -13,6 +13,7 @@ from timm.data import Mixup
 
 from callbacks.mixing import KImageMixing
 from lightning_modules.components.mixing import (
+    box_layers,
     dirichlet_proportions,
     k_image_mix,
     nested_boxes,
@@ -56,6 +57,33 @@ def test_boxes_are_nested_and_the_stick_breaking_reproduces_phi() -> None:
         inner = boxes[:, k]
         previous = boxes[:, k - 1] if k else outer.expand_as(inner)
         assert (inner[:, :2] >= previous[:, :2]).all() and (inner[:, 2:] <= previous[:, 2:]).all()
+
+
+@pytest.mark.parametrize("placement", ["inside", "clipped"])
+def test_the_layer_map_is_the_box_by_box_paste(placement: str) -> None:
+    """The one-gather composition shows, at every pixel, the image the official box-by-box slice paste leaves
+    there (later boxes on top), for nested and for clipped boxes."""
+    generator = torch.Generator().manual_seed(3)
+    k = 5 if placement == "inside" else 2
+    v = stick_breaking(dirichlet_proportions(64, k, 1.0, generator))
+    boxes = nested_boxes(v, 20, 12, generator, placement)
+    pasted = torch.zeros(64, 20, 12, dtype=torch.uint8)
+    for b in range(64):
+        for index, (top, left, bottom, right) in enumerate(boxes[b].tolist()):
+            pasted[b, top:bottom, left:right] = index + 1
+    assert torch.equal(box_layers(boxes, 20, 12), pasted)
+    images, labels = tagged_batch(64, size=20)
+    mixed = k_image_mix(images, labels, 64, 3, 1.0, "cutmix", torch.Generator().manual_seed(0))[0]
+    last = k_image_mix(
+        images.contiguous(memory_format=torch.channels_last),
+        labels,
+        64,
+        3,
+        1.0,
+        "cutmix",
+        torch.Generator().manual_seed(0),
+    )[0]
+    assert torch.equal(mixed, last)  # the memory layout does not change the mix
 
 
 def test_mixup_weights_are_phi_and_images_their_weighted_sum() -> None:
