@@ -7,8 +7,10 @@ print one JSON line (fit seconds, peak RSS after the fit, memory-bank size, imag
 
 Both sides get the same images at 128 px (resized, no crop), the same frozen ResNet-18 weights, layers 2 and 3,
 a 10 % coreset, 9 neighbours for the image score, batch 16, 2 loader workers, and the validation each runs by
-default during its fit (on the test images, both), and are timed around their own library's fit call (``cli.py fit`` for ours, ``Engine.fit`` for anomalib). The
-anomalib side imports nothing of this repository: it runs in anomalib's venv, with anomalib's pinned versions.
+default during its fit (on the test images, both), and are timed around their own library's fit call
+(``Trainer.fit`` of what ``cli.py`` built for ours, ``Engine.fit`` for anomalib; parsing the config and building
+the model stay outside, as anomalib's constructors do). The anomalib side imports nothing of this repository: it
+runs in anomalib's venv, with anomalib's pinned versions.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ SIZE = 128
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
+    """This process's peak resident memory so far, in MiB.
+
+    Read from ``/proc/self/status`` (``VmHWM``, the high-water mark of this address space, which ``exec`` starts
+    afresh), not ``getrusage``: Linux keeps ``ru_maxrss`` across ``exec``, so a child of a large parent reports
+    the parent's peak (the first run of this row showed 13,639 MiB for both sides, the parent's peak).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -45,8 +57,9 @@ def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
         *("--model.init_args.pretrained_path", weights, "--seed_everything", "0"),
         *("--run_name", "patchcore_peer", "--runs_dir", out, "--trainer.enable_progress_bar", "false"),
     ]
+    built = cli.main(arguments, run=False)  # config parsed, model, data and trainer built: anomalib's are too
     started = time.perf_counter()
-    cli.main(["fit", *arguments])
+    built.trainer.fit(built.model, datamodule=built.datamodule)
     fit_seconds = time.perf_counter() - started
     rss = peak_rss_mib()
     cli.main(["test", *arguments, "--ckpt_path", "last"])

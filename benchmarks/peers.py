@@ -52,7 +52,10 @@ def best_time(function: Callable[[], object], repeats: int = 3) -> float:
 
 
 def faster(ours: float, theirs: float, them: str = "official") -> str:
-    """'ours 3.2x faster' / 'official 1.4x faster' from two durations (``them`` names the other side)."""
+    """'ours 3.2x faster' / 'official 1.4x faster' from two durations (``them`` names the other side); 'the same
+    within 5 %' below that (one run's timing noise on this machine)."""
+    if max(ours, theirs) < 1.05 * min(ours, theirs):
+        return "the same within 5 %"
     return f"ours {theirs / ours:.1f}x faster" if ours <= theirs else f"{them} {ours / theirs:.1f}x faster"
 
 
@@ -61,14 +64,25 @@ def mixing_rows(official: Path, repeats: int) -> list[str]:
         "| K-image mixing (cutmix mode, alpha 1) | batch | K | size | official img/s | ours img/s | |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
+    slower = []
     for size in (32, 224):
         for batch in (64, 256):
             for k in (2, 3, 5):
                 t_theirs, t_ours = mixing_times(official, batch, k, size, repeats)
+                verdict = faster(t_ours, t_theirs)
+                slower += [size] if verdict.startswith("official") else []
                 rows.append(
-                    f"| | {batch} | {k} | {size} | {batch / t_theirs:,.0f} | {batch / t_ours:,.0f} | "
-                    f"{faster(t_ours, t_theirs)} |"
+                    f"| | {batch} | {k} | {size} | {batch / t_theirs:,.0f} | {batch / t_ours:,.0f} | {verdict} |"
                 )
+    if slower:
+        rows += [
+            "",
+            f"Where the official loop is faster ({', '.join(f'{s} px' for s in sorted(set(slower)))}): it copies only "
+            "the pasted boxes, slice by slice, into a clone of the batch, while ours composes the whole batch in one "
+            "gather from a per-pixel source index (every pixel read and written once, no Python loop over samples, "
+            "the same code on a GPU). At 32 px the official per-sample loop costs more than the pixels; at 224 px "
+            "copying only the boxes moves fewer bytes on a CPU.",
+        ]
     return rows
 
 

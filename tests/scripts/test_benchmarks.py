@@ -99,6 +99,7 @@ def test_peer_benchmark_says_which_side_is_faster_and_what_was_not_run(tmp_path:
     from benchmarks import peers
 
     assert peers.faster(1.0, 3.2) == "ours 3.2x faster" and peers.faster(1.4, 1.0) == "official 1.4x faster"
+    assert peers.faster(1.0, 1.04) == peers.faster(1.04, 1.0) == "the same within 5 %"
     calls = []
     assert peers.best_time(lambda: calls.append(1), repeats=2) >= 0 and len(calls) == 3  # warm-up + 2
     out = tmp_path / "peers.md"
@@ -106,6 +107,26 @@ def test_peer_benchmark_says_which_side_is_faster_and_what_was_not_run(tmp_path:
     assert out.read_text() == markdown
     for option in ("dcutmix", "sctl", "styleflow", "tvqvae"):
         assert f"not run: no checkout given (`--{option} <folder>`)" in markdown
+
+
+def test_patchcore_peer_peak_memory_is_the_child_s_own() -> None:
+    """A side's peak RSS is its own process's, not its parent's: Linux keeps ``ru_maxrss`` across ``exec``, which
+    once gave both sides the parent's peak. The child here imports nothing heavy; the parent holds torch."""
+    import resource
+    import subprocess
+    import sys
+
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    code = "from benchmarks.patchcore_peer import peak_rss_mib; print(peak_rss_mib())"
+    child = float(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert 1 < child < 100 < parent, (child, parent)
 
 
 def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Path) -> None:
