@@ -43,7 +43,7 @@ demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (52 m
 demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (13 min), tables into its README
 	cd $(CURDIR) && $(PY) scripts/demo_calibration.py --readme
 
-demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashion-MNIST, 100 images per class, 3 seeds (~100 min)
+demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashion-MNIST, 100 images per class, 3 seeds (67 min recorded for the 15 seed runs; --select adds 10 validation runs, ~45 min)
 	cd $(CURDIR) && $(PY) scripts/demo_mixing.py --select --readme
 
 demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds, lr chosen on validation (68 min)
@@ -61,7 +61,7 @@ demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four ano
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py --readme
 
-demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face stand-in: VQ-VAE, topics + PixelCNN, purity vs a code k-means, grids (~60 min)
+demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face stand-in: VQ-VAE, topics + PixelCNN, purity vs a code k-means, grids (68 min recorded for Fashion-MNIST; the face stand-in run not yet recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --readme
 	cd $(CURDIR) && $(PY) scripts/demo_tvqvae_image.py --dataset celeba64 --vq_epochs 20 --topic_epochs 30 --readme
 

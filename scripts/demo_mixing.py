@@ -7,10 +7,11 @@ images' error (no augmentation, no mixing) is measured too, to show how much eac
 
 ``--select`` first picks the recipe on the validation split (600 held-out training images), seed 0, every
 method, over the candidate learning rates: the rule, fixed before the runs, is the candidate whose worst method
-has the lowest validation error (every method must train), ties broken by the mean. The overlay holds the
-chosen one. The claims (``benchmarks/claims.yaml``, written before the runs) are judged on the test errors of
-seeds 0, 1, 2. Finished runs are reused (a rerun only tests them again); ``--recipe`` names the candidate an
-earlier ``--select`` chose, to run the seeds without selecting again.
+has the lowest validation error (every method must train), ties broken by the mean. The chosen candidate's
+arguments go on every run's command line (the overlay as written is lr 0.1). The claims
+(``benchmarks/claims.yaml``, written before the runs) are judged on the test errors of seeds 0, 1, 2. Finished
+runs are reused (a rerun only tests them again); ``--recipe`` names the candidate an earlier ``--select`` chose,
+to run the seeds without selecting again.
 
     python scripts/demo_mixing.py [--select | --recipe "lr 0.03"] [--readme] [--seeds 0 1 2] [--methods ...] [extra cli arguments]
 """
