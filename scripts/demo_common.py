@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def write_evidence(
 ) -> Path:
     """``benchmarks/demos/<name>.md`` (the table under a line saying how it was made) and ``<name>.json``."""
     folder.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join([script_path(sys.argv[0]), *sys.argv[1:]]).strip()
+    command = "python " + shlex.join([script_path(sys.argv[0]), *sys.argv[1:]])  # quoted: it can be pasted
     made = {
         "demo": name,
         "command": command,

@@ -85,9 +85,11 @@ def test_the_evidence_names_the_command_as_run_from_the_repository(tmp_path: Pat
     sys.path.insert(0, str(REPO / "scripts"))
     import demo_common
 
-    monkeypatch.setattr(sys, "argv", [str(REPO / "scripts" / "demo_x.py"), "--seeds", "0"])
+    argv = [str(REPO / "scripts" / "demo_x.py"), "--seeds", "0", "--recipe", "lr 0.03"]
+    monkeypatch.setattr(sys, "argv", argv)
     written = demo_common.write_evidence("demo_x", "| a |\n", {"groups": {}}, 1.25, folder=tmp_path)
     record = json.loads((tmp_path / "demo_x.json").read_text())
-    assert record["command"] == "python scripts/demo_x.py --seeds 0" and record["minutes"] == 1.2
-    assert written.read_text().startswith("`python scripts/demo_x.py --seeds 0` at ")
+    command = "python scripts/demo_x.py --seeds 0 --recipe 'lr 0.03'"  # quoted, so it pastes into a shell
+    assert record["command"] == command and record["minutes"] == 1.2
+    assert written.read_text().startswith(f"`{command}` at ")
     assert demo_common.script_path("/elsewhere/run.py") == "/elsewhere/run.py"
