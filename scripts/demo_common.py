@@ -21,7 +21,7 @@ import cli  # noqa: E402
 
 def cli_run(argv: list[str]):
     """``python cli.py <argv>`` in this process; the command is printed first so a reader can rerun it."""
-    print("\n$ python cli.py " + " ".join(argv), flush=True)
+    print("\n$ python cli.py " + shlex.join(argv), flush=True)
     return cli.main(argv)
 
 

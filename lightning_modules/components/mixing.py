@@ -154,9 +154,8 @@ def k_image_mix(
         else:
             boxes = nested_boxes(stick_breaking(phi), height, width, generator, placement)
             layers = box_layers(boxes, height, width).long().view(batch, -1)
-            source = partners.gather(1, layers).view(
-                batch, 1, height, width
-            )  # the batch index each pixel shows
+            # the batch index of the image each pixel shows
+            source = partners.gather(1, layers).view(batch, 1, height, width)
             mixed = torch.gather(images, 0, source.expand_as(images))
             box_areas = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
             areas = torch.cat([torch.full((batch, 1), height * width, device=device), box_areas], dim=1)

@@ -61,8 +61,8 @@ def test_boxes_are_nested_and_the_stick_breaking_reproduces_phi() -> None:
 
 @pytest.mark.parametrize("placement", ["inside", "clipped"])
 def test_the_layer_map_is_the_box_by_box_paste(placement: str) -> None:
-    """The one-gather composition shows, at every pixel, the image the official box-by-box slice paste leaves
-    there (later boxes on top), for nested and for clipped boxes."""
+    """The layer map that the one-gather composition reads holds, at every pixel, the box the official box-by-box
+    slice paste leaves on top there, for nested and for clipped boxes."""
     generator = torch.Generator().manual_seed(3)
     k = 5 if placement == "inside" else 2
     v = stick_breaking(dirichlet_proportions(64, k, 1.0, generator))
@@ -72,6 +72,9 @@ def test_the_layer_map_is_the_box_by_box_paste(placement: str) -> None:
         for index, (top, left, bottom, right) in enumerate(boxes[b].tolist()):
             pasted[b, top:bottom, left:right] = index + 1
     assert torch.equal(box_layers(boxes, 20, 12), pasted)
+
+
+def test_the_memory_layout_does_not_change_the_mix() -> None:
     images, labels = tagged_batch(64, size=20)
     mixed = k_image_mix(images, labels, 64, 3, 1.0, "cutmix", torch.Generator().manual_seed(0))[0]
     last = k_image_mix(
