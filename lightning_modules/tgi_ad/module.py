@@ -60,6 +60,9 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             named latent_dim, which the CLI links from video data).
         prior_path: The generator's starting weights: a ``configs/tgi_ad_prior.yaml`` run folder or checkpoint
             (trained once on photos of other things, ``prior.py``), fine-tuned here; null: from scratch.
+        freeze_decoder: Keep the prior's decoder and codebook as they are and fine-tune the encoder alone (needs
+            ``prior_path``). Fine-tuned on one image, the decoder learns to rebuild that image from every code
+            near it, so sampled codes stop mattering; the prior's decoder still renders them differently.
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
         min_std: Floor of the generator's σ (0.3; 0: none), so its samples keep their spread.
         feature_backbone, pretrained, pretrained_path: Frozen timm CNN of the feature (perceptual) loss.
@@ -90,6 +93,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         num_codes: int = 512,
         downsamplings: int = 3,
         prior_path: str | None = None,
+        freeze_decoder: bool = False,
         kl_weight: float = 1e-3,
         feature_weight: float = 1.0,
         min_std: float = 0.3,
@@ -113,6 +117,13 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings, min_std=min_std)
         if prior_path:
             self.generator.load_state_dict(read_prior(prior_path, width, code_dim, num_codes, downsamplings))
+        if freeze_decoder:
+            if not prior_path:
+                raise ValueError(
+                    "model.init_args.freeze_decoder=true needs model.init_args.prior_path: a decoder that is "
+                    "never trained renders nothing"
+                )
+            self.generator.freeze_decoder()
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )
@@ -149,7 +160,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         return terms["total"]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(0.5, 0.9))
+        trained = [p for p in self.generator.parameters() if p.requires_grad]
+        return torch.optim.Adam(trained, lr=self.hparams.lr, betas=(0.5, 0.9))
 
     def on_train_epoch_end(self) -> None:
         epochs = max(1, int(self.trainer.max_epochs or 1))

@@ -68,6 +68,25 @@ class VarianceAwareVQGAN(nn.Module):
             up += [nn.ReLU(), nn.ConvTranspose2d(a, b, 4, 2, 1), ResidualBlock(b)]
         self.decoder = nn.Sequential(*up, nn.ReLU(), nn.Conv2d(widths[0], 3, 3, 1, 1), nn.Sigmoid())
         self.latent_dim = latent_dim
+        self.decoder_frozen = False
+
+    def freeze_decoder(self) -> None:
+        """Fix the decoder and the codebook (no gradients, no dead-code restarts): only the encoder learns, so a
+        prior's decoder keeps rendering different codes as different images."""
+        for parameter in [*self.decoder.parameters(), *self.quantizer.parameters()]:
+            parameter.requires_grad_(False)
+        self.quantizer.dead_code_restart = False
+        self.quantizer.initialized.fill_(True)
+        self.decoder_frozen = True
+        self.decoder.eval()
+
+    def train(self, mode: bool = True) -> VarianceAwareVQGAN:
+        """As ``nn.Module.train``, but a frozen decoder stays in eval mode: its batch norms keep the prior's
+        statistics instead of learning the few normals'."""
+        super().train(mode)
+        if self.decoder_frozen:
+            self.decoder.eval()
+        return self
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ²), each (B, latent_dim, h, w); σ² = exp(log σ²) > 0 (log σ² clamped to a safe range, and

@@ -282,8 +282,8 @@ def test_diversity_is_zero_for_copies_of_the_source_and_grows_with_the_differenc
 
 def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
     """configs/tgi_ad_prior.yaml trains the generator alone on the stand-in's photos folder (none of them a
-    category's photo); the generation's prior_path then starts from exactly those weights, and a prior of other
-    sizes is one line."""
+    category's photo); the generation's prior_path then starts from exactly those weights, a prior of other
+    sizes is one line, and freeze_decoder keeps the prior's decoder and codebook."""
     from datamodules.standins.mvtec import CATEGORIES, PHOTO_CATEGORIES, prior_photos
     from lightning_modules.outputs.checkpoints import RunCheckpointError
     from lightning_modules.tgi_ad.module import TextGuidedGenerationModule
@@ -312,3 +312,26 @@ def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
         RunCheckpointError, match=r"prior_path=.*the prior's generator has width 8 \(here 16\)"
     ):
         TextGuidedGenerationModule(width=16, code_dim=8, num_codes=32, prior_path=str(run), pretrained=False)
+
+    # freeze_decoder: the generation fine-tunes the encoder alone; the prior's decoder and codebook come out as
+    # they went in (batch-norm statistics included), so the codes it samples still render differently
+    tuned = run_cli(
+        "fit",
+        "--config",
+        str(CONFIGS / "tgi_ad_generate.yaml"),
+        *sizes,
+        "--model.init_args.prior_path",
+        str(run),
+        "--model.init_args.freeze_decoder",
+        "true",
+        "--model.init_args.samples_per_image",
+        "4",
+        "--model.init_args.keep",
+        "4",
+    ).model.generator.state_dict()
+    prior = fit.model.generator.state_dict()
+    fixed = [n for n in prior if n.startswith(("decoder.", "quantizer."))]
+    assert fixed and all(torch.equal(tuned[n], prior[n]) for n in fixed)
+    assert not torch.equal(tuned["head.weight"], prior["head.weight"])  # the encoder learnt
+    with pytest.raises(ValueError, match="freeze_decoder=true needs model.init_args.prior_path"):
+        TextGuidedGenerationModule(width=8, code_dim=8, num_codes=32, freeze_decoder=True, pretrained=False)

@@ -132,7 +132,7 @@ def test_patchcore_peer_peak_memory_is_the_child_s_own() -> None:
 def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Path) -> None:
     """The PatchCore row: our side fits and tests through cli.py on the stand-in (a real run, in its own process);
     the anomalib side is whatever python the venv holds, here one that prints a made-up result, so the row's
-    plumbing and wording are checked without installing anomalib."""
+    plumbing and wording are checked without installing anomalib; the warm-up run is left out of the row."""
     from benchmarks import peers
 
     fake = tmp_path / "venv" / "bin" / "python"
@@ -144,9 +144,14 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Pat
         "image_auroc": 50.0,
         "pixel_auroc": 60.0,
     }
-    fake.write_text(f"#!/bin/sh\necho 'PEER_RESULT {json.dumps(result)}'\n")
+    warm = {**result, "fit_seconds": 5.0}  # the untimed first run, made faster so that keeping it would show
+    calls = tmp_path / "calls"
+    fake.write_text(
+        f"#!/bin/sh\nif [ -f {calls} ]; then echo 'PEER_RESULT {json.dumps(result)}'; "
+        f"else touch {calls}; echo 'PEER_RESULT {json.dumps(warm)}'; fi\n"
+    )
     fake.chmod(0o755)
-    rows = peers.patchcore_rows(tmp_path / "venv")
+    rows = peers.patchcore_rows(tmp_path / "venv", repeats=1, warmups=1)
     table = {line.split(" | ")[0].lstrip("| "): line for line in rows if line.startswith("| ")}
     assert table["anomalib 2.7.0"] == "| anomalib 2.7.0 | 1000.0 | 2048 | 123 | 50.0 | 60.0 |"
     cells = table["ours"].strip("| ").split(" | ")[1:]
