@@ -58,7 +58,7 @@ demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full
 demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot, the generator prior first, the augmentation control beside (~140 min, estimated)
 	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --readme
 
-demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (~20 min)
+demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (23.5 min recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py --readme
 
 demo-tvqvae-image: $(STAMP)  ## image TVQ-VAE on Fashion-MNIST and the LFW-face stand-in: VQ-VAE, topics + PixelCNN, purity vs a code k-means, grids (68 min recorded for Fashion-MNIST; the face stand-in run not yet recorded)
