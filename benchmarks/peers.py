@@ -258,7 +258,7 @@ def patchcore_rows(venv: Path, category: str = "brick", repeats: int = 2, warmup
     25 test images at 128 px), both on the same randomly initialized timm ResNet-18 (seed 0; no weights offline).
 
     Each side first runs ``warmups`` times untimed (the first anomalib run in a fresh venv took 22.7 s, against
-    2.4 s the day before: start-up costs, not PatchCore), then ``repeats`` times, the sides alternating; the row
+    2.4 s the day before: most likely start-up costs, not measured), then ``repeats`` times, the sides alternating; the row
     is each side's fastest fit."""
     import timm
 
