@@ -1,6 +1,7 @@
 """One side of the PatchCore row of ``make bench-peers``, run in a process of its own so that its peak memory is
 its own: fit PatchCore on one category of an MVTec-layout folder with a given ResNet-18 state dict, test it, and
-print one JSON line (fit seconds, peak RSS after the fit, memory-bank size, image and pixel AUROC in %).
+print one JSON line (fit seconds, peak RSS after the fit, memory-bank size, image and pixel AUROC in %, and how
+far the peak rose in each phase of the fit: where the memory goes).
 
     python benchmarks/patchcore_peer.py ours --root DIR --category brick --weights W.pth --out DIR
     <anomalib venv>/bin/python benchmarks/patchcore_peer.py anomalib --root DIR --category brick --weights W.pth --out DIR
@@ -41,6 +42,54 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+PHASES = ("start-up", "training", "training end", "validation", "fit end")
+
+
+def phase_peaks():
+    """A Lightning callback that reads this process's peak RSS at each boundary of the fit's phases: start-up
+    (imports, model and data built; up to ``on_fit_start``), training (the batches), training end (from the
+    callbacks' ``on_train_epoch_end``, which Lightning calls before the module's, to the first validation batch:
+    where each PatchCore builds its coreset), validation (its batches: scores and metrics), fit end. ``rises``:
+    phase -> MiB the peak rose in it, so the phase that set the peak shows; a peak only rises, so nothing
+    between two readings is missed."""
+    from lightning.pytorch import Callback
+
+    class PhasePeaks(Callback):
+        def __init__(self) -> None:
+            self.readings: dict[str, float] = {}
+
+        def mark(self, phase: str) -> None:
+            self.readings.setdefault(phase, peak_rss_mib())
+
+        def on_fit_start(self, trainer, pl_module) -> None:
+            self.mark("start-up")
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self.mark("training")
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+            if "training" in self.readings:  # not the sanity check before training
+                self.mark("training end")
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if "training end" in self.readings:
+                self.mark("validation")
+
+        def on_fit_end(self, trainer, pl_module) -> None:
+            self.mark("fit end")
+
+        @property
+        def rises(self) -> dict[str, float]:
+            before, rises = 0.0, {}
+            for phase in PHASES:
+                if phase in self.readings:
+                    rises[phase] = self.readings[phase] - before
+                    before = self.readings[phase]
+            return rises
+
+    return PhasePeaks()
+
+
 def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
     """Our PatchCore through ``cli.py``, as a user runs it: the MVTec config and the demo overlay (128 px, CPU)."""
     sys.path.insert(0, str(REPO))
@@ -58,6 +107,8 @@ def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
         *("--run_name", "patchcore_peer", "--runs_dir", out, "--trainer.enable_progress_bar", "false"),
     ]
     built = cli.main(arguments, run=False)  # config parsed, model, data and trainer built: anomalib's are too
+    phases = phase_peaks()
+    built.trainer.callbacks.append(phases)
     started = time.perf_counter()
     built.trainer.fit(built.model, datamodule=built.datamodule)
     fit_seconds = time.perf_counter() - started
@@ -72,6 +123,7 @@ def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
     return {
         "fit_seconds": fit_seconds,
         "peak_rss_mib": rss,
+        "peak_rise_mib": phases.rises,
         "bank": int(bank.shape[0]),
         "image_auroc": float(row["image_auroc"]),
         "pixel_auroc": float(row["pixel_auroc"]),
@@ -106,7 +158,10 @@ def anomalib_side(root: str, category: str, weights: str, out: str) -> dict[str,
         eval_batch_size=16,
         num_workers=2,
     )
-    engine = Engine(accelerator="cpu", devices=1, default_root_dir=out, enable_progress_bar=False)
+    phases = phase_peaks()
+    engine = Engine(
+        accelerator="cpu", devices=1, default_root_dir=out, enable_progress_bar=False, callbacks=[phases]
+    )
     started = time.perf_counter()
     engine.fit(model=model, datamodule=data)
     fit_seconds = time.perf_counter() - started
@@ -115,6 +170,7 @@ def anomalib_side(root: str, category: str, weights: str, out: str) -> dict[str,
     return {
         "fit_seconds": fit_seconds,
         "peak_rss_mib": rss,
+        "peak_rise_mib": phases.rises,
         "bank": int(model.model.memory_bank.shape[0]),
         "image_auroc": 100 * float(metrics["image_AUROC"]),
         "pixel_auroc": 100 * float(metrics["pixel_AUROC"]),

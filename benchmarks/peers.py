@@ -36,6 +36,7 @@ for path in (REPO, REPO / "scripts"):
 from official_parity import dcutmix, sctl, stylegru, tvqvae  # noqa: E402
 from official_parity.loading import git_commit  # noqa: E402
 
+from benchmarks.patchcore_peer import PHASES  # noqa: E402
 from lightning_modules.components.mixing import k_image_mix  # noqa: E402
 from lightning_modules.post_processing.calibrators import calibrate  # noqa: E402
 
@@ -292,7 +293,22 @@ def patchcore_rows(venv: Path, category: str = "brick", repeats: int = 2, warmup
         ),
         "",
         f"Fit: {faster(ours['fit_seconds'], theirs['fit_seconds'], 'anomalib')}.",
+        "",
+        "Where the peak RSS was set (MiB it rose in each phase of that fit; start-up = imports, model and data "
+        "built; training end = up to the first validation batch, where each builds its coreset):",
+        "",
+        "| | " + " | ".join(PHASES) + " |",
+        "|---|" + "---:|" * len(PHASES),
+        *(
+            f"| {name} | " + " | ".join(_rise(r, phase) for phase in PHASES) + " |"
+            for name, r in (("anomalib 2.7.0", theirs), ("ours", ours))
+        ),
     ]
+
+
+def _rise(result: dict, phase: str) -> str:
+    rise = (result.get("peak_rise_mib") or {}).get(phase)
+    return "—" if rise is None else f"{rise:,.0f}"
 
 
 def main(argv: list[str] | None = None) -> str:

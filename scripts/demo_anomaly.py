@@ -39,6 +39,7 @@ STEPS = {"reverse_distillation_mvtec": (300, 16), "cflow_mvtec": (40, 16), "effi
 EPOCH_SIZE = 64  # images per epoch: the few shots cycled
 REGIMES = {"one-shot": "1", "few-shot (4)": "4", "full-shot": "null"}
 METRICS = ("image_auroc", "pixel_auroc", "pro")
+DEFAULT_CATEGORIES = list(SIZES["small"][0])  # every category of the stand-in
 
 
 def run_name(config: str, category: str, shots: str, seed: int) -> str:
@@ -112,7 +113,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="data seeds (which shots are drawn)"
     )
-    parser.add_argument("--categories", nargs="+", default=list(SIZES["small"][0]))
+    parser.add_argument("--categories", nargs="+", default=DEFAULT_CATEGORIES)
     parser.add_argument("--steps", type=int, help="steps of every trained method (0: the config's)")
     parser.add_argument("--overlay", default="configs/demo_anomaly.yaml", help="overlay config, or none")
     parser.add_argument("--fresh", action="store_true", help="rerun runs whose results exist")

@@ -10,10 +10,13 @@ First the generator prior is trained once on the stand-in's photos folder (``con
 128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the four ``*_tgi`` configs read that run folder
 (``--data.init_args.extra_normal_dir``), the same real shots (same data seed) and the untouched test split.
 The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
+``--generation_only`` runs the prior and the generations alone: the gate the issue asks for first, in a fifth of
+the time. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are all there are
+judged and their values recorded (``make claims`` reads them).
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                   [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
-                                  [--readme] [--no_prior] [--generation_arguments "..."]
+                                  [--readme] [--no_prior] [--generation_only] [--generation_arguments "..."]
                                   [extra cli arguments for the baselines]
 """
 
@@ -27,6 +30,7 @@ import time
 
 import yaml
 from demo_anomaly import (
+    DEFAULT_CATEGORIES,
     METHODS,
     METRICS,
     add_common_arguments,
@@ -36,6 +40,8 @@ from demo_anomaly import (
     seed_means,
 )
 from demo_common import REPO, cli_run, newest_run_file, write_report
+
+from benchmarks.claims import Claim, claims_section, load_claims
 
 README = "lightning_modules/tgi_ad/README.md"
 REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
@@ -150,6 +156,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--no_prior", action="store_true", help="generate from scratch (no prior trained on other photos)"
     )
+    parser.add_argument(
+        "--generation_only",
+        action="store_true",
+        help="the prior and the generations alone (their gate), no baseline runs",
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     prior = [] if args.report_only else train_prior(args)
@@ -158,24 +169,86 @@ def main(argv: list[str] | None = None) -> str:
             shots = REGIMES[regime]
             for category in args.categories:
                 generated = generate(category, shots, seed, args, prior)
-                for method in args.methods:
+                for method in [] if args.generation_only else args.methods:
                     for suffix, tag in TRAINING_SETS.values():
                         more = training_set_arguments(method, suffix, tag, generated)
                         fit_and_test(
                             METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tag
                         )
     markdown = report(args)
+    claims_table, judged = judge_claims(args)
+    if claims_table:
+        markdown += "\nThe claims as `benchmarks/claims.yaml` states them:\n\n" + claims_table
     minutes = None if args.report_only else (time.perf_counter() - started) / 60
     if minutes is not None:
         markdown += f"\nRun here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
-    write_report(markdown, args.runs_dir, "demo_tgi_ad", README if args.readme else None, {}, minutes)
+    readme = README if args.readme else None
+    write_report(markdown, args.runs_dir, "demo_tgi_ad", readme, {"claims": judged}, minutes)
     return markdown
+
+
+def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
+    """The verdict table of this demo's claims that this run covers (their seeds and regimes, every category)
+    and whose runs all exist (none otherwise), and the values judged."""
+    claims = {
+        cid: claim
+        for cid, claim in load_claims(demo="make demo-tgi-ad").items()
+        if set(claim.seeds) <= set(args.seeds)
+        and set(claim.extra["regimes"]) <= set(args.regimes)
+        and set(args.categories) == set(DEFAULT_CATEGORIES)
+    }
+    values = {cid: claim_values(args, claim) for cid, claim in claims.items()}
+    ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
+    if not ready:
+        return "", {}
+    return claims_section(ready, lambda claim: values[claim.id], digits=3)
+
+
+def claim_values(args: argparse.Namespace, claim: Claim) -> dict[str, dict[int, float]] | None:
+    """Group -> seed -> the claim's ``measure`` averaged over the categories and the claim's regimes; None when a
+    run it needs is missing. ``image_auroc`` (and the other baseline metrics) is read per group "<method>
+    <training set>" from the baselines' results; a generation measure (``spread_ratio``, ``sharpness_ratio``)
+    from generation.json for the treatment, against the claim's fixed ``control_value`` (the gate's bound)."""
+    measure, shots = claim.extra["measure"], [REGIMES[r] for r in claim.extra["regimes"]]
+    cells = [(category, s) for category in args.categories for s in shots]
+    values: dict[str, dict[int, float]] = {}
+    for treatment, control in claim.pairs:
+        for seed in claim.seeds:
+            if measure in METRICS:
+                for group in (treatment, control):
+                    config = group_config(group)
+                    per_cell = [seed_means(args.runs_dir, [run_name(config, c, s, seed)]) for c, s in cells]
+                    if not all(per_cell):
+                        return None
+                    values.setdefault(group, {})[seed] = statistics.mean(v[measure] for v in per_cell)
+                continue
+            found = [
+                newest_run_file(args.runs_dir, generation_run(c, s, seed), "generated/generation.json")
+                for c, s in cells
+            ]
+            if not all(found):
+                return None
+            per_cell = [json.loads(f.read_text()).get(measure, float("nan")) for f in found]
+            values.setdefault(treatment, {})[seed] = statistics.mean(per_cell)
+            values.setdefault(control, {})[seed] = float(claim.extra["control_value"])
+    return values
+
+
+def group_config(group: str) -> str:
+    """The run config of a claim group "<method> <training set>", e.g. "PatchCore real + generated"."""
+    for method, config in METHODS.items():
+        for training_set, (suffix, tag) in TRAINING_SETS.items():
+            if group == f"{method} {training_set}":
+                return config + suffix + tag
+    known = [f"{m} {t}" for m in METHODS for t in TRAINING_SETS]
+    raise ValueError(f"benchmarks/claims.yaml: unknown demo-tgi-ad group {group!r}; expected one of {known}")
 
 
 def report(args: argparse.Namespace) -> str:
     """Per regime and metric: a row per method and training set, a column per category and their mean."""
     lines = []
-    for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
+    baseline_regimes = [] if args.generation_only else args.regimes
+    for regime, shots in ((r, REGIMES[r]) for r in baseline_regimes):
         for metric, label in zip(METRICS, ("image AUROC", "pixel AUROC", "AUPRO"), strict=True):
             lines += [
                 f"**{regime}, {label}** (%, mean over {len(args.seeds)} seed(s))",
@@ -204,8 +277,8 @@ def generation_table(args: argparse.Namespace) -> list[str]:
         "**generated normals** (last round; distances: LPIPS-style through the generator's feature network)",
         "",
         "| regime | category | kept / candidates | kept per source | outliers | to source | between samples | "
-        "between real normals | gate |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|",
+        "between real normals | spread ratio | sharpness ratio | gate |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for category in args.categories:
@@ -214,12 +287,18 @@ def generation_table(args: argparse.Namespace) -> list[str]:
                     args.runs_dir, generation_run(category, shots, seed), "generated/generation.json"
                 )
                 if found is None:
-                    lines.append(f"| {regime} | {category} | — | — | — | — | — | — | — |")
+                    lines.append(f"| {regime} | {category} |" + " — |" * 9)
                     continue
                 g = json.loads(found.read_text())
                 cells = [
                     f"{g.get(k, float('nan')):.3f}"
-                    for k in ("source_distance", "diversity", "normal_diversity")
+                    for k in (
+                        "source_distance",
+                        "diversity",
+                        "normal_diversity",
+                        "spread_ratio",
+                        "sharpness_ratio",
+                    )
                 ]
                 per_source = " ".join(map(str, g.get("kept_per_source", []))) or "—"
                 lines.append(

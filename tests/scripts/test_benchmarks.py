@@ -140,6 +140,7 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Pat
     result = {
         "fit_seconds": 1000.0,
         "peak_rss_mib": 2048,
+        "peak_rise_mib": {"start-up": 500, "training": 1000, "training end": 0, "validation": 548},
         "bank": 123,
         "image_auroc": 50.0,
         "pixel_auroc": 60.0,
@@ -152,10 +153,18 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Pat
     )
     fake.chmod(0o755)
     rows = peers.patchcore_rows(tmp_path / "venv", repeats=1, warmups=1)
-    table = {line.split(" | ")[0].lstrip("| "): line for line in rows if line.startswith("| ")}
+    fit_line = next(i for i, line in enumerate(rows) if line.startswith("Fit: "))
+    table, phases = (
+        {line.split(" | ")[0].lstrip("| "): line for line in part if line.startswith("| ")}
+        for part in (rows[:fit_line], rows[fit_line:])
+    )
     assert table["anomalib 2.7.0"] == "| anomalib 2.7.0 | 1000.0 | 2048 | 123 | 50.0 | 60.0 |"
+    assert phases["anomalib 2.7.0"] == "| anomalib 2.7.0 | 500 | 1,000 | 0 | 548 | — |"  # fit end: not given
+    rises = [float(v.replace(",", "")) for v in phases["ours"].strip("| ").split(" | ")[1:]]
+    assert len(rises) == 5 and rises[0] > 100 and min(rises) >= 0, phases["ours"]  # torch alone is > 100 MiB
     cells = table["ours"].strip("| ").split(" | ")[1:]
     fit, rss, bank, image, pixel = (float(v.replace(",", "")) for v in cells)
     assert 0 < fit < 1000 and rss > 100 and bank > 0  # 40 training images of 16 x 16 patches, 10 % kept
+    assert sum(rises) <= rss + 1  # the rises add up to the peak at the fit's end, read before the one after it
     assert 50 <= image <= 100 and 50 <= pixel <= 100, table["ours"]
-    assert rows[-1].startswith("Fit: ours ") and rows[-1].endswith("x faster.")
+    assert rows[fit_line].startswith("Fit: ours ") and rows[fit_line].endswith("x faster.")

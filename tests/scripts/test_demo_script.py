@@ -229,7 +229,8 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     )
     generated = next(line for line in markdown.splitlines() if line.startswith("| one-shot | brick |"))
     assert "| 3 / 4 | 3 |" in generated  # kept / candidates, kept per source
-    assert "| — | not judged: one real normal" in generated  # no spread between normals to compare with
+    # no spread between real normals to compare with: no spread ratio, the gate not judged
+    assert "| — | — |" in generated and "| not judged: one real normal" in generated
     control = tmp_path / "demo_anomaly_cflow_mvtec_aug_brick_1shot_seed0" / "version_0" / "config.yaml"
     assert "augmented_normals: 3" in control.read_text() and "real_fraction: 0.5" in control.read_text()
     kept = list(
@@ -247,6 +248,55 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     assert not (tmp_path / "demo_tgi_generate_brick_1shot_seed0" / "version_1").exists()
     assert again.split("Run here")[0] == markdown.split("Run here")[0]
     assert demo_tgi_ad.main([*arguments, "--report_only"]).strip() == markdown.split("Run here")[0].strip()
+
+
+def test_tgi_demo_judges_the_gate_then_the_baselines_from_their_runs(tmp_path: Path) -> None:
+    """From made-up runs: the spread claim holds (mean ratio 0.4 > 0.3 at every seed), the sharpness claim fails
+    where seed 2's samples are blurred, and the AUROC claims are judged only once every baseline run exists."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import json
+
+    import demo_tgi_ad
+
+    from lightning_modules.outputs.tables import write_result_table
+
+    for seed in (0, 1, 2):
+        for category in demo_tgi_ad.DEFAULT_CATEGORIES:
+            for shots in demo_tgi_ad.REGIMES.values():
+                out = tmp_path / demo_tgi_ad.generation_run(category, shots, seed) / "version_0" / "generated"
+                out.mkdir(parents=True)
+                record = {"kept": 8, "candidates": 16, "outliers": 0, "spread_ratio": 0.4}
+                record["sharpness_ratio"] = 0.5 if seed == 2 else 1.05
+                (out / "generation.json").write_text(json.dumps(record))
+    arguments = ["--report_only", "--generation_only", "--runs_dir", str(tmp_path), "--seeds", "0", "1", "2"]
+    markdown = demo_tgi_ad.main(arguments)
+    rows = [line for line in markdown.splitlines() if line.startswith("| generated_normals")]
+    assert len(rows) == 2, markdown  # no baseline has run: their claims are not judged
+    spread = next(r for r in rows if r.startswith("| generated_normals_vary_like_real_ones"))
+    assert spread.endswith("| 0.400 ± 0.000 | 0.300 ± 0.000 | 3 / 3 | holds |"), spread
+    sharp = next(r for r in rows if r.startswith("| generated_normals_as_sharp_as_real_ones"))
+    assert sharp.endswith("| 2 / 3 | does not hold |"), sharp
+    for method, config in (("PatchCore", "patchcore_mvtec"), ("RD", "reverse_distillation_mvtec")):
+        for suffix, value in (("", 80.0), ("_tgi", 83.0 if method == "PatchCore" else 81.0), ("_aug", 82.0)):
+            for seed in (0, 1, 2):
+                for category in demo_tgi_ad.DEFAULT_CATEGORIES:
+                    for shots in demo_tgi_ad.REGIMES.values():
+                        name = demo_tgi_ad.run_name(config + suffix, category, shots, seed)
+                        row = {"group": "all", "image_auroc": value, "pixel_auroc": 0.0, "pro": 0.0}
+                        write_result_table([row], list(demo_tgi_ad.METRICS), tmp_path / name / "version_0")
+    markdown = demo_tgi_ad.main(["--report_only", "--runs_dir", str(tmp_path), "--seeds", "0", "1", "2"])
+    assert (
+        "| generated_normals_raise_few_shot_auroc | PatchCore real + generated vs PatchCore real |"
+        in markdown
+    )
+    # PatchCore gains 3 > 2 points, RD 1: the claim needs both pairs
+    assert (
+        "| generated_normals_raise_few_shot_auroc | all of the 2 pairs | | | | | **does not hold** |"
+        in markdown
+    )
+    assert (
+        "| generated_normals_beat_augmentation | all of the 2 pairs | | | | | **does not hold** |" in markdown
+    )
 
 
 def test_topics_demo_script_compares_the_three_models(
