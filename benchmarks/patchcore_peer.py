@@ -42,41 +42,41 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-PHASES = ("start-up", "training", "training end", "validation", "fit end")
+PHASES = ("start-up", "training batches", "coreset", "validation batches", "rest of the fit")
 
 
 def phase_peaks():
     """A Lightning callback that reads this process's peak RSS at each boundary of the fit's phases: start-up
-    (imports, model and data built; up to ``on_fit_start``), training (the batches), training end (from the
-    callbacks' ``on_train_epoch_end``, which Lightning calls before the module's, to the first validation batch:
-    where each PatchCore builds its coreset), validation (its batches: scores and metrics), fit end. ``rises``:
-    phase -> MiB the peak rose in it, so the phase that set the peak shows; a peak only rises, so nothing
-    between two readings is missed."""
+    (imports, model and data built; up to ``on_fit_start``), the training batches (features extracted and kept),
+    the coreset (from the callbacks' ``on_validation_start``, which Lightning calls before the module's, where both
+    PatchCores build their bank, to the first validation batch), the validation batches (scores and metrics), and
+    the rest of the fit (epoch end, checkpoint). The sanity check before training is not a phase. ``rises``:
+    phase -> MiB the peak rose in it, so the phase that set the peak shows; a peak only rises, so nothing between
+    two readings is missed."""
     from lightning.pytorch import Callback
 
     class PhasePeaks(Callback):
         def __init__(self) -> None:
             self.readings: dict[str, float] = {}
 
-        def mark(self, phase: str) -> None:
-            self.readings.setdefault(phase, peak_rss_mib())
+        def mark(self, trainer, phase: str) -> None:
+            if not trainer.sanity_checking:
+                self.readings.setdefault(phase, peak_rss_mib())
 
         def on_fit_start(self, trainer, pl_module) -> None:
-            self.mark("start-up")
+            self.mark(trainer, "start-up")
 
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            self.mark("training")
+        def on_validation_start(self, trainer, pl_module) -> None:
+            self.mark(trainer, "training batches")
 
         def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-            if "training" in self.readings:  # not the sanity check before training
-                self.mark("training end")
+            self.mark(trainer, "coreset")
 
         def on_validation_end(self, trainer, pl_module) -> None:
-            if "training end" in self.readings:
-                self.mark("validation")
+            self.mark(trainer, "validation batches")
 
         def on_fit_end(self, trainer, pl_module) -> None:
-            self.mark("fit end")
+            self.mark(trainer, "rest of the fit")
 
         @property
         def rises(self) -> dict[str, float]:

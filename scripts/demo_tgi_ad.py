@@ -10,8 +10,8 @@ First the generator prior is trained once on the stand-in's photos folder (``con
 128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the four ``*_tgi`` configs read that run folder
 (``--data.init_args.extra_normal_dir``), the same real shots (same data seed) and the untouched test split.
 The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
-``--generation_only`` runs the prior and the generations alone: the gate the issue asks for first, in a fifth of
-the time. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are all there are
+``--generation_only`` runs the prior and the generations alone, without the baselines: the gate that comes
+before any claim about them. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are all there are
 judged and their values recorded (``make claims`` reads them).
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
