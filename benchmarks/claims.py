@@ -161,6 +161,20 @@ def claims_section(
     return "\n".join(header + rows) + "\n", judged
 
 
+def judge_available(
+    claims: dict[str, Claim],
+    values_for: Callable[[Claim], dict[str, dict[int, float]] | None],
+    digits: int = 2,
+) -> tuple[str, dict[str, dict[str, dict[int, float]]]]:
+    """:func:`claims_section` of those ``claims`` whose values exist: ``values_for(claim)`` is None while a run
+    the claim needs is missing, and that claim is left out rather than judged; ``("", {})`` when none is left."""
+    values = {claim.id: values_for(claim) for claim in claims.values()}
+    ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
+    if not ready:
+        return "", {}
+    return claims_section(ready, lambda claim: values[claim.id], digits)
+
+
 def mean_sd(values: list[float], digits: int = 2) -> str:
     """``mean ± sd`` (the sample standard deviation); one value alone, with no spread to show."""
     if len(values) == 1:

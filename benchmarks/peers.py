@@ -260,9 +260,10 @@ def patchcore_rows(venv: Path, category: str = "brick", repeats: int = 2, warmup
 
     Each side first runs ``warmups`` times untimed, then ``repeats`` times, the sides alternating; the row is each
     side's fastest fit, and the phase table says where that fit's peak RSS was set. anomalib's fits are bimodal on
-    the same inputs: three runs in a row took 21.8, 2.4 and 22.0 s, and the slow ones raised the peak by 6,798 and 6,930 MiB
-    in the coreset phase (to 7,814 and 7,963 MiB) against 11 MiB for the fast one, so its time and its memory are one event in
-    its coreset step (its cause inside anomalib's k-center greedy not yet found). Keeping the fastest favours it."""
+    the same inputs: three runs in a row took 21.8, 2.4 and 22.0 s, and the slow ones raised the peak by 6,798 and
+    6,930 MiB in the coreset phase (to 7,814 and 7,963 MiB) against 11 MiB for the fast one, so its time and its
+    memory are one event in its coreset step (its cause inside anomalib's k-center greedy not yet found). Keeping
+    the fastest favours it."""
     import timm
 
     from datamodules.standins.mvtec import write_mvtec_standin

@@ -41,7 +41,7 @@ from demo_anomaly import (
 )
 from demo_common import REPO, cli_run, newest_run_file, write_report
 
-from benchmarks.claims import Claim, claims_section, load_claims
+from benchmarks.claims import Claim, judge_available, load_claims
 
 README = "lightning_modules/tgi_ad/README.md"
 REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
@@ -197,41 +197,55 @@ def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
         and set(claim.extra["regimes"]) <= set(args.regimes)
         and set(args.categories) == set(DEFAULT_CATEGORIES)
     }
-    values = {cid: claim_values(args, claim) for cid, claim in claims.items()}
-    ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
-    if not ready:
-        return "", {}
-    return claims_section(ready, lambda claim: values[claim.id], digits=3)
+    return judge_available(claims, lambda claim: claim_values(args, claim), digits=3)
 
 
 def claim_values(args: argparse.Namespace, claim: Claim) -> dict[str, dict[int, float]] | None:
     """Group -> seed -> the claim's ``measure`` averaged over the categories and the claim's regimes; None when a
-    run it needs is missing. ``image_auroc`` (and the other baseline metrics) is read per group "<method>
-    <training set>" from the baselines' results; a generation measure (``spread_ratio``, ``sharpness_ratio``)
-    from generation.json for the treatment, against the claim's fixed ``control_value`` (the gate's bound)."""
+    run it needs is missing. A baseline metric (``image_auroc``, ...) is read per group "<method> <training set>"
+    from the baselines' results; a generation measure (``spread_ratio``, ``sharpness_ratio``) from
+    generation.json for the treatment, against the claim's fixed ``control_value`` (the gate's bound)."""
     measure, shots = claim.extra["measure"], [REGIMES[r] for r in claim.extra["regimes"]]
     cells = [(category, s) for category in args.categories for s in shots]
     values: dict[str, dict[int, float]] = {}
     for treatment, control in claim.pairs:
         for seed in claim.seeds:
             if measure in METRICS:
-                for group in (treatment, control):
-                    config = group_config(group)
-                    per_cell = [seed_means(args.runs_dir, [run_name(config, c, s, seed)]) for c, s in cells]
-                    if not all(per_cell):
-                        return None
-                    values.setdefault(group, {})[seed] = statistics.mean(v[measure] for v in per_cell)
-                continue
-            found = [
-                newest_run_file(args.runs_dir, generation_run(c, s, seed), "generated/generation.json")
-                for c, s in cells
-            ]
-            if not all(found):
+                pair = {g: baseline_mean(args, g, measure, cells, seed) for g in (treatment, control)}
+            else:
+                pair = {
+                    treatment: generation_mean(args, measure, cells, seed),
+                    control: float(claim.extra["control_value"]),
+                }
+            if None in pair.values():
                 return None
-            per_cell = [json.loads(f.read_text()).get(measure, float("nan")) for f in found]
-            values.setdefault(treatment, {})[seed] = statistics.mean(per_cell)
-            values.setdefault(control, {})[seed] = float(claim.extra["control_value"])
+            for group, value in pair.items():
+                values.setdefault(group, {})[seed] = value
     return values
+
+
+def baseline_mean(
+    args: argparse.Namespace, group: str, measure: str, cells: list[tuple[str, str]], seed: int
+) -> float | None:
+    """One baseline group's test ``measure`` at ``seed``, averaged over the (category, shots) ``cells``; None
+    unless every run finished."""
+    config = group_config(group)
+    per_cell = [seed_means(args.runs_dir, [run_name(config, c, s, seed)]) for c, s in cells]
+    return statistics.mean(v[measure] for v in per_cell) if all(per_cell) else None
+
+
+def generation_mean(
+    args: argparse.Namespace, measure: str, cells: list[tuple[str, str]], seed: int
+) -> float | None:
+    """The generations' ``measure`` (generation.json) at ``seed``, averaged over ``cells``; None unless every
+    generation finished."""
+    found = [
+        newest_run_file(args.runs_dir, generation_run(c, s, seed), "generated/generation.json")
+        for c, s in cells
+    ]
+    if not all(found):
+        return None
+    return statistics.mean(json.loads(f.read_text()).get(measure, float("nan")) for f in found)
 
 
 def group_config(group: str) -> str:

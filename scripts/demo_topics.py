@@ -23,7 +23,7 @@ from pathlib import Path
 
 from demo_common import cli_run, newest_run_file, write_report
 
-from benchmarks.claims import Claim, claims_section, load_claims
+from benchmarks.claims import Claim, judge_available, load_claims
 from lightning_modules.outputs.tables import read_result_table
 
 README = "lightning_modules/tvqvae/README.md"
@@ -143,11 +143,7 @@ def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
         and set(claim.extra["topics"]) <= set(args.topics)
         and claim.extra["corpus"] in args.corpora
     }
-    values = {cid: quality_over_k(args, claim) for cid, claim in claims.items()}
-    ready = {cid: claim for cid, claim in claims.items() if values[cid] is not None}
-    if not ready:
-        return "", {}
-    return claims_section(ready, lambda claim: values[claim.id], digits=3)
+    return judge_available(claims, lambda claim: quality_over_k(args, claim), digits=3)
 
 
 def report(args: argparse.Namespace) -> str:
