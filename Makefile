@@ -52,7 +52,7 @@ demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fa
 demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (35 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --readme
 
-demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (~35 min)
+demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (32.8 min recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py --readme
 
 demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals for the four anomaly baselines, one- and few-shot, the generator prior first, the augmentation control beside (~140 min, estimated)

@@ -262,8 +262,16 @@ def patchcore_rows(venv: Path, category: str = "brick", repeats: int = 2, warmup
     side's fastest fit, and the phase table says where that fit's peak RSS was set. anomalib's fits are bimodal on
     the same inputs: three runs in a row took 21.8, 2.4 and 22.0 s, and the slow ones raised the peak by 6,798 and
     6,930 MiB in the coreset phase (to 7,814 and 7,963 MiB) against 11 MiB for the fast one, so its time and its
-    memory are one event in its coreset step (its cause inside anomalib's k-center greedy not yet found). Keeping
-    the fastest favours it."""
+    memory are one event in its coreset step. The cause is the C allocator, not the algorithm. Each k-center
+    step allocates a fresh (patches x projected dims) difference, ``features - center`` in
+    ``KCenterGreedy.update_distances`` (10,240 x 228 floats here, 9.3 MB); in the slow fits the resident set
+    passed every GiB from the second on in that line (``python benchmarks/stack_at_rss.py
+    benchmarks/patchcore_peer.py anomalib --root <stand-in> --category brick --weights <resnet18.pth> --out <dir>``
+    with the anomalib venv's python). Whether glibc reuses that block or hands out fresh pages it keeps depends on
+    its heap state (its dynamic mmap threshold): over eight such runs the fit took 1.9-12.2 s and peaked at
+    1,051-7,626 MiB, time and memory rising together; with ``MALLOC_MMAP_THRESHOLD_=65536`` set (every such block
+    mapped and unmapped) four of four peaked at 998-1,061 MiB and took 7.2-8.7 s (fresh pages every step).
+    Keeping the fastest favours it."""
     import timm
 
     from datamodules.standins.mvtec import write_mvtec_standin

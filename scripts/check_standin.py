@@ -2,6 +2,7 @@
 
     python scripts/check_standin.py [--image-size 64] [--train 1600] [--epochs 4]    # ForenSynths
     python scripts/check_standin.py --layout rgbd [--size small]                      # RGB-D anti-spoofing
+    python scripts/check_standin.py --layout mvtec [--size small]                     # TGI-AD's gate
 
 ForenSynths: builds the seen family's training set and every family's test set in memory, trains one small CNN
 on raw pixels and one on the log-magnitude spectrum (same architecture, same seed), and prints ACC / AP per
@@ -15,6 +16,10 @@ detector that calls blur "fake" loses accuracy there.
 RGB-D: builds the stand-in and scores every test capture without training (``rgbd_cues.py``): the plane-fit
 residual (the shortcut) must not separate genuine captures from spoofs (AUC <= 75 %), the oracle RGB-depth
 consistency (the phenomenon) must (AUC >= 90 %). Prints both per display and exits 1 when a gate fails.
+
+MVTec (text-guided generation): scores copies, blurred copies and classically augmented copies of each
+category's four shots with the generation's own diversity gate (``gate_references.py``): the gate must fail the
+first two and pass the third, or it asks for what no generator can give on this stand-in (exit 1).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from datamodules.standins.forensynths import (  # noqa: E402
     TRAIN_CATEGORIES,
     gaussian_blur,
 )
+from datamodules.standins.mvtec import SIZES as MVTEC_SIZES  # noqa: E402
 from datamodules.standins.photos import PHOTO_CATEGORIES, load_photo, random_crops  # noqa: E402
 from datamodules.standins.upsampling import fake_images  # noqa: E402
 from lightning_modules.components.spectral import log_magnitude_spectrum  # noqa: E402
@@ -113,6 +119,11 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
 
+# layout -> (README, block) its table is written to with --readme
+README_BLOCKS = {
+    "rgbd": ("datamodules/README.md", "standin:rgbd"),
+    "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate"),
+}
 GATES = {"planarity": ("<=", 75.0), "consistency": (">=", 90.0)}  # AUC (%), genuine vs every spoof
 
 
@@ -148,28 +159,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--layout", choices=["forensynths", "rgbd"], default="forensynths")
-    parser.add_argument("--size", choices=["tiny", "small"], default="small", help="rgbd: the stand-in size")
+    parser.add_argument("--layout", choices=["forensynths", "rgbd", "mvtec"], default="forensynths")
     parser.add_argument(
-        "--readme", action="store_true", help="rgbd: also write the table into datamodules/README.md"
+        "--size", choices=["tiny", "small"], default="small", help="rgbd, mvtec: the stand-in size"
+    )
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="rgbd, mvtec: also write the table into the README that shows it",
     )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--train", type=int, default=1600, help="reals (and as many fakes) to train on")
     parser.add_argument("--test", type=int, default=300, help="reals (and as many fakes) per family")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
-    if args.layout == "rgbd":
-        table, passed = check_rgbd(args.size)
+    if args.layout in README_BLOCKS:
+        if args.layout == "rgbd":
+            table, passed = check_rgbd(args.size)
+        else:
+            from gate_references import gate_references
+
+            table, passed = gate_references(list(MVTEC_SIZES[args.size][0]), size=args.size)
         print(table)
         if args.readme:
             from readme_blocks import replace_block
 
-            command = f"`python scripts/check_standin.py --layout rgbd --size {args.size}`:"
-            replace_block(
-                Path(__file__).resolve().parents[1] / "datamodules" / "README.md",
-                "standin:rgbd",
-                f"{command}\n\n{table}",
-            )
+            readme, block = README_BLOCKS[args.layout]
+            command = f"`python scripts/check_standin.py --layout {args.layout} --size {args.size}`:"
+            replace_block(Path(__file__).resolve().parents[1] / readme, block, f"{command}\n\n{table}")
         sys.exit(0 if passed else 1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from datamodules.batch import batch_size_of
 from lightning_modules.components.binary_head import BinaryLogitNet
-from lightning_modules.frepgan.networks import PatchDiscriminator, SpectralPerturbationGenerator
+from lightning_modules.components.patch_discriminator import PatchDiscriminator
+from lightning_modules.frepgan.networks import SpectralPerturbationGenerator
 from lightning_modules.outputs.pictures import signed_picture, spectrum_picture
 from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 

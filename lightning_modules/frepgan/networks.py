@@ -6,7 +6,7 @@ No code was released; the blocks are our reading of the paper (README.md):
   scale matches the image's, DC at the center so low frequencies are neighbors for the convolutions), an
   image-to-image network H (a pix2pix-style ResNet generator), back to a complex spectrum and a real
   perturbation map of the image's size. Optionally bounded, G <- eps * tanh(G).
-* D: a PatchGAN discriminator that tells real images from perturbed fakes.
+* D: a PatchGAN discriminator (`components/patch_discriminator.py`) that tells real images from perturbed fakes.
 * C: the CNNDetection classifier on the perturbed image x + s * G(x).
 """
 
@@ -106,26 +106,3 @@ class SpectralPerturbationGenerator(nn.Module):
         if self.bound_eps is not None:
             perturbation = self.bound_eps * torch.tanh(perturbation)
         return perturbation.to(x.dtype)
-
-
-class PatchDiscriminator(nn.Module):
-    """pix2pix's N-layer PatchGAN: a map of real/fake logits, one per overlapping patch, for [0, 1] images."""
-
-    def __init__(self, channels: int = 3, width: int = 64, layers: int = 3) -> None:
-        super().__init__()
-        body: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-        current = width
-        for index in range(1, layers + 1):
-            nxt = width * min(2**index, 8)
-            stride = 2 if index < layers else 1
-            body += [
-                nn.Conv2d(current, nxt, 4, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(nxt),
-                nn.LeakyReLU(0.2, True),
-            ]
-            current = nxt
-        body.append(nn.Conv2d(current, 1, 4, stride=1, padding=1))
-        self.body = nn.Sequential(*body)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x * 2.0 - 1.0)

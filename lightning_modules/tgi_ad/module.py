@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torchvision.utils import save_image
 
 from datamodules.batch import batch_size_of
 from lightning_modules.components.feature_extractor import FrozenFeatures
+from lightning_modules.components.patch_discriminator import PatchDiscriminator
 from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
 from lightning_modules.outputs.checkpoints import RunCheckpointError, read_run_checkpoint
 from lightning_modules.outputs.run_outputs import log_text
@@ -48,6 +50,21 @@ def read_prior(path: str, width: int, code_dim: int, num_codes: int, downsamplin
     return state
 
 
+def read_prior_discriminator(path: str) -> dict[str, Any] | None:
+    """The discriminator weights of a prior trained with ``adversarial_weight`` > 0, or None (a fresh one)."""
+    try:
+        return read_run_checkpoint(
+            path,
+            "model.init_args.prior_path",
+            "discriminator.",
+            "tgi_ad_prior.yaml",
+            "generator prior",
+            "code_dim",
+        )[1]
+    except RunCheckpointError:
+        return None
+
+
 class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
     """Variance-aware generator + keyword-to-prompt + text-guided selector, iterated.
 
@@ -64,6 +81,11 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             ``prior_path``). Fine-tuned on one image, the decoder learns to rebuild that image from every code
             near it, so sampled codes stop mattering; the prior's decoder still renders them differently.
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
+        adversarial_weight: Weight of VQGAN's patch-GAN term (hinge loss; the generator's term -D(x̂)), which
+            the paper's VQGAN is trained with and L1 + feature losses alone lack: their reconstructions are
+            blurred. 0: no discriminator (the CPU default). A fixed weight, not VQGAN's adaptive one.
+        discriminator_width, discriminator_layers: Size of the PatchGAN discriminator (with ``adversarial_weight``;
+            started from the prior's when the prior was trained with one).
         min_std: Floor of the generator's σ (0.3; 0: none), so its samples keep their spread.
         feature_backbone, pretrained, pretrained_path: Frozen timm CNN of the feature (perceptual) loss.
         lr: Adam learning rate.
@@ -96,6 +118,9 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         freeze_decoder: bool = False,
         kl_weight: float = 1e-3,
         feature_weight: float = 1.0,
+        adversarial_weight: float = 0.0,
+        discriminator_width: int = 32,
+        discriminator_layers: int = 3,
         min_std: float = 0.3,
         feature_backbone: str = "resnet18",
         pretrained: bool = True,
@@ -114,6 +139,10 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         self.save_hyperparameters()
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
+        if adversarial_weight < 0:
+            raise ValueError(f"model.init_args.adversarial_weight must be >= 0, got {adversarial_weight}")
+        # manual: the discriminator, when there is one, steps after the generator on the same batch
+        self.automatic_optimization = False
         self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings, min_std=min_std)
         if prior_path:
             self.generator.load_state_dict(read_prior(prior_path, width, code_dim, num_codes, downsamplings))
@@ -124,6 +153,12 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
                     "never trained renders nothing"
                 )
             self.generator.freeze_decoder()
+        self.discriminator = None
+        if adversarial_weight:
+            self.discriminator = PatchDiscriminator(3, discriminator_width, discriminator_layers)
+            prior_discriminator = read_prior_discriminator(prior_path) if prior_path else None
+            if prior_discriminator is not None:
+                self.discriminator.load_state_dict(prior_discriminator)
         self.features = (
             FrozenFeatures(feature_backbone, (1, 2), pretrained, pretrained_path) if feature_weight else None
         )
@@ -148,6 +183,10 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         if len(self.accepted):  # mix the images accepted so far into the batch
             extra = self.accepted[torch.randint(len(self.accepted), (len(images),))].to(images)
             images = torch.cat([images, extra])
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)  # the generator's step moves the generator alone
         out = self.generator(images, self.hparams.temperature)
         terms = generator_loss(
             images,
@@ -156,12 +195,37 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             self.hparams.kl_weight,
             self.hparams.feature_weight,
         )
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(images))
-        return terms["total"]
+        if self.discriminator is not None:
+            terms["adversarial"] = (
+                -self.hparams.adversarial_weight * self.discriminator(out["reconstruction"]).mean()
+            )
+            terms["total"] = terms["total"] + terms["adversarial"]
+        self._step(optimizers[0], terms["total"])
+        if self.discriminator is not None:  # hinge loss: the real shots against the reconstructions
+            self.discriminator.requires_grad_(True)
+            real = self.discriminator(batch["image"])
+            fake = self.discriminator(out["reconstruction"].detach())
+            terms["discriminator"] = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+            self._step(optimizers[1], terms["discriminator"])
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True, batch_size=len(images)
+        )
+        return terms["total"].detach()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """[generator] or [generator, discriminator] (VQGAN's betas for both)."""
         trained = [p for p in self.generator.parameters() if p.requires_grad]
-        return torch.optim.Adam(trained, lr=self.hparams.lr, betas=(0.5, 0.9))
+        found = [torch.optim.Adam(trained, lr=self.hparams.lr, betas=(0.5, 0.9))]
+        if self.discriminator is not None:
+            found.append(
+                torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=(0.5, 0.9))
+            )
+        return found
 
     def on_train_epoch_end(self) -> None:
         epochs = max(1, int(self.trainer.max_epochs or 1))

@@ -5,8 +5,8 @@ z = μ + t·σ·ε is drawn with the reparameterization trick (temperature t) *b
 rebuilds the image from the quantized z. Trained on the few normal images with reconstruction, feature
 (perceptual), codebook / commitment and KL(N(μ, σ²) ‖ N(0, I)) terms, it maps each image to a distribution of
 nearby normal images: sampling many z per image gives normal variants. The quantizer is the TVQ-VAE's (one code
-per position), the residual block the image VQ-VAE's. No GAN term here (ours: a CPU budget; the loss weights are
-configurable).
+per position), the residual block the image VQ-VAE's. VQGAN's patch-GAN term lives in the module
+(``adversarial_weight``, off by default: a CPU budget), beside a discriminator.
 
 ``min_std`` floors σ. Trained on a few images with the KL weighted 1e-3 on a mean over cells, σ collapsed from
 0.50 to 0.086 within 75 steps, and the samples of one image became near-copies; a floor keeps the sampling's

@@ -12,8 +12,9 @@ from torch import nn
 
 from datamodules.forensynths import ForenSynthsDataModule
 from lightning_modules.components.binary_head import BinaryLogitNet
+from lightning_modules.components.patch_discriminator import PatchDiscriminator
 from lightning_modules.frepgan.module import FrePGANModule
-from lightning_modules.frepgan.networks import PatchDiscriminator, SpectralPerturbationGenerator
+from lightning_modules.frepgan.networks import SpectralPerturbationGenerator
 from tests.conftest import CONFIGS
 from tests.helpers import read_events
 

@@ -283,7 +283,8 @@ def test_diversity_is_zero_for_copies_of_the_source_and_grows_with_the_differenc
 def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
     """configs/tgi_ad_prior.yaml trains the generator alone on the stand-in's photos folder (none of them a
     category's photo); the generation's prior_path then starts from exactly those weights, a prior of other
-    sizes is one line, and freeze_decoder keeps the prior's decoder and codebook."""
+    sizes is one line, and freeze_decoder keeps the prior's decoder and codebook. The prior here is trained with
+    the patch-GAN term, whose discriminator a generation with one then starts from."""
     from datamodules.standins.mvtec import CATEGORIES, PHOTO_CATEGORIES, prior_photos
     from lightning_modules.outputs.checkpoints import RunCheckpointError
     from lightning_modules.tgi_ad.module import TextGuidedGenerationModule
@@ -299,8 +300,18 @@ def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
         "--model.init_args.num_codes",
         "32",
     ]
-    fit = run_cli("fit", "--config", str(CONFIGS / "tgi_ad_prior.yaml"), *sizes)
+    adversarial = [
+        "--model.init_args.adversarial_weight",
+        "0.1",
+        "--model.init_args.discriminator_width",
+        "8",
+    ]
+    fit = run_cli("fit", "--config", str(CONFIGS / "tgi_ad_prior.yaml"), *sizes, *adversarial)
     assert fit.datamodule.category == "photos" and len(fit.datamodule.datasets["train"].records) == 8
+    # the patch-GAN term: a discriminator that stepped beside the generator, its losses logged
+    generator_optimizer, discriminator_optimizer = fit.trainer.optimizers
+    assert discriminator_optimizer.state and generator_optimizer.state
+    assert {"train/adversarial", "train/discriminator"} <= set(fit.trainer.callback_metrics)
     assert not list(Path(fit.trainer.log_dir).glob("generated"))  # a prior writes no images
     run = Path(fit.trainer.log_dir).parent
     started = TextGuidedGenerationModule(
@@ -308,6 +319,20 @@ def test_a_prior_trained_on_other_photos_starts_the_generation(run_cli) -> None:
     )
     for name, value in fit.model.generator.state_dict().items():
         assert torch.equal(started.generator.state_dict()[name], value), name
+    assert started.discriminator is None  # no adversarial term asked: none built, whatever the prior had
+    adversarial_start = TextGuidedGenerationModule(
+        width=8,
+        code_dim=8,
+        num_codes=32,
+        prior_path=str(run),
+        pretrained=False,
+        adversarial_weight=0.1,
+        discriminator_width=8,
+    )
+    for name, value in fit.model.discriminator.state_dict().items():  # the prior's discriminator carries over
+        assert torch.equal(adversarial_start.discriminator.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="adversarial_weight must be >= 0, got -1"):
+        TextGuidedGenerationModule(width=8, code_dim=8, num_codes=32, adversarial_weight=-1, pretrained=False)
     with pytest.raises(
         RunCheckpointError, match=r"prior_path=.*the prior's generator has width 8 \(here 16\)"
     ):

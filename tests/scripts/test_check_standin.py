@@ -75,3 +75,19 @@ def test_the_blurred_control_gate_passes_blurred_and_fails_unblurred() -> None:
     unblurred = blurred_control(photos, tests[SEEN_FAMILY], 64, rng, sigma=(0.0, 0.0))
     table, passed = check_blur_control({**tests, "blurred_real": unblurred})
     assert not passed, table
+
+
+def test_the_generation_gate_references_score_copies_blur_and_augmentation(standin_root: Path) -> None:
+    """Exact copies have no spread and fail; blurring makes them less sharp; the augmented copies spread more
+    than either; and a kind whose verdict differs from the expected one fails the check."""
+    import gate_references
+
+    table, passed = gate_references.gate_references(["brick"], root=standin_root, size="tiny", per_source=3)
+    rows = {line.split("|")[2].strip(): line.split("|") for line in table.splitlines()[2:]}
+    assert list(rows) == list(gate_references.EXPECTED), table
+    spread = {kind: float(cells[3]) for kind, cells in rows.items()}
+    sharpness = {kind: float(cells[4]) for kind, cells in rows.items()}
+    assert spread["copies"] == 0 and sharpness["copies"] == 1 and rows["copies"][5].strip() == "fails", table
+    assert sharpness["blurred copies"] < 0.8, table
+    assert spread["augmented (the control)"] > max(spread["copies"], spread["blurred copies"]), table
+    assert passed == ("NOT MET" not in table), table
