@@ -83,7 +83,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
         adversarial_weight: Weight of VQGAN's patch-GAN term (hinge loss; the generator's term -D(x̂)), which
             the paper's VQGAN is trained with and L1 + feature losses alone lack: their reconstructions are
-            blurred. 0: no discriminator (the CPU default). A fixed weight, not VQGAN's adaptive one.
+            blurred. 0: no discriminator (the CPU default). A fixed weight, not VQGAN's adaptive one. With it
+            Lightning counts two optimizer steps per batch (``trainer.max_steps`` counts both).
         discriminator_width, discriminator_layers: Size of the PatchGAN discriminator (with ``adversarial_weight``;
             started from the prior's when the prior was trained with one).
         min_std: Floor of the generator's σ (0.3; 0: none), so its samples keep their spread.
