@@ -10,8 +10,8 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 * ``--ckpt_path last`` finds the newest ``last.ckpt`` of that run name, and a run started from a checkpoint
   inside a run folder writes into that folder (so ``test --ckpt_path last`` puts its table beside the model);
 * default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate
-  monitor, TensorBoard pictures, a guard that stops on a NaN/inf loss naming the batch's files, random states in
-  every checkpoint, a rich progress bar, and for ``predict`` a writer of ``predictions.csv`` in the run folder;
+  monitor, TensorBoard pictures, a NaN/inf-loss guard naming the batch's files, random states in every checkpoint,
+  a rich progress bar, ``predictions.csv`` for ``predict``; ``--compile`` / ``--channels_last`` add speed ones;
 * ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class);
 * errors a user can fix (missing data, unreadable files, a bad checkpoint, config mistakes: an unknown key, a
   wrong type, a class path that does not import) end with one line naming the file, key or value and the nearest
@@ -39,6 +39,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from callbacks import (
+    SPEED_SWITCHES,
     LearningRateMonitorIfLogged,
     NonFiniteLossGuard,
     PredictionCSVWriter,
@@ -107,6 +108,8 @@ class RobustVisionCLI(LightningCLI):
             "--run_name", type=str | None, help="Run folder name (default: the first config's)"
         )
         parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
+        for key, (_, explained) in SPEED_SWITCHES.items():  # --compile, --channels_last
+            parser.add_argument(f"--{key}", type=bool, default=False, help=explained)
         parser.add_argument(
             "--run_version",
             type=str | None,
@@ -202,6 +205,7 @@ class RobustVisionCLI(LightningCLI):
         defaults += [RNGStateCheckpoint()]
         defaults += [RichProgressBar()] if trainer.get("enable_progress_bar") is not False else []
         defaults += [PredictionCSVWriter()] if self.subcommand == "predict" else []
+        defaults += [switch() for key, (switch, _) in SPEED_SWITCHES.items() if self._get(self.config, key)]
         # a configured callback replaces the default of its kind (any progress bar replaces ours)
         same = {RichProgressBar: ProgressBar}
         defaults = [

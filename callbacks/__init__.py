@@ -7,9 +7,13 @@ from callbacks.mixing import KImageMixing
 from callbacks.predictions import PredictionCSVWriter
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.schedules import ScheduleCallback
+from callbacks.speed import SPEED_SWITCHES, ChannelsLast, CompileNetworks
 from callbacks.visualization import TensorBoardPictures
 
 __all__ = [
+    "SPEED_SWITCHES",
+    "ChannelsLast",
+    "CompileNetworks",
     "KImageMixing",
     "LearningRateMonitorIfLogged",
     "NonFiniteLossGuard",

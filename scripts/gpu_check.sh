@@ -4,7 +4,10 @@
 #      not, peak GPU memory);
 #   2. BiHPF ResNet-50 training throughput at 224 px, float32 vs bf16-mixed + channels-last (images/s);
 #   3. a 1-GPU DDP fit through the CLI with configs/env/ddp.yaml, in 16-mixed and in bf16-mixed, on the stand-in;
-#   4. resuming that run from last.ckpt, and testing it.
+#   4. resuming that run from last.ckpt, and testing it;
+#   5. the input pipeline against the model (benchmarks/gpu_pipeline.py): BiHPF training end to end from JPEG files
+#      vs batches already on the GPU, torch.compile off and on; PatchCore's test pass from 1024 px PNGs the same way
+#      (images/s and their ratio, into OUT_DIR/gpu_pipeline.md).
 # Usage: bash scripts/gpu_check.sh [OUT_DIR]   (needs `make install` first, or PY=python3 where the packages are
 # installed; no network). The reports go to OUT_DIR; stand-ins and runs to WORK (default OUT_DIR/work).
 # CONFIG_BUDGET_S bounds step 1 (no config run starts after it). A failing step is reported and the next one runs.
@@ -40,4 +43,5 @@ DATA=(--data.init_args.root "$ROOT" --data.init_args.synthetic true --data.init_
   "$PY" cli.py test --config configs/bihpf.yaml "${DATA[@]}" --trainer.precision bf16-mixed --ckpt_path last \
       --run_name gpu_check_bf16-mixed || echo "test: FAILED"
   find "$WORK/runs" -name "results*.md" -exec sh -c 'echo "== $1"; cat "$1"' _ {} \;
+  "$PY" -m benchmarks.gpu_pipeline --work "$WORK/pipeline" --out "$OUT/gpu_pipeline.md" || echo "pipeline: FAILED"
 } 2>&1 | tee "$OUT/gpu_check.log"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from PIL import Image
+
 from benchmarks.input_pipeline import compare
 from benchmarks.peak_memory import peak_memory
 from tests.conftest import CONFIGS
@@ -170,3 +173,47 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Pat
     assert sum(rises) <= rss + 1
     assert 50 <= image <= 100 and 50 <= pixel <= 100, table["ours"]
     assert rows[fit_line].startswith("Fit: ours ") and rows[fit_line].endswith("x faster.")
+
+
+def test_gpu_pipeline_times_both_sides_of_each_row_on_cpu(standin_root: Path, tmp_path: Path) -> None:
+    """benchmarks/gpu_pipeline.py at toy sizes on CPU (compiled with the eager backend): the files are written in
+    the real layouts, each row is timed end to end and model only, and the block lands in the output file."""
+    from benchmarks.gpu_pipeline import Throughput, main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "standins").symlink_to(standin_root)
+    out = tmp_path / "gpu_cpu.md"
+    out.write_text("# GPU check\n\nkept\n")
+    markdown = main(
+        [
+            "--device", "cpu", "--work", str(work), "--out", str(out), "--workers", "1",
+            "--backbone", "resnet18", "--precision", "32-true", "--image_size", "32", "--load_size", "40",
+            "--batch_size", "4", "--images", "16", "--warmup", "1", "--steps", "2",
+            "--compile_backend", "eager", "--standin_size", "tiny", "--mvtec_side", "48",
+            "--mvtec_train", "6", "--mvtec_test", "12", "--mvtec_batch_size", "4", "--mvtec_warmup", "1",
+            "--category", "brick",
+        ]
+    )  # fmt: skip
+    rows = [
+        line.split("|")[1:-1] for line in markdown.splitlines() if line.startswith(("| BiHPF", "| PatchCore"))
+    ]
+    assert [r[1].strip() for r in rows] == [
+        "32-true + channels-last",
+        "32-true + channels-last + torch.compile",
+        "32-true + channels-last",
+    ]
+    for row in rows:
+        end_to_end, model_only, ratio = (float(v) for v in row[2:5])
+        assert end_to_end > 0 and model_only > 0 and ratio > 0
+        assert row[5].strip() == ("yes" if ratio >= 0.9 else "no")
+    jpegs = sorted((work / "forensynths_jpeg_16_40" / "train").rglob("*.jpg"))
+    assert len(jpegs) == 16 and Image.open(jpegs[0]).size == (40, 40)
+    masks = list((work / "mvtec_6_12_48" / "brick" / "ground_truth").rglob("*_mask.png"))
+    assert masks and all(Image.open(m).size == (48, 48) for m in masks)
+    assert (work / "trainer" / "results.md").is_file()  # PatchCore's table stays in the work folder
+    text = out.read_text()
+    assert "kept" in text and "<!-- gpu:pipeline -->" in text and "End to end" in text
+    timer = Throughput(warmup=3)
+    with pytest.raises(RuntimeError, match="nothing was timed"):
+        _ = timer.images_per_second
