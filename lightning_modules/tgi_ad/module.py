@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +80,9 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         freeze_decoder: Keep the prior's decoder and codebook as they are and fine-tune the encoder alone (needs
             ``prior_path``). Fine-tuned on one image, the decoder learns to rebuild that image from every code
             near it, so sampled codes stop mattering; the prior's decoder still renders them differently.
+        decoder_learns_from: ``sample`` (the quantized z = μ + tσε, the paper's objective in our reading) or
+            ``mean`` (ours: the decoder learns from the quantized μ, and the sample's reconstruction trains the
+            encoder alone), see ``VarianceAwareVQGAN``; the patch-GAN term then judges the mean's reconstruction.
         kl_weight, feature_weight: Loss weights (λ_KL 1e-3; the feature distance through ``feature_backbone``).
         adversarial_weight: Weight of VQGAN's patch-GAN term (hinge loss; the generator's term -D(x̂)), which
             the paper's VQGAN is trained with and L1 + feature losses alone lack: their reconstructions are
@@ -117,6 +120,7 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         downsamplings: int = 3,
         prior_path: str | None = None,
         freeze_decoder: bool = False,
+        decoder_learns_from: Literal["sample", "mean"] = "sample",
         kl_weight: float = 1e-3,
         feature_weight: float = 1.0,
         adversarial_weight: float = 0.0,
@@ -144,7 +148,14 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             raise ValueError(f"model.init_args.adversarial_weight must be >= 0, got {adversarial_weight}")
         # manual: the discriminator, when there is one, steps after the generator on the same batch
         self.automatic_optimization = False
-        self.generator = VarianceAwareVQGAN(width, code_dim, num_codes, downsamplings, min_std=min_std)
+        self.generator = VarianceAwareVQGAN(
+            width,
+            code_dim,
+            num_codes,
+            downsamplings,
+            min_std=min_std,
+            decoder_learns_from=decoder_learns_from,
+        )
         if prior_path:
             self.generator.load_state_dict(read_prior(prior_path, width, code_dim, num_codes, downsamplings))
         if freeze_decoder:
@@ -197,15 +208,14 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
             self.hparams.feature_weight,
         )
         if self.discriminator is not None:
-            terms["adversarial"] = (
-                -self.hparams.adversarial_weight * self.discriminator(out["reconstruction"]).mean()
-            )
+            judged = out.get("mean_reconstruction", out["reconstruction"])  # the one that trains the decoder
+            terms["adversarial"] = -self.hparams.adversarial_weight * self.discriminator(judged).mean()
             terms["total"] = terms["total"] + terms["adversarial"]
         self._step(optimizers[0], terms["total"])
         if self.discriminator is not None:  # hinge loss: the real shots against the reconstructions
             self.discriminator.requires_grad_(True)
             real = self.discriminator(batch["image"])
-            fake = self.discriminator(out["reconstruction"].detach())
+            fake = self.discriminator(judged.detach())
             terms["discriminator"] = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
             self._step(optimizers[1], terms["discriminator"])
         self.log_dict(

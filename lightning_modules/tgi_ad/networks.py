@@ -16,10 +16,12 @@ spread whatever the KL's weight (ours: the paper gives no such detail).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from lightning_modules.tvqvae.image_networks import ResidualBlock
 from lightning_modules.tvqvae.networks import MultiHotQuantizer
@@ -38,6 +40,12 @@ class VarianceAwareVQGAN(nn.Module):
         downsamplings: Stride-2 stages (3: f8).
         commitment: Commitment cost of the quantizer.
         min_std: Floor of σ (0: none; log σ² is otherwise clamped to ``LOG_VARIANCE_RANGE``).
+        decoder_learns_from: What the decoder is trained to rebuild the image from. ``sample``: the quantized
+            sample z = μ + tσε (the paper's VQGAN objective, our reading). ``mean`` (ours): the quantized μ; the
+            sample's reconstruction still trains the encoder (μ and σ), through the decoder's weights without
+            changing them. Trained on a few images from their samples, the decoder learns to rebuild each image
+            from every code near it, so sampled codes stop mattering; trained from the means, it renders the
+            codes it is given.
     """
 
     def __init__(
@@ -48,10 +56,14 @@ class VarianceAwareVQGAN(nn.Module):
         downsamplings: int = 3,
         commitment: float = 0.25,
         min_std: float = 0.0,
+        decoder_learns_from: Literal["sample", "mean"] = "sample",
     ) -> None:
         super().__init__()
         if min_std < 0:
             raise ValueError(f"min_std must be >= 0, got {min_std}")
+        if decoder_learns_from not in ("sample", "mean"):
+            raise ValueError(f"decoder_learns_from must be sample or mean, got {decoder_learns_from!r}")
+        self.decoder_learns_from = decoder_learns_from
         low, high = LOG_VARIANCE_RANGE
         self.log_variance_range = (max(low, 2 * math.log(min_std)) if min_std > 0 else low, high)
         widths = [min(width * 2**i, 4 * width) for i in range(downsamplings + 1)]
@@ -108,16 +120,24 @@ class VarianceAwareVQGAN(nn.Module):
         return quantized.reshape(b, h, w, d).permute(0, 3, 1, 2), loss, encodings.argmax(1).reshape(b, h, w)
 
     def forward(self, images: torch.Tensor, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+        """``reconstruction`` from the quantized sample; with ``decoder_learns_from="mean"`` in training, also
+        ``mean_reconstruction`` from the quantized μ, and the sample's reconstruction leaves the decoder's weights
+        out of its gradient (one quantizer call for both, so dead-code counts advance once per step)."""
         mean, log_variance = self.encode(images)
-        quantized, vq_loss, codes = self.quantize(self.sample(mean, log_variance, temperature))
+        z = self.sample(mean, log_variance, temperature)
+        from_mean = self.training and self.decoder_learns_from == "mean" and temperature != 0
+        quantized, vq_loss, codes = self.quantize(torch.cat([z, mean]) if from_mean else z)
         kl = 0.5 * (mean**2 + log_variance.exp() - log_variance - 1).mean()
-        return {
-            "reconstruction": self.decoder(quantized),
-            "mean": mean,
-            "log_variance": log_variance,
-            "vq_loss": vq_loss,
-            "kl": kl,
-            "codes": codes,
+        out = {"mean": mean, "log_variance": log_variance, "vq_loss": vq_loss, "kl": kl}
+        if not from_mean:
+            return out | {"reconstruction": self.decoder(quantized), "codes": codes}
+        sampled, of_mean = quantized.chunk(2)
+        weights = {n: p.detach() for n, p in self.decoder.named_parameters()}
+        weights |= dict(self.decoder.named_buffers())
+        return out | {
+            "reconstruction": functional_call(self.decoder, weights, (sampled,)),
+            "mean_reconstruction": self.decoder(of_mean),
+            "codes": codes.chunk(2)[0],
         }
 
     @torch.no_grad()
@@ -136,17 +156,25 @@ def generator_loss(
     kl_weight: float = 1e-3,
     feature_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """L1 reconstruction + feature (perceptual) distance + VQ + λ_KL · KL. ``features`` maps images to a list of
-    feature maps and must let gradients reach its input (a frozen network called without ``no_grad``)."""
-    rebuilt = out["reconstruction"].float()
-    terms = {"l1": (rebuilt - images).abs().mean(), "vq": out["vq_loss"], "kl": kl_weight * out["kl"]}
-    if features is not None and feature_weight:
-        with torch.no_grad():
-            real = features(images)
-        fake = features(rebuilt)
-        distance = sum(
-            F.mse_loss(F.normalize(f, dim=1), F.normalize(r, dim=1)) for f, r in zip(fake, real, strict=True)
-        )
-        terms["feature"] = feature_weight * distance
+    """L1 reconstruction + feature (perceptual) distance + VQ + λ_KL · KL; the reconstruction terms again for
+    ``mean_reconstruction`` when there is one (``l1_mean``, ``feature_mean``). ``features`` maps images to a list
+    of feature maps and must let gradients reach its input (a frozen network called without ``no_grad``)."""
+    terms = {"vq": out["vq_loss"], "kl": kl_weight * out["kl"]}
+    rebuilt = {"": out["reconstruction"].float()}
+    if "mean_reconstruction" in out:
+        rebuilt["_mean"] = out["mean_reconstruction"].float()
+    real = None
+    for suffix, image in rebuilt.items():
+        terms["l1" + suffix] = (image - images).abs().mean()
+        if features is not None and feature_weight:
+            if real is None:
+                with torch.no_grad():
+                    real = features(images)
+            fake = features(image)
+            distance = sum(
+                F.mse_loss(F.normalize(f, dim=1), F.normalize(r, dim=1))
+                for f, r in zip(fake, real, strict=True)
+            )
+            terms["feature" + suffix] = feature_weight * distance
     terms["total"] = sum(terms.values())
     return terms

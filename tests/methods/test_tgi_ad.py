@@ -103,6 +103,37 @@ def test_the_sigma_floor_keeps_the_sampling_spread() -> None:
         VarianceAwareVQGAN(min_std=-0.1)
 
 
+def test_a_decoder_learning_from_the_mean_gets_no_gradient_from_the_samples() -> None:
+    """decoder_learns_from="mean": the sample's reconstruction trains the encoder (μ and σ) and leaves the decoder's
+    weights alone, the mean's trains both; in eval, and at t = 0, the generator is the plain one."""
+    from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 32, 32)
+    generator = VarianceAwareVQGAN(8, 4, 16, 2, min_std=0.3, decoder_learns_from="mean").train()
+    plain = VarianceAwareVQGAN(8, 4, 16, 2, min_std=0.3)
+    out = generator(images)
+    out["reconstruction"].mean().backward()
+    decoder_grads = [p.grad for p in generator.decoder.parameters()]
+    assert all(g is None or not g.abs().sum() for g in decoder_grads)
+    assert generator.head.weight.grad.abs().sum() > 0
+    generator.zero_grad()
+    out = generator(images)
+    terms = generator_loss(images, out, features=lambda x: [x.mean(1, keepdim=True)])
+    assert set(terms) == {"l1", "l1_mean", "vq", "kl", "feature", "feature_mean", "total"}
+    terms["total"].backward()
+    assert all(p.grad is not None for p in generator.decoder.parameters())
+    plain.load_state_dict(generator.state_dict())
+    generator.eval(), plain.eval()
+    with torch.no_grad():
+        assert "mean_reconstruction" not in generator(images)
+        torch.testing.assert_close(
+            generator(images, 0.0)["reconstruction"], plain(images, 0.0)["reconstruction"]
+        )
+    with pytest.raises(ValueError, match="decoder_learns_from must be sample or mean"):
+        VarianceAwareVQGAN(decoder_learns_from="codes")
+
+
 def test_the_diversity_gate_fails_blurred_copies_and_passes_varied_sharp_samples() -> None:
     from torchvision.transforms.functional import gaussian_blur
 
@@ -237,6 +268,16 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
     assert events.Scalars("generation/kept_min_per_source")[-1].value == 3
     assert "generation/kept_per_source/text_summary" in events.Tags()["tensors"]
     assert events.Scalars("generation/source_distance")[-1].value == pytest.approx(summary["source_distance"])
+
+    # the sampling sweep reads the run back: at t = 0 every sample is the mean's decoding (no code moves, no
+    # spread); at t = 4 codes move
+    from scripts.tgi_sampling_sweep import main as sweep
+
+    markdown = sweep([str(run_dir.parent), "--labels", "tiny", "--temperatures", "0", "4", "--samples", "3"])
+    rows = [line.split("|")[1:-1] for line in markdown.splitlines() if line.startswith("| tiny")]
+    still, moved = ([float(v) for v in row[2:]] for row in rows)
+    assert still[:3] == [0.0, 0.0, 0.0] and rows[0][1].strip() == "brick"
+    assert moved[1] > 0 and moved[3] > 0 and moved[4] > 0
 
     baseline = run_cli(
         "fit",
