@@ -59,8 +59,8 @@ BLOCK = "gpu:pipeline"
 
 class Throughput(L.Callback):
     """Images per second over the training or test batches after the first ``warmup``: the clock starts at the
-    end of batch ``warmup`` and stops at the end of the loop's epoch (callbacks run before the module's epoch end,
-    so the anomaly metrics are not timed), the device synchronized at both ends only."""
+    end of batch ``warmup`` and stops when training ends, or at the test epoch's end (callbacks run before the
+    module's epoch end, so the anomaly metrics are not timed), the device synchronized at both ends only."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.batches, self.images = warmup, 0, 0
@@ -136,8 +136,7 @@ def resized_copy(job: Copy) -> None:
 
 
 def write_copies(jobs: list[Copy], out: Path, processes: int) -> None:
-    """Every copy, in ``processes`` processes (a thousand 1024 px PNGs take a minute on one core), then a marker
-    in ``out`` so the next run reuses them."""
+    """Every copy, in ``processes`` processes, then a marker in ``out`` so the next run reuses them."""
     with ProcessPoolExecutor(max(1, processes)) as pool:
         list(pool.map(resized_copy, jobs, chunksize=16))
     (out / "DONE").touch()

@@ -78,8 +78,8 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         prior_path: The generator's starting weights: a ``configs/tgi_ad_prior.yaml`` run folder or checkpoint
             (trained once on photos of other things, ``prior.py``), fine-tuned here; null: from scratch.
         freeze_decoder: Keep the prior's decoder and codebook as they are and fine-tune the encoder alone (needs
-            ``prior_path``). Fine-tuned on one image, the decoder learns to rebuild that image from every code
-            near it, so sampled codes stop mattering; the prior's decoder still renders them differently.
+            ``prior_path``). The prior's decoder renders sampled codes differently (more spread), but it never
+            learnt the category: its samples look like the prior's photos (measured in the README).
         decoder_learns_from: ``sample`` (the quantized z = μ + tσε, the paper's objective in our reading) or
             ``mean`` (ours: the decoder learns from the quantized μ, and the sample's reconstruction trains the
             encoder alone), see ``VarianceAwareVQGAN``; the patch-GAN term then judges the mean's reconstruction.
