@@ -7,16 +7,19 @@ diversity gate (spread between samples against the spread between real normals, 
 
 First the generator prior is trained once on the stand-in's photos folder (``configs/tgi_ad_prior.yaml``;
 ``--no_prior`` skips it). Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``:
-128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the four ``*_tgi`` configs read that run folder
-(``--data.init_args.extra_normal_dir``), the same real shots (same data seed) and the untouched test split.
-The real-only runs are demo_anomaly's (same names, so runs made by ``make demo-anomaly`` are reused).
-``--generation_only`` runs the prior and the generations alone, without the baselines: the gate that comes
-before any claim about them. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are all there are
-judged and their values recorded (``make claims`` reads them).
+128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the
+four ``*_tgi`` configs read that run folder (``--data.init_args.extra_normal_dir``), the same real shots (same
+data seed) and the untouched test split. The real-only runs are demo_anomaly's (same names, so runs made by
+``make demo-anomaly`` are reused). ``--generation_only`` runs the prior and the generations alone, without the
+baselines: the gate that comes before any claim about them. The baselines of a seed are trained only when none
+of its generations fails that gate (``--ignore_gate`` trains them anyway): images that add no variety say nothing
+about the paper's claim. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are
+all there are judged and their values recorded (``make claims`` reads them).
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                   [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
-                                  [--readme] [--no_prior] [--generation_only] [--generation_arguments "..."]
+                                  [--readme] [--no_prior] [--generation_only] [--ignore_gate]
+                                  [--generation_arguments "..."]
                                   [extra cli arguments for the baselines]
 """
 
@@ -81,6 +84,44 @@ def newest_generation_json(generated: str):
             f"{generated}: no generated/generation.json (the generation run did not finish)"
         )
     return found
+
+
+def run_seed(seed: int, args: argparse.Namespace, prior: list[str], extra: list[str]) -> None:
+    """One seed: the generations, regime by regime, the few-shot ones first (their gate can be judged; one shot has
+    no spread between reals to compare with); after a regime in which a generation failed the gate, the seed stops:
+    no further generation, no baseline (unless ``--ignore_gate``; ``--generation_only`` makes every generation and
+    no baseline). Then each baseline on each training set, per generation."""
+    generated = {}
+    for regime in sorted(args.regimes, key=lambda r: REGIMES[r] == "1"):
+        for category in args.categories:
+            generated[REGIMES[regime], category] = generate(category, REGIMES[regime], seed, args, prior)
+        failed = [] if args.ignore_gate or args.generation_only else gate_failures(list(generated.values()))
+        if failed:
+            print(
+                f"seed {seed}: the diversity gate fails for {'; '.join(failed)}, so no baseline (and no further "
+                "generation) is run for it: the gate comes first (--ignore_gate runs them anyway)",
+                flush=True,
+            )
+            return
+    for (shots, category), folder in [] if args.generation_only else generated.items():
+        for method in args.methods:
+            for suffix, tag in TRAINING_SETS.values():
+                more = training_set_arguments(method, suffix, tag, folder)
+                fit_and_test(METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tag)
+
+
+def gate_failures(generated: list[str]) -> list[str]:
+    """The generation runs among ``generated`` whose diversity gate failed, each with its two ratios (a one-shot
+    run's gate is "not judged": one real normal gives no spread to compare with, and it does not count)."""
+    failed = []
+    for folder in generated:
+        summary = json.loads(newest_generation_json(folder).read_text())
+        if str(summary.get("gate", "")).startswith("fails"):
+            failed.append(
+                f"{folder.rsplit('/', 1)[-1]} (spread ratio {summary['spread_ratio']:.3f}, sharpness ratio "
+                f"{summary['sharpness_ratio']:.3f})"
+            )
+    return failed
 
 
 def generation_run(category: str, shots: str, seed: int) -> str:
@@ -161,20 +202,16 @@ def main(argv: list[str] | None = None) -> str:
         action="store_true",
         help="the prior and the generations alone (their gate), no baseline runs",
     )
+    parser.add_argument(
+        "--ignore_gate",
+        action="store_true",
+        help="train the baselines of a seed even when its generations fail the diversity gate",
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     prior = [] if args.report_only else train_prior(args)
     for seed in [] if args.report_only else args.seeds:
-        for regime in args.regimes:
-            shots = REGIMES[regime]
-            for category in args.categories:
-                generated = generate(category, shots, seed, args, prior)
-                for method in [] if args.generation_only else args.methods:
-                    for suffix, tag in TRAINING_SETS.values():
-                        more = training_set_arguments(method, suffix, tag, generated)
-                        fit_and_test(
-                            METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tag
-                        )
+        run_seed(seed, args, prior, extra)
     markdown = report(args)
     claims_table, judged = judge_claims(args)
     if claims_table:
@@ -259,10 +296,25 @@ def group_config(group: str) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    """Per regime and metric: a row per method and training set, a column per category and their mean."""
+    """Per regime and metric: a row per method and training set, a column per category and their mean; one line
+    instead for a regime in which no baseline trained on generated or augmented images has finished (the gate
+    stopped them)."""
     lines = []
     baseline_regimes = [] if args.generation_only else args.regimes
     for regime, shots in ((r, REGIMES[r]) for r in baseline_regimes):
+        added = [
+            seed_means(args.runs_dir, [run_name(METHODS[m] + suffix + tag, c, shots, s) for s in args.seeds])
+            for m in args.methods
+            for suffix, tag in list(TRAINING_SETS.values())[1:]
+            for c in args.categories
+        ]
+        if not any(added):
+            lines += [
+                f"**{regime}**: no baseline trained on generated or augmented images has run (the gate below "
+                "comes first).",
+                "",
+            ]
+            continue
         for metric, label in zip(METRICS, ("image AUROC", "pixel AUROC", "AUPRO"), strict=True):
             lines += [
                 f"**{regime}, {label}** (%, mean over {len(args.seeds)} seed(s))",
@@ -290,9 +342,9 @@ def generation_table(args: argparse.Namespace) -> list[str]:
     lines = [
         "**generated normals** (last round; distances: LPIPS-style through the generator's feature network)",
         "",
-        "| regime | category | kept / candidates | kept per source | outliers | to source | between samples | "
+        "| regime | category | seed | kept / candidates | kept per source | outliers | to source | between samples | "
         "between real normals | spread ratio | sharpness ratio | gate |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for category in args.categories:
@@ -301,7 +353,7 @@ def generation_table(args: argparse.Namespace) -> list[str]:
                     args.runs_dir, generation_run(category, shots, seed), "generated/generation.json"
                 )
                 if found is None:
-                    lines.append(f"| {regime} | {category} |" + " — |" * 9)
+                    lines.append(f"| {regime} | {category} | {seed} |" + " — |" * 9)
                     continue
                 g = json.loads(found.read_text())
                 cells = [
@@ -316,7 +368,8 @@ def generation_table(args: argparse.Namespace) -> list[str]:
                 ]
                 per_source = " ".join(map(str, g.get("kept_per_source", []))) or "—"
                 lines.append(
-                    f"| {regime} | {category} | {g['kept']} / {g['candidates']} | {per_source} | {g['outliers']} | "
+                    f"| {regime} | {category} | {seed} | {g['kept']} / {g['candidates']} | {per_source} | "
+                    f"{g['outliers']} | "
                     + " | ".join(c.replace("nan", "—") for c in cells)
                     + f" | {g.get('gate', '—')} |"
                 )

@@ -250,6 +250,49 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     assert demo_tgi_ad.main([*arguments, "--report_only"]).strip() == markdown.split("Run here")[0].strip()
 
 
+def test_tgi_demo_trains_no_baseline_of_a_seed_whose_generations_fail_the_gate(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The gate comes first: a seed whose few-shot generation fails it gets no further generation and no baseline
+    run (it says which failed, with its ratios); a one-shot generation's "not judged" does not block;
+    --ignore_gate trains them anyway."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import json
+
+    import demo_tgi_ad
+
+    verdicts = {"1": "not judged: one real normal", "4": "fails (spread ratio >= 0.3, ...)"}
+
+    def made_up_generation(category, shots, seed, args, prior):
+        run = demo_tgi_ad.generation_run(category, shots, seed)
+        out = tmp_path / run / "version_0" / "generated"
+        out.mkdir(parents=True, exist_ok=True)
+        record = {"kept": 4, "candidates": 8, "outliers": 0, "gate": verdicts[shots]}
+        record |= {"spread_ratio": 0.02, "sharpness_ratio": 0.5}
+        (out / "generation.json").write_text(json.dumps(record))
+        return f"{tmp_path}/{run}"
+
+    trained = []
+    monkeypatch.setattr(demo_tgi_ad, "train_prior", lambda args: [])
+    monkeypatch.setattr(demo_tgi_ad, "generate", made_up_generation)
+    monkeypatch.setattr(
+        demo_tgi_ad, "fit_and_test", lambda config, category, shots, *rest: trained.append(config)
+    )
+    monkeypatch.setattr(demo_tgi_ad, "training_set_arguments", lambda *args: [])
+    arguments = ["--categories", "brick", "--methods", "PatchCore", "--runs_dir", str(tmp_path)]
+    markdown = demo_tgi_ad.main([*arguments, "--regimes", "one-shot", "few-shot (4)"])
+    assert "**few-shot (4)**: no baseline trained on generated or augmented images has run" in markdown
+    assert trained == []  # and the few-shot generation came first: the one-shot one was not made
+    assert not (tmp_path / demo_tgi_ad.generation_run("brick", "1", 0)).exists()
+    assert demo_tgi_ad.gate_failures([f"{tmp_path}/{demo_tgi_ad.generation_run('brick', '4', 0)}"]) == [
+        "demo_tgi_generate_brick_4shot_seed0 (spread ratio 0.020, sharpness ratio 0.500)"
+    ]
+    demo_tgi_ad.main([*arguments, "--regimes", "one-shot"])  # not judged: the baselines run
+    assert len(trained) == 3  # real, real + generated, real + augmented
+    demo_tgi_ad.main([*arguments, "--regimes", "few-shot (4)", "--ignore_gate"])
+    assert len(trained) == 6
+
+
 def test_tgi_demo_judges_the_gate_then_the_baselines_from_their_runs(tmp_path: Path) -> None:
     """From made-up runs: the spread claim holds (mean ratio 0.4 > 0.3 at every seed), the sharpness claim fails
     where seed 2's samples are blurred, and the AUROC claims are judged only once every baseline run exists."""
