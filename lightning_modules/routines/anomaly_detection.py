@@ -156,11 +156,12 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
 
     def anomaly_pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Image, ground truth, anomaly map (one color scale: the evaluated set's lowest to highest score)
-        and the map above the pixel threshold (white)."""
+        and the map at or above the pixel threshold (white)."""
         maps, _ = self.anomaly_map(batch)
         low, high = self.map_scale(maps)
         threshold = float(self.pixel_threshold)
-        predicted = (maps > threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
+        # >=: f1_optimal_threshold counts the scores at or above the level it returns, which is one of them
+        predicted = (maps >= threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
         mask = batch.get("mask", torch.zeros_like(maps))
         return {
             "image": batch["image"],
@@ -182,7 +183,7 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         rows: dict[str, Any] = {
             "path": batch["path"],
             "anomaly_score": scores.float(),
-            "pred_label": (scores > self.image_threshold).long(),
+            "pred_label": (scores >= self.image_threshold).long(),  # as f1_optimal_threshold counts them
         }
         if "label" in batch:
             rows["label"] = batch["label"]
