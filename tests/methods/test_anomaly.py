@@ -146,11 +146,15 @@ def test_augmented_normals_are_fresh_classical_copies_of_the_shots(standin_root:
         MVTecDataModule(augmented_normals=-1)
 
 
-def test_a_defect_without_its_ground_truth_folder_is_a_clear_error(
-    standin_root: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def mvtec_brick(standin_root: Path) -> Path:
+    """The tiny MVTec-layout stand-in's brick folder, built here when no earlier test of this worker built it."""
+    return tiny_mvtec(standin_root).category_dir
+
+
+def test_a_defect_without_its_ground_truth_folder_is_a_clear_error(mvtec_brick: Path, tmp_path: Path) -> None:
     category = tmp_path / "brick"
-    shutil.copytree(standin_root / "mvtec_standin_tiny" / "brick", category)
+    shutil.copytree(mvtec_brick, category)
     shutil.rmtree(category / "ground_truth" / "hole")
     with pytest.raises(DatasetNotFoundError, match=r"ground_truth/hole does not exist"):
         find_records(category, "mvtec_ad", "test")
@@ -245,11 +249,11 @@ def test_download_resumes_after_the_bytes_it_has_and_checks_the_sha256(server: s
 
 
 def test_mvtec_downloads_and_unpacks_when_the_category_is_missing(
-    server: str, standin_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: str, mvtec_brick: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     archive = tmp_path / "mvtec.tar.xz"
     with tarfile.open(archive, "w:xz") as handle:
-        handle.add(standin_root / "mvtec_standin_tiny" / "brick", arcname="brick")
+        handle.add(mvtec_brick, arcname="brick")
     RangeHandler.payload = archive.read_bytes()
     import datamodules.mvtec as mvtec
 
