@@ -55,7 +55,7 @@ demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the sta
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (32.8 min recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py --readme
 
-demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals, one- and few-shot, the generator prior first; the four anomaly baselines (with the augmentation control) only past the diversity gate, 3 seeds (the claims'); today's generator fails the gate at its few-shot step, which ends each seed (~65 min estimated; ~2 h more per seed past the gate)
+demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals, one- and few-shot, the generator prior first; the four anomaly baselines (with the augmentation control) only past the diversity gate, 3 seeds (the claims'); today's generator fails the gate at its few-shot step, which ends each seed (47.0 min recorded; ~2 h more per seed past the gate)
 	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --seeds 0 1 2 --readme
 
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (23.5 min recorded)

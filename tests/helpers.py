@@ -62,6 +62,19 @@ def last_scalars(run_dir: Path, *tags: str) -> dict[str, float]:
     return {tag: value for tag, (_, value) in values.items()}
 
 
+def quiet_trainer(**options: Any) -> L.Trainer:
+    """A CPU Trainer that writes and prints nothing (no logger, checkpoint, progress bar or model summary) unless
+    ``options`` say otherwise; every other option as given."""
+    quiet = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return L.Trainer(**(quiet | options))
+
+
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, str(REPO / "cli.py"), *args]
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from callbacks.schedules import ScheduleCallback, schedule_value
+from tests.helpers import quiet_trainer
 
 
 @pytest.mark.parametrize(
@@ -63,13 +64,8 @@ def test_callback_drives_a_float_and_a_buffer_per_step(tmp_path) -> None:
         ScheduleCallback("weight_float", start=0.0, end=1.0, duration=4, interval="step"),
         ScheduleCallback("weight_buffer", kind="step", start=1.0, milestones=[2], gamma=0.1, interval="step"),
     ]
-    trainer = L.Trainer(
-        max_epochs=1,
-        callbacks=callbacks,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        log_every_n_steps=1,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        max_epochs=1, callbacks=callbacks, default_root_dir=tmp_path, log_every_n_steps=1, logger=True
     )
     trainer.fit(module)
     assert module.seen == [(0.0, 1.0), (0.25, 1.0), (0.5, pytest.approx(0.1)), (0.75, pytest.approx(0.1))]
@@ -78,13 +74,9 @@ def test_callback_drives_a_float_and_a_buffer_per_step(tmp_path) -> None:
 
 def test_epoch_interval_follows_the_epoch(tmp_path) -> None:
     module = Toy()
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=3,
         default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        logger=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
         callbacks=[ScheduleCallback("weight_float", start=0.0, end=1.0, duration=2)],
     )
     trainer.fit(module)
@@ -92,12 +84,8 @@ def test_epoch_interval_follows_the_epoch(tmp_path) -> None:
 
 
 def test_a_module_without_the_attribute_is_a_clear_error(tmp_path) -> None:
-    trainer = L.Trainer(
-        max_epochs=1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        logger=False,
-        callbacks=[ScheduleCallback("perturbation_scale")],
+    trainer = quiet_trainer(
+        max_epochs=1, default_root_dir=tmp_path, callbacks=[ScheduleCallback("perturbation_scale")]
     )
     with pytest.raises(AttributeError, match=r"Toy.perturbation_scale, which must exist as a float"):
         trainer.fit(Toy())
@@ -105,13 +93,9 @@ def test_a_module_without_the_attribute_is_a_clear_error(tmp_path) -> None:
 
 def test_fractional_duration_is_a_share_of_max_epochs(tmp_path) -> None:
     module = Toy()
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=4,
         default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        logger=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
         callbacks=[ScheduleCallback("weight_float", start=0.0, end=1.0, duration=0.5)],
     )
     trainer.fit(module)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from callbacks import ChannelsLast, CompileNetworks
 from lightning_modules.bihpf.module import BiHPFModule
+from tests.helpers import quiet_trainer
 
 
 def tiny_bihpf() -> BiHPFModule:
@@ -27,16 +28,7 @@ def batches(count: int = 2) -> list[dict[str, torch.Tensor]]:
 
 
 def fit(module: BiHPFModule, callbacks: list[L.Callback], root: Path) -> L.Trainer:
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        callbacks=callbacks,
-    )
+    trainer = quiet_trainer(max_steps=2, limit_val_batches=0, default_root_dir=root, callbacks=callbacks)
     trainer.fit(module, DataLoader(batches(), batch_size=None))
     return trainer
 

@@ -18,7 +18,7 @@ from lightning_modules.fingerprintnet.networks import (
     FingerprintGenerator,
 )
 from tests.conftest import CONFIGS
-from tests.helpers import read_events
+from tests.helpers import quiet_trainer, read_events
 
 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])
@@ -168,16 +168,7 @@ def test_phases_update_only_their_own_network(standin_root: Path) -> None:
         image_size=32,
     )
     snapshots = Snapshots()
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[snapshots],
-    )
+    trainer = quiet_trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0, callbacks=[snapshots])
     trainer.fit(module, datamodule=dm)
     (ae_0, det_0), (ae_1, det_1), (ae_2, det_2) = snapshots.taken
 

@@ -16,7 +16,7 @@ from lightning_modules.components.patch_discriminator import PatchDiscriminator
 from lightning_modules.frepgan.module import FrePGANModule
 from lightning_modules.frepgan.networks import SpectralPerturbationGenerator
 from tests.conftest import CONFIGS
-from tests.helpers import read_events
+from tests.helpers import quiet_trainer, read_events
 
 
 def randomize_last_layer(generator: SpectralPerturbationGenerator) -> None:
@@ -128,17 +128,7 @@ def test_each_optimizer_steps_once_per_iteration_in_order(standin_root: Path) ->
         num_workers=0,
         image_size=32,
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=9,
-        limit_train_batches=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-    )
+    trainer = quiet_trainer(max_steps=9, limit_train_batches=3, limit_val_batches=0, callbacks=[recorder])
     trainer.fit(module, datamodule=datamodule)
     assert recorder.calls == list("DGC") * 3
 
