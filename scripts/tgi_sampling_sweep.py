@@ -29,6 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.mvtec import AnomalyImageDataset, MVTecDataModule  # noqa: E402
+from lightning_modules.outputs.checkpoints import newest_last_checkpoint  # noqa: E402
 from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity  # noqa: E402
 from lightning_modules.tgi_ad.module import TextGuidedGenerationModule  # noqa: E402
 from scripts.readme_blocks import replace_block  # noqa: E402
@@ -37,16 +38,11 @@ README = Path(__file__).resolve().parents[1] / "lightning_modules" / "tgi_ad" / 
 
 
 def newest_version(run: Path) -> Path:
-    """The run's newest ``version_*`` folder with a last checkpoint (``run`` itself when it is one)."""
-    versions = [run] if (run / "checkpoints").is_dir() else sorted(run.glob("version_*"), key=_mtime)
-    found = [v for v in versions if (v / "checkpoints" / "last.ckpt").is_file()]
-    if not found:
+    """The version folder of the newest ``last.ckpt`` under ``run`` (a run folder, or one of its versions)."""
+    found = newest_last_checkpoint(run, "**/checkpoints/last.ckpt")
+    if found is None:
         raise FileNotFoundError(f"{run}: no version_*/checkpoints/last.ckpt (a finished generation run)")
-    return found[-1]
-
-
-def _mtime(path: Path) -> float:
-    return path.stat().st_mtime
+    return found.parents[1]
 
 
 def real_shots(version: Path) -> tuple[str, torch.Tensor]:
