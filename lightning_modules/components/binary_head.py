@@ -9,14 +9,16 @@ from lightning_modules.components.backbones import Normalize, create_backbone, i
 
 
 class BinaryLogitNet(nn.Module):
-    """Optional ImageNet normalization, then a timm backbone with one output logit (head ~ N(0, 0.02)).
+    """Optional normalization (the backbone's own statistics), then a timm backbone with one output logit
+    (head ~ N(0, 0.02)).
 
     Args:
         backbone: timm model name.
         pretrained: Start from the hub's weights.
         pretrained_path: Local weights file (implies pretrained).
         in_chans: Input channels (the stem is adapted when loading 3-channel weights).
-        normalize: Apply ImageNet normalization first (inputs in [0, 1]); off for inputs that are not images.
+        normalize: Normalize [0, 1] inputs with the statistics the backbone's weights were trained with
+            (``backbone.pretrained_cfg``); off for inputs that are not images, or normalized by the caller.
     """
 
     def __init__(
@@ -28,10 +30,10 @@ class BinaryLogitNet(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
-        self.normalize = Normalize() if normalize else nn.Identity()
         self.backbone = create_backbone(
             backbone, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=1, in_chans=in_chans
         )
+        self.normalize = Normalize.of_backbone(self.backbone) if normalize else nn.Identity()
         init_classifier_normal(self.backbone)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,10 @@ from lightning_modules.components.backbones import Normalize, create_backbone
 
 
 class FrozenFeatures(nn.Module):
-    """ImageNet-normalized input -> the timm backbone's feature maps at ``layers`` (timm feature indices:
-    for ResNets 1 = layer1 (stride 4), 2 = layer2 (8), 3 = layer3 (16), 4 = layer4 (32))."""
+    """[0, 1] images, normalized with the backbone's own statistics -> its feature maps at ``layers`` (timm
+    feature indices, the same strides across families: for ResNets 1 = layer1 (stride 4), 2 = layer2 (8),
+    3 = layer3 (16), 4 = layer4 (32); for EfficientNet-Lite 1 = blocks.1 (4), 2 = blocks.2 (8), 3 = blocks.4
+    (16), 4 = blocks.6 (32))."""
 
     def __init__(
         self,
@@ -29,10 +31,10 @@ class FrozenFeatures(nn.Module):
         pretrained_path: str | None = None,
     ) -> None:
         super().__init__()
-        self.normalize = Normalize()
         self.body = create_backbone(
             backbone, pretrained, pretrained_path, features_only=True, out_indices=tuple(layers)
         )
+        self.normalize = Normalize.of_backbone(self.body)
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.strides: list[int] = list(self.body.feature_info.reduction())
         self.body.eval()

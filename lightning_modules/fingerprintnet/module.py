@@ -9,9 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.batch import batch_size_of
+from lightning_modules.components.backbones import Normalize
 from lightning_modules.components.binary_head import BinaryLogitNet
 from lightning_modules.components.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
-from lightning_modules.fingerprintnet.networks import DetectorInput, FingerprintGenerator, Representation
+from lightning_modules.fingerprintnet.networks import (
+    DetectorInput,
+    FingerprintGenerator,
+    Representation,
+    input_channels,
+)
 from lightning_modules.outputs.pictures import signed_picture, spectrum_picture
 from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 
@@ -73,10 +79,10 @@ class FingerprintNetModule(BinaryDetectionRoutine):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = FingerprintGenerator(ae_stages or [1, 2, 3, 4], ae_width)
-        self.detector_input = DetectorInput(representation)
         self.classifier = BinaryLogitNet(
-            backbone, pretrained, pretrained_path, in_chans=self.detector_input.channels, normalize=False
+            backbone, pretrained, pretrained_path, in_chans=input_channels(representation), normalize=False
         )
+        self.detector_input = DetectorInput(representation, Normalize.of_backbone(self.classifier.backbone))
 
     @property
     def in_autoencoder_phase(self) -> bool:

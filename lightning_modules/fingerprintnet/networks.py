@@ -116,24 +116,32 @@ def standardized_log_spectrum(x: torch.Tensor) -> torch.Tensor:
     return (spectrum - mean) / std
 
 
+def input_channels(representation: Representation) -> int:
+    """Channels of the detector's input: ``both`` stacks the image and its spectrum."""
+    return 6 if representation == "both" else 3
+
+
 class DetectorInput(nn.Module):
     """The detector's view of an image: its spectrum (default), the spectrum of its residual, the image, or both.
 
-    Images are ImageNet-normalized and spectra standardized here; ``both`` stacks them as 6 channels.
+    Images are normalized (``normalize``: the detector backbone's own statistics, ImageNet's when not given) and
+    spectra standardized here; ``both`` stacks them as 6 channels.
     """
 
-    def __init__(self, representation: Representation = "spectrum") -> None:
+    def __init__(
+        self, representation: Representation = "spectrum", normalize: nn.Module | None = None
+    ) -> None:
         super().__init__()
         if representation not in ("spectrum", "residual_spectrum", "image", "both"):
             raise ValueError(
                 f"representation must be spectrum, residual_spectrum, image or both, got {representation!r}"
             )
         self.representation = representation
-        self.normalize = Normalize()
+        self.normalize = normalize if normalize is not None else Normalize()
 
     @property
     def channels(self) -> int:
-        return 6 if self.representation == "both" else 3
+        return input_channels(self.representation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.representation == "spectrum":

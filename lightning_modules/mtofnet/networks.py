@@ -52,9 +52,12 @@ class EmbeddingNet(nn.Module):
         pretrained_path: str | None = None,
     ) -> None:
         super().__init__()
-        self.normalize = Normalize() if in_chans == 3 else Normalize(DEPTH_MEAN, DEPTH_STD)
         self.backbone = create_backbone(
             backbone, pretrained, pretrained_path, num_classes=0, in_chans=in_chans
+        )
+        # RGB as the backbone's weights were trained to see it; depth has statistics of its own
+        self.normalize = (
+            Normalize.of_backbone(self.backbone) if in_chans == 3 else Normalize(DEPTH_MEAN, DEPTH_STD)
         )
         self.projection = mlp(self.backbone.num_features, hidden, dim)
 
@@ -147,12 +150,12 @@ class RGBDClassifierNet(nn.Module):
         if inputs not in ("rgbd", "rgb"):
             raise ValueError(f"inputs must be rgbd or rgb, got {inputs!r}")
         self.inputs = inputs
-        self.normalize_rgb = Normalize()
-        self.normalize_depth = Normalize(DEPTH_MEAN, DEPTH_STD)
         self.backbone = create_backbone(
             backbone, pretrained, num_classes=1, in_chans=4 if inputs == "rgbd" else 3
         )
         init_classifier_normal(self.backbone)
+        self.normalize_rgb = Normalize.of_backbone(self.backbone)
+        self.normalize_depth = Normalize(DEPTH_MEAN, DEPTH_STD)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """Spoof logits (B,)."""

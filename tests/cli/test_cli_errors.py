@@ -83,3 +83,4 @@ def test_offline_hub_weights_are_one_line_naming_the_backbone_and_both_ways_out(
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: BackboneWeightsError: no pretrained weights for backbone 'resnet50'"), last
     assert "--model.init_args.pretrained false" in last and "--model.init_args.pretrained_path" in last
+    assert "--imagenet lite0" in last  # the offline choice with real ImageNet weights

@@ -47,6 +47,23 @@ def test_a_wrong_type_names_the_key_the_expected_type_and_the_value(capsys) -> N
     assert "data.init_args.batch_size (on the command line): expected int, got 'abc'" in line
 
 
+def test_a_value_outside_a_literal_names_the_choices(capsys) -> None:
+    line = last_line(capsys, *BIHPF, "--model.init_args.space", "pixels")
+    assert (
+        "model.init_args.space (on the command line): expected one of image, normalized, got 'pixels'" in line
+    )
+    line = last_line(capsys, *BIHPF, "--imagenet", "lite5")
+    assert "imagenet (on the command line): expected one of lite0, lite1, lite2 or null, got 'lite5'" in line
+
+
+def test_the_imagenet_switch_refuses_methods_trained_from_scratch_in_one_line(capsys) -> None:
+    cls = ["fit", "--config", str(CONFIGS / "cls_cifar10.yaml"), "--config", str(CONFIGS / "smoke.yaml")]
+    line = last_line(capsys, *cls, "--imagenet", "lite0")
+    assert (
+        "ImageNetSwitchError: --imagenet lite0: ImageClassifierModule's protocol trains its backbone" in line
+    )
+
+
 def test_mistakes_inside_a_yaml_file_name_the_file(capsys, tmp_path: Path) -> None:
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("model:\n  init_args:\n    frequency_gian: 2\ntrainer:\n  max_epochs: 1\n")

@@ -138,6 +138,7 @@ def test_demo_overlay_runs_under_smoke(run_cli) -> None:
         str(CONFIGS / "demo.yaml"),
         "--data.init_args.num_workers",
         "1",
+        imagenet=False,  # the demo's own backbone, not the packaged one
     )
     assert cli.model.hparams.backbone == "resnet18" and cli.trainer.global_step == 2
 

