@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from datamodules.batch import collate_skipping_bad
+from datamodules.batch import USES_EVERY_TRAINING_IMAGE, collate_skipping_bad
 from datamodules.image_io import BadImageError, list_images, read_rgb
 
 log = logging.getLogger(__name__)
@@ -217,10 +217,13 @@ class BaseDataModule(L.LightningDataModule):
 
     # -------------------------------------------------------------------------------------------- loaders
     def make_loader(self, dataset: Dataset, train: bool, sampler: Sampler | None = None) -> DataLoader:
-        """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training.
+        """A DataLoader with the shared policy: shuffle and drop the last partial batch only when training, and
+        drop nothing for a model that fits state from every training image (``USES_EVERY_TRAINING_IMAGE``).
         ``sampler``: an order of the datamodule's own (FF++'s triplets), kept whole (no shuffle, nothing dropped)."""
         own_order = sampler is not None
         trainer = self.trainer
+        model = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        keep_every_image = bool(getattr(model, USES_EVERY_TRAINING_IMAGE, False))
         if not own_order and train and not self.shuffle and trainer is not None and trainer.world_size > 1:
             # Lightning would replace the loader's sampler by a shuffling DistributedSampler for training
             sampler = DistributedSampler(
@@ -231,7 +234,7 @@ class BaseDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=train and self.shuffle and not own_order,
             sampler=sampler,
-            drop_last=train and not own_order and len(dataset) > self.batch_size,
+            drop_last=train and not own_order and not keep_every_image and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0 and train,

@@ -52,6 +52,11 @@ class Batch(TypedDict, total=False):
     )
 
 
+# A LightningModule that fits state from the training images (PatchCore's memory bank, EfficientAD's statistics,
+# CFlow's likelihood reference) sets this attribute true: the training loader then keeps its last partial batch,
+# so every training image is seen once per epoch instead of up to ``batch_size - 1`` of them left out.
+USES_EVERY_TRAINING_IMAGE = "uses_every_training_image"
+
 # the keys whose first dimension is the batch size, in the order they are looked for
 SIZED_KEYS = ("image", "label", "frames", "deltas", "logits", "bow")
 

@@ -21,6 +21,9 @@ class FittedStateMixin:
     :meth:`fit_to_training_data`, and a module that overrides one of these hooks calls ``super()``'s."""
 
     refit_every_epoch: bool = True
+    # the training loader keeps its last partial batch (datamodules.batch.USES_EVERY_TRAINING_IMAGE): a bank or
+    # statistics fitted from the training images holds every one of them, not a batch multiple
+    uses_every_training_image: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -336,6 +336,37 @@ def test_patchcore_finds_the_stand_in_defects(standin_root: Path) -> None:
     assert values["pixel_auroc"] > 0.8 and values["image_auroc"] > 0.7, values
 
 
+def test_the_bank_holds_every_training_image_through_the_real_loader(run_cli) -> None:
+    """Six training bricks in batches of 4: the training loader keeps the last batch of 2 for a model that fits
+    state from the training images, so the bank is the coreset of all 6 images' patches (not 4)."""
+    fit = run_cli(
+        "fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--trainer.limit_train_batches", "1.0"
+    )
+    images = len(fit.datamodule.datasets["train"])
+    assert images == 6 and fit.datamodule.batch_size == 4
+    net = fit.model.net
+    patches = math.prod(net.embed(torch.zeros(1, 3, 32, 32)).shape[1:3])
+    assert len(net.memory_bank) == max(1, round(fit.model.hparams.coreset_ratio * images * patches))
+
+
+def test_only_models_that_fit_state_keep_the_last_partial_training_batch(standin_root: Path) -> None:
+    from lightning_modules.efficientad.module import EfficientADModule
+    from lightning_modules.reverse_distillation.module import ReverseDistillationModule
+    from tests.helpers import quiet_trainer
+
+    for module, kept in (
+        (EfficientADModule(pretrained=False), 6),
+        (ReverseDistillationModule(pretrained=False), 4),
+    ):
+        datamodule = tiny_mvtec(standin_root)
+        datamodule.setup("fit")
+        trainer = quiet_trainer()
+        trainer.strategy.connect(module)
+        datamodule.trainer = trainer
+        seen = sum(len(batch["image"]) for batch in datamodule.train_dataloader())
+        assert seen == kept, type(module).__name__  # EfficientAD's statistics read this loader too
+
+
 # --------------------------------------------------------------------------------- Reverse Distillation
 def test_distillation_loss_on_hand_cases() -> None:
     same = [torch.randn(2, 4, 3, 3)]
@@ -573,6 +604,7 @@ def test_efficientad_checkpoint_carries_quantiles_when_fit_ends_between_validati
 ) -> None:
     """A fit that stops mid-epoch (max_steps) or whose last epoch has no validation must still save the
     quantiles measured on its training images: test reads them from the checkpoint."""
+    from tests.conftest import CONFIGS
 
     ending = (
         ["--trainer.max_steps", "1"] if stop == "max_steps" else ["--trainer.check_val_every_n_epoch", "5"]
