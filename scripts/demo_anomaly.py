@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     parser.add_argument("--weights", nargs="+", default=["random"], choices=list(WEIGHTS))
-    parser.add_argument("--name", default="demo_anomaly", help="the record's and the README block's name")
+    parser.add_argument("--name", help="the record's and the README block's name (default demo_anomaly)")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for seed in [] if args.report_only else args.seeds:
@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> str:
     minutes = None if args.report_only else (time.perf_counter() - started) / 60
     if minutes is not None:
         markdown += f"\nTrained here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
-    write_report(markdown, args.runs_dir, args.name, README if args.readme else None, {}, minutes)
+    write_report(
+        markdown, args.runs_dir, args.name or "demo_anomaly", README if args.readme else None, {}, minutes
+    )
     return markdown
 
 
