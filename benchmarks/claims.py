@@ -5,6 +5,12 @@ several), the metric and which way is better, the margin, the seeds, and in how 
 treatment must win. The demo hands over its per-seed values and prints what this module says — the mean ± sd of
 both sides, the wins, and "holds" or "does not hold" — so no verdict is written by hand after the numbers are in.
 
+Each entry also says how far it is evidence: ``blind`` (true, or why not: a result of the same comparison was seen
+before the criterion was written), the ``regime`` it was run in (the backbone's start: ``imagenet`` weights, a
+``random init`` where the paper used ImageNet weights, or ``as the paper`` for methods trained from scratch), and,
+for an entry that cannot fail, why: ``sanity`` (an identity, e.g. a positive temperature keeps the argmax) or
+``built_in`` (the stand-in decides it by construction). Those two are shown but not counted as paper claims.
+
 Example:
     >>> claim = Claim(id="c", paper="p", claim="k", demo="make demo", metric="err", better="lower",
     ...               pairs=[("mixed", "plain")], seeds=[0, 1, 2], wins=3)
@@ -23,7 +29,8 @@ from typing import Literal
 import yaml
 
 CLAIMS = Path(__file__).resolve().parent / "claims.yaml"
-REQUIRED = ("id", "paper", "claim", "demo", "metric", "better", "pairs", "seeds", "wins")
+REQUIRED = ("id", "paper", "claim", "demo", "metric", "better", "pairs", "seeds", "wins", "blind", "regime")
+REGIMES = ("imagenet", "random init", "as the paper")
 
 
 class ClaimError(ValueError):
@@ -48,7 +55,17 @@ class Claim:
     require: Literal["all", "any"] = "all"
     data: str = ""
     notes: str = ""
+    blind: bool | str = True  # True, or why not (what was seen before the criterion was written)
+    regime: str = "as the paper"
+    sanity: str = ""  # why it cannot fail (an identity): shown, not counted as a paper claim
+    built_in: str = ""  # why the stand-in decides it by construction: shown, not counted
+    values_of: str = ""  # judged on the values recorded for that claim (the same runs)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def counted(self) -> bool:
+        """Whether the claim could have failed, so its verdict counts as evidence about the paper."""
+        return not (self.sanity or self.built_in)
 
 
 @dataclass
@@ -61,8 +78,11 @@ class Verdict:
     )  # per pair: "treatment mean ± sd vs control ..., wins w / n"
 
 
-def load_claims(path: str | Path = CLAIMS, demo: str | None = None) -> dict[str, Claim]:
-    """Every claim in ``path`` (only those of ``demo``, e.g. ``make demo-mixing``, when given), by id."""
+def load_claims(
+    path: str | Path = CLAIMS, demo: str | None = None, regime: str | None = None
+) -> dict[str, Claim]:
+    """Every claim in ``path`` (only those of ``demo``, e.g. ``make demo-mixing``, and of ``regime``, when
+    given), by id."""
     path = Path(path)
     entries = (yaml.safe_load(path.read_text()) or {}).get("claims") or []
     claims: dict[str, Claim] = {}
@@ -77,6 +97,14 @@ def load_claims(path: str | Path = CLAIMS, demo: str | None = None) -> dict[str,
             )
         if entry.get("require", "all") not in ("all", "any"):
             raise ClaimError(f"{path}: claim {name!r}: require must be all or any, got {entry['require']!r}")
+        if entry["regime"] not in REGIMES:
+            raise ClaimError(
+                f"{path}: claim {name!r}: regime must be one of {REGIMES}, got {entry['regime']!r}"
+            )
+        if entry["blind"] is not True and not (isinstance(entry["blind"], str) and entry["blind"].strip()):
+            raise ClaimError(
+                f"{path}: claim {name!r}: blind must be true or say why not, got {entry['blind']!r}"
+            )
         if not 1 <= entry["wins"] <= len(entry["seeds"]):
             raise ClaimError(f"{path}: claim {name!r}: wins must be between 1 and the number of seeds")
         if name in claims:
@@ -92,6 +120,8 @@ def load_claims(path: str | Path = CLAIMS, demo: str | None = None) -> dict[str,
         )
     if demo is not None:
         claims = {k: c for k, c in claims.items() if c.demo == demo}
+    if regime is not None:
+        claims = {k: c for k, c in claims.items() if c.regime == regime}
     return claims
 
 

@@ -37,33 +37,73 @@ def recorded_values(demos: Path) -> dict[str, tuple[dict[str, dict[int, float]],
     return found
 
 
+HEADER = (
+    "| claim | paper | regime | compared | criterion | blind | measured (treatment vs control, mean ± sd) "
+    "| verdict | record (commit) |"
+)
+
+
 def board(claims: dict[str, Claim], found: dict[str, tuple[dict, dict]]) -> str:
+    """The board: the claims that could have failed, counted in the summary; then, shown but not counted, the
+    sanity checks (identities) and the claims the stand-in decides by construction."""
+    counted = [c for c in claims.values() if c.counted]
+    rows = {c.id: _row(c, found) for c in claims.values()}
+    verdicts = [rows[c.id][1] for c in counted]
     lines = [
         "# The papers' claims, measured",
         "",
-        "Written by `make claims` (`python scripts/check_claims.py`) from `benchmarks/claims.yaml` (each criterion "
-        "written before its demo ran) and the values the demos recorded in `benchmarks/demos/*.json`.",
+        "Written by `make claims` (`python scripts/check_claims.py`) from `benchmarks/claims.yaml` and the values the "
+        "demos recorded in `benchmarks/demos/*.json`. *blind*: whether the criterion was written before any result "
+        "of that comparison was seen (else what had been seen). *regime*: the backbone's start (`imagenet` weights; "
+        "`random init` where the paper starts from ImageNet weights; `as the paper` for methods trained from "
+        "scratch). *record*: the demo record and the commit it ran at (`+changes`: the code had uncommitted "
+        "changes, so git does not hold exactly what ran).",
         "",
-        "| claim | paper | compared | criterion | measured (treatment vs control, mean ± sd) | verdict | from |",
-        "|---|---|---|---|---|---|---|",
+        f"**{len(counted)} claims that could have failed: {verdicts.count('holds')} hold, "
+        f"{verdicts.count('does not hold')} do not hold, {verdicts.count('not run')} not run** "
+        f"({sum(1 for c in counted if c.blind is True)} of them blind). Not counted: "
+        f"{len(claims) - len(counted)} rows that cannot fail, at the end.",
+        "",
+        HEADER,
+        "|---|---|---|---|---|---|---|---|---|",
+        *(rows[c.id][0] for c in counted),
     ]
-    for claim in claims.values():
-        if claim.id not in found:
-            why = claim.extra.get("blocked")
-            status = f"not run: {why}" if why else f"not run (`{claim.demo}` records it)"
-            lines.append(
-                f"| {claim.claim} | {claim.paper} | {_pairs(claim)} | {_criterion(claim)} | — | {status} | — |"
-            )
-            continue
-        values, record = found[claim.id]
-        verdict = judge(claim, values)
-        measured = "; ".join(verdict.measured)
-        source = f"`{record['file']}` ({record.get('commit', '?')}, {record.get('date', '?')})"
-        lines.append(
-            f"| {claim.claim} | {claim.paper} | {_pairs(claim)} | {_criterion(claim)} | {measured} | "
-            f"**{'holds' if verdict.holds else 'does not hold'}** | {source} |"
-        )
+    uncounted = [c for c in claims.values() if not c.counted]
+    if uncounted:
+        lines += [
+            "",
+            "## Shown, not counted: rows that cannot fail",
+            "",
+            "Each says why: an identity (a sanity check of the code), or a property the stand-in was built to have.",
+            "",
+            HEADER.replace("| verdict |", "| verdict | why it cannot fail |"),
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for claim in uncounted:
+            why = f"sanity check: {claim.sanity}" if claim.sanity else f"built in: {claim.built_in}"
+            row = rows[claim.id][0]
+            verdict_end = row.rindex(" | ", 0, len(row) - 2)  # before the record column
+            lines.append(row[:verdict_end] + f" | {why}" + row[verdict_end:])
     return "\n".join(lines) + "\n"
+
+
+def _row(claim: Claim, found: dict[str, tuple[dict, dict]]) -> tuple[str, str]:
+    """(the claim's markdown row, its verdict: holds / does not hold / not run)."""
+    blind = "yes" if claim.blind is True else str(claim.blind)
+    start = f"| {claim.claim} | {claim.paper} | {claim.regime} | {_pairs(claim)} | {_criterion(claim)} | {blind} |"
+    key = claim.values_of or claim.id
+    if key not in found:
+        why = claim.extra.get("blocked")
+        status = f"not run: {why}" if why else f"not run (`{claim.demo}` records it)"
+        return f"{start} — | {status} | — |", "not run"
+    values, record = found[key]
+    verdict = judge(claim, values)
+    commit = record.get("commit", "?")
+    source = f"`{record['file']}` ({commit}, {record.get('date', '?')})"
+    if commit.endswith("+changes"):
+        source += ", uncommitted code"
+    word = "holds" if verdict.holds else "does not hold"
+    return f"{start} {'; '.join(verdict.measured)} | **{word}** | {source} |", word
 
 
 def time_section(demos: Path, makefile: Path = REPO / "Makefile") -> str:

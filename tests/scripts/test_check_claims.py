@@ -16,13 +16,20 @@ import check_claims  # noqa: E402
 
 CLAIMS = """claims:
   - {id: holds, paper: P1, claim: mixing helps, demo: make demo-a, metric: err, better: lower,
-     pairs: [[mixed, plain]], seeds: [0, 1, 2], wins: 3}
+     pairs: [[mixed, plain]], seeds: [0, 1, 2], wins: 3, blind: true, regime: as the paper}
   - {id: fails, paper: P2, claim: links help, demo: make demo-b, metric: acc, better: higher, margin: 1.0,
-     pairs: [[links, plain]], seeds: [0, 1, 2], wins: 3}
+     pairs: [[links, plain]], seeds: [0, 1, 2], wins: 3, blind: "no: a table was seen", regime: imagenet}
   - {id: absent, paper: P3, claim: never measured, demo: make demo-c, metric: auc, better: higher,
-     pairs: [[x, y]], seeds: [0, 1, 2], wins: 2}
+     pairs: [[x, y]], seeds: [0, 1, 2], wins: 2, blind: true, regime: random init}
   - {id: waits, paper: P4, claim: generation helps, demo: make demo-d, metric: auc, better: higher,
-     pairs: [[x, y]], seeds: [0, 1, 2], wins: 3, blocked: the generator collapses}
+     pairs: [[x, y]], seeds: [0, 1, 2], wins: 3, blocked: the generator collapses, blind: true,
+     regime: random init}
+  - {id: identity, paper: P1, claim: scaling keeps accuracy, demo: make demo-a, metric: acc, better: equal,
+     pairs: [[mixed, plain]], seeds: [0, 1, 2], wins: 3, blind: true, regime: as the paper,
+     sanity: dividing by a positive number keeps the argmax}
+  - {id: same_runs, paper: P1, claim: plain beats mixed, demo: make demo-a, metric: err, better: lower,
+     pairs: [[plain, mixed]], seeds: [0, 1, 2], wins: 3, blind: "no: added after reading", regime: as the paper,
+     values_of: holds}
 """
 
 
@@ -32,9 +39,11 @@ def test_the_board_judges_recorded_values_and_marks_what_was_not_run(tmp_path: P
     demos.mkdir()
     record = {"commit": "abc1234", "date": "2026-12-01"}
     values = {"mixed": {"0": 9.0, "1": 9.2, "2": 9.9}, "plain": {"0": 10.0, "1": 10.0, "2": 10.0}}
-    (demos / "demo_a.json").write_text(json.dumps({**record, "claims": {"holds": values}}))
+    same = {"mixed": {"0": 9.0, "1": 9.0, "2": 9.0}, "plain": {"0": 9.0, "1": 9.0, "2": 9.0}}
+    (demos / "demo_a.json").write_text(json.dumps({**record, "claims": {"holds": values, "identity": same}}))
     values = {"links": {"0": 80.5, "1": 82.0, "2": 81.5}, "plain": {"0": 80.0, "1": 80.0, "2": 80.0}}
-    (demos / "demo_b.json").write_text(json.dumps({**record, "claims": {"fails": values}}))
+    dirty = {**record, "commit": "abc1234+changes"}
+    (demos / "demo_b.json").write_text(json.dumps({**dirty, "claims": {"fails": values}}))
     out = tmp_path / "claims.md"
     board = check_claims.main(
         ["--claims", str(tmp_path / "claims.yaml"), "--demos", str(demos), "--out", str(out)]
@@ -52,6 +61,18 @@ def test_the_board_judges_recorded_values_and_marks_what_was_not_run(tmp_path: P
     assert "acc: higher by more than 1, in 3 of seeds 0, 1, 2" in rows["links help"]
     assert "not run (`make demo-c` records it)" in rows["never measured"]
     assert "not run: the generator collapses |" in rows["generation helps"]
+    # blindness, regime and provenance are columns; a record made from uncommitted code says so
+    assert "| as the paper | mixed vs plain |" in rows["mixing helps"] and "| yes |" in rows["mixing helps"]
+    assert "| imagenet |" in rows["links help"] and "| no: a table was seen |" in rows["links help"]
+    assert "(abc1234+changes, 2026-12-01), uncommitted code |" in rows["links help"]
+    # a row judged on another claim's runs; an identity shown apart and not counted in the summary
+    assert "10.00 ± 0.00 vs 9.37 ± 0.47, 0 / 3 seeds | **does not hold**" in rows["plain beats mixed"]
+    assert "sanity check: dividing by a positive number keeps the argmax" in rows["scaling keeps accuracy"]
+    summary = next(line for line in board.splitlines() if line.startswith("**"))
+    assert summary.startswith(
+        "**5 claims that could have failed: 1 hold, 2 do not hold, 2 not run** (3 of them"
+    )
+    assert board.index("## Shown, not counted") < board.index("| scaling keeps accuracy")
 
 
 def test_the_time_section_sums_the_records_and_names_the_demos_without_one(tmp_path: Path) -> None:

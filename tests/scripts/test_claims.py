@@ -61,14 +61,34 @@ def test_missing_values_and_bad_entries_are_one_line(tmp_path: Path) -> None:
         judge(claim(), {"mixed": {0: 1.0, 1: 1.0}, "plain": {0: 1.0, 1: 1.0, 2: 1.0}})
     bad = tmp_path / "claims.yaml"
     bad.write_text("claims:\n  - id: x\n    paper: p\n    better: lower\n")
-    with pytest.raises(ClaimError, match="claim 'x' lacks claim, demo, metric, pairs, seeds, wins"):
+    with pytest.raises(
+        ClaimError, match="claim 'x' lacks claim, demo, metric, pairs, seeds, wins, blind, regime"
+    ):
         load_claims(bad)
-    bad.write_text(
-        "claims:\n  - {id: x, paper: p, claim: k, demo: d, metric: m, better: smaller, pairs: [[a, b]], "
-        "seeds: [0, 1, 2], wins: 3}\n"
-    )
+    entry = "{id: x, paper: p, claim: k, demo: d, metric: m, better: %s, pairs: [[a, b]], seeds: [0, 1, 2], wins: 3"
+    bad.write_text("claims:\n  - " + entry % "smaller" + ", blind: true, regime: imagenet}\n")
     with pytest.raises(ClaimError, match="better must be lower, higher or equal, got 'smaller'"):
         load_claims(bad)
+    bad.write_text("claims:\n  - " + entry % "lower" + ", blind: true, regime: pretrained}\n")
+    with pytest.raises(ClaimError, match="regime must be one of .*got 'pretrained'"):
+        load_claims(bad)
+    bad.write_text("claims:\n  - " + entry % "lower" + ", blind: false, regime: imagenet}\n")
+    with pytest.raises(ClaimError, match="blind must be true or say why not, got False"):
+        load_claims(bad)
+
+
+def test_the_rows_that_cannot_fail_are_marked_and_regimes_filter() -> None:
+    claims = load_claims()
+    assert not claims[
+        "temperature_keeps_accuracy"
+    ].counted  # an identity: a positive temperature keeps argmax
+    assert claims["temperature_keeps_accuracy"].sanity and claims["links_tell_heads_apart"].built_in
+    assert claims["bihpf_beats_cnndetection_unseen"].blind is not True  # a one-seed table came first
+    assert set(load_claims(regime="as the paper")) >= {
+        "cutmix_beats_baseline",
+        "classwise_loss_calibrates_ts",
+    }
+    assert "cutmix_beats_baseline" not in load_claims(regime="random init")
 
 
 def test_mean_sd_shows_no_spread_for_one_seed() -> None:
