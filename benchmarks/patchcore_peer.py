@@ -10,36 +10,26 @@ Both sides get the same images at 128 px (resized, no crop), the same frozen Res
 a 10 % coreset, 9 neighbours for the image score, batch 16, 2 loader workers, and the validation each runs by
 default during its fit (on the test images, both), and are timed around their own library's fit call
 (``Trainer.fit`` of what ``cli.py`` built for ours, ``Engine.fit`` for anomalib; parsing the config and building
-the model stay outside, as anomalib's constructors do). The anomalib side imports nothing of this repository: it
-runs in anomalib's venv, with anomalib's pinned versions.
+the model stay outside, as anomalib's constructors do). The anomalib side imports nothing of this repository's code under test: it
+runs in anomalib's venv, with anomalib's pinned versions (its one import from here, ``process_memory.py``, is
+standard library only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
+try:
+    from benchmarks.process_memory import peak_rss_mib
+except ImportError:  # run as a script in anomalib's venv: this folder is on the path, the repository is not
+    from process_memory import peak_rss_mib
+
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 128
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB.
-
-    Read from ``/proc/self/status`` (``VmHWM``, the high-water mark of this address space, which ``exec`` starts
-    afresh), not ``getrusage``: Linux keeps ``ru_maxrss`` across ``exec``, so a child of a large parent reports
-    the parent's peak (the first run of this row showed 13,639 MiB for both sides, the parent's peak).
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 PHASES = ("start-up", "training batches", "coreset", "validation batches", "rest of the fit")

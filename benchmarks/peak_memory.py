@@ -12,14 +12,15 @@ from scripts.config_introspection import offline_smoke_arguments, prerequisites
 
 REPO = Path(__file__).resolve().parents[1]
 
+# the child reads its own peak (VmHWM): ru_maxrss there would be the parent's, kept across exec
 _CHILD = r"""
-import json, resource, sys, torch
+import json, sys, torch
 sys.argv = ["cli.py", *sys.argv[1:]]
 import cli
+from benchmarks.process_memory import peak_rss_mib
 cli.main(sys.argv[1:])
 peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-print("PEAK " + json.dumps({"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                            "cuda_mib": peak_cuda}))
+print("PEAK " + json.dumps({"rss_mib": peak_rss_mib(), "cuda_mib": peak_cuda}))
 """
 
 
