@@ -150,6 +150,10 @@ def peak_memory_section(root: Path) -> list[str]:
         "",
         "## Peak memory of one smoke-size fit (configs/smoke.yaml: 32 px, batch 4, 2 steps)",
         "",
+        "Each fit in a process of its own, reading its own high-water mark (VmHWM); the configs whose paper starts "
+        "from ImageNet weights run with `--imagenet lite0` (EfficientNet-Lite0), the others with their own "
+        "backbone, as the tests' smoke runs do.",
+        "",
         "| config | peak RSS (MiB) | peak CUDA (MiB) |",
         "|---|---:|---:|",
     ]

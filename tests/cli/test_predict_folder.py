@@ -52,12 +52,26 @@ def test_a_classifier_names_its_top_three_classes_for_each_image(
         (folder / f"album{i % 2}").mkdir(parents=True, exist_ok=True)
         pixels = np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"album{i % 2}" / f"photo{i}.png")
-    rows = predictions(fit_and_predict(run_cli, fitted_runs, "cls_cifar10.yaml", lambda: folder))
+    predict = fit_and_predict(run_cli, fitted_runs, "cls_cifar10.yaml", lambda: folder)
+    rows = predictions(predict)
     assert sorted(r["path"] for r in rows) == sorted(str(p) for p in folder.rglob("*.png"))
     for row in rows:
         probs = [float(row[f"top{k}_prob"]) for k in (1, 2, 3)]
         assert probs == sorted(probs, reverse=True) and abs(probs[0] - float(row["confidence"])) < 1e-6
         assert row["top1_class"] != row["top2_class"] and row["label"] == "-1"
+    # the probabilities are the fitted calibrator's, not the raw softmax (recomputed from the same images)
+    model, calibrator = predict.model.eval(), predict.model.calibrator
+    assert calibrator is not None
+    by_path = {r["path"]: r for r in rows}
+    for batch in predict.datamodule.predict_dataloader():
+        with torch.no_grad():
+            raw = model.logits(batch).float()
+            expected = calibrator(raw).softmax(dim=1).max(dim=1).values
+        for path, value, plain in zip(
+            batch["path"], expected, raw.softmax(dim=1).max(dim=1).values, strict=True
+        ):
+            assert abs(float(by_path[path]["top1_prob"]) - float(value)) < 1e-5
+            assert abs(float(value) - float(plain)) > 1e-4, "the calibrator changes nothing here: no test"
 
 
 def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(
@@ -203,13 +217,19 @@ def test_logits_of_yours_are_calibrated_a_row_each(
         np.save(mine, np.random.default_rng(0).normal(0, 3, (5, classes)).astype(np.float32))
         return mine
 
-    rows = predictions(fit_and_predict(run_cli, fitted_runs, "cls_logits.yaml", logits))
+    predict = fit_and_predict(run_cli, fitted_runs, "cls_logits.yaml", logits)
+    rows = predictions(predict)
     assert [r["path"] for r in rows] == [f"{mine}#{i}" for i in range(5)] and all(
         r["label"] == "-1" for r in rows
     )
-    for row in rows:
-        probs = [float(row[f"top{k}_prob"]) for k in (1, 2, 3)]
-        assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
+    raw = torch.from_numpy(np.load(mine))
+    with torch.no_grad():  # the run's fitted calibrator on your logits, then the softmax
+        expected = predict.model.calibrator(raw).softmax(dim=1).topk(3, dim=1).values
+    plain = raw.softmax(dim=1).topk(3, dim=1).values
+    for row, calibrated, uncalibrated in zip(rows, expected, plain, strict=True):
+        probs = torch.tensor([float(row[f"top{k}_prob"]) for k in (1, 2, 3)])
+        torch.testing.assert_close(probs, calibrated, atol=1e-5, rtol=0)
+        assert (probs - uncalibrated).abs().max() > 1e-3  # the calibrator was applied, not skipped
     np.save(mine, np.zeros((2, 1), dtype=np.float32))
     with pytest.raises(ValueError, match=r"mine.npy: expected \(N, \d+\) logits .* got \(2, 1\)"):
         fit_and_predict(run_cli, fitted_runs, "cls_logits.yaml", lambda: mine)
