@@ -50,6 +50,7 @@ from lightning_modules.components.backbones import BackboneWeightsError, weights
 from lightning_modules.components.imagenet_switch import ImageNetSwitchError, imagenet_overrides
 from lightning_modules.outputs.checkpoints import (
     CheckpointNotFoundError,
+    adopt_trained_input,
     check_checkpoint,
     newest_last_checkpoint,
 )
@@ -173,7 +174,7 @@ class RobustVisionCLI(LightningCLI):
             if config.get("ckpt_path") == "last":
                 config.ckpt_path = self._last_checkpoint(config, subcommand)
             init_args = (config.get("model") or {}).get("init_args") or {}
-            given = {k: init_args[k] for k in command_line_model_keys(self._argv) if k in init_args}
+            given = {k: init_args[k] for k in command_line_keys(self._argv, "model") if k in init_args}
             ckpt_path = config.get("ckpt_path")
             if (
                 ckpt_path
@@ -192,6 +193,13 @@ class RobustVisionCLI(LightningCLI):
                 extra.pop(key, None)
             for key, value in given.items():
                 setattr(self.config[subcommand].model.init_args, key, value)
+            ckpt_path = self.config[subcommand].get("ckpt_path")
+            data_args = (self.config[subcommand].get("data") or {}).get("init_args")
+            if ckpt_path and Path(str(ckpt_path)).is_file() and data_args is not None:
+                for note in adopt_trained_input(
+                    Path(ckpt_path), data_args, command_line_keys(self._argv, "data")
+                ):
+                    print(note, file=sys.stderr)
 
     def instantiate_classes(self) -> None:
         """Build the classes; from a checkpoint file, backbones skip their pretrained weights (it replaces them)."""
@@ -274,14 +282,15 @@ class RobustVisionCLI(LightningCLI):
         return super().instantiate_trainer(callbacks=configured + defaults, **kwargs)
 
 
-def command_line_model_keys(argv: list[str]) -> list[str]:
-    """The model arguments set on the command line: ``--model.init_args.<key>`` (or ``--model.<key>``)."""
-    keys = []
+def command_line_keys(argv: list[str], section: str) -> set[str]:
+    """The ``section`` (model, data) arguments set on the command line: ``--<section>.init_args.<key>``, or
+    ``--<section>.<key>``."""
+    keys = set()
     for argument in argv:
-        if argument.startswith("--model."):
-            key = argument[len("--model.") :].split("=")[0].removeprefix("init_args.").split(".")[0]
+        if argument.startswith(f"--{section}."):
+            key = argument[len(section) + 3 :].split("=")[0].removeprefix("init_args.").split(".")[0]
             if key not in ("class_path", "init_args", "dict_kwargs"):
-                keys.append(key)
+                keys.add(key)
     return keys
 
 

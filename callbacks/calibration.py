@@ -143,10 +143,18 @@ class PostHocCalibration(Callback):
         self._calibration = None  # the network is about to change
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Fit the calibrator on the finished network and save it with it: ``calibrated.ckpt``, which ``last.ckpt``
+        then points to, so ``test`` / ``predict --ckpt_path last`` read the fitted calibrator instead of fitting it
+        again on every call (a resumed fit starts from the same network and training state)."""
         self._fit_and_install(trainer, pl_module)
         checkpoint_dir = Path(trainer.checkpoint_callback.dirpath) if trainer.checkpoint_callback else None
         if checkpoint_dir is not None:
-            trainer.save_checkpoint(checkpoint_dir / "calibrated.ckpt")
+            calibrated = checkpoint_dir / "calibrated.ckpt"
+            trainer.save_checkpoint(calibrated)
+            last = checkpoint_dir / "last.ckpt"
+            if trainer.is_global_zero and (last.is_symlink() or last.exists()):
+                last.unlink()
+                last.symlink_to(calibrated.name)
 
     def _ensure_fitted(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.fitted is None:

@@ -1,4 +1,5 @@
-"""Predictions to ``predictions.csv`` in the run folder: one row per input."""
+"""Predictions to ``predictions.csv`` in the run folder, one row per input; a later predict into the same folder
+writes ``predictions_2.csv`` (and its pictures into ``predictions_2/``), so nothing an earlier one wrote is lost."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from lightning_modules.outputs.run_outputs import run_dir
+from lightning_modules.outputs.run_outputs import next_predictions, run_dir
 
 
 class PredictionCSVWriter(BasePredictionWriter):
     """Write what ``predict_step`` returns, a dict of equal-length columns, as CSV rows as batches arrive.
 
     Columns are the dict's keys (e.g. ``path, fake_prob, pred_label``). Each rank appends to its own file;
-    rank 0 joins them into ``predictions.csv`` at the end, so memory stays flat whatever the number of inputs.
-    ``output_dir`` defaults to the run folder.
+    rank 0 joins them into the CSV at the end, so memory stays flat whatever the number of inputs. ``output_dir``
+    defaults to the run folder. ``target`` is this predict's CSV and ``pictures`` the folder beside it for what a
+    routine draws per input (``predictions/`` for ``predictions.csv``). A predict that stops before the end of its
+    data (``trainer.limit_predict_batches``) says so in one line.
     """
 
     def __init__(self, output_dir: str | None = None, filename: str = "predictions.csv") -> None:
@@ -26,15 +29,23 @@ class PredictionCSVWriter(BasePredictionWriter):
         self.output_dir = output_dir
         self.filename = filename
         self._columns: list[str] | None = None
+        self.target: Path | None = None
+
+    @property
+    def pictures(self) -> Path | None:
+        return self.target.with_suffix("") if self.target is not None else None
 
     def _folder(self, trainer: L.Trainer) -> Path:
         return Path(self.output_dir) if self.output_dir else run_dir(trainer)
 
     def _part(self, trainer: L.Trainer) -> Path:
-        return self._folder(trainer) / f".{self.filename}.rank{trainer.global_rank}"
+        return self._folder(trainer) / f".{self.target.name}.rank{trainer.global_rank}"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._folder(trainer).mkdir(parents=True, exist_ok=True)
+        folder = self._folder(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        # rank 0 chooses the free name, every rank writes its part under it
+        self.target = trainer.strategy.broadcast(next_predictions(folder, Path(self.filename).stem))
         self._part(trainer).unlink(missing_ok=True)
         self._columns = None
 
@@ -62,8 +73,8 @@ class PredictionCSVWriter(BasePredictionWriter):
         trainer.strategy.barrier()
         if not trainer.is_global_zero:
             return
-        parts = [self._folder(trainer) / f".{self.filename}.rank{r}" for r in range(trainer.world_size)]
-        target = self._folder(trainer) / self.filename
+        parts = [self._folder(trainer) / f".{self.target.name}.rank{r}" for r in range(trainer.world_size)]
+        target = self.target
         with open(target, "w", newline="") as out:
             header_written = False
             for part in parts:
@@ -76,6 +87,22 @@ class PredictionCSVWriter(BasePredictionWriter):
                 out.writelines(lines[1:])
                 part.unlink()
         pl_module.print(f"predictions written to {target}")
+        if stopped := stopped_early(trainer):
+            pl_module.print(stopped)
+
+
+def stopped_early(trainer: L.Trainer) -> str:
+    """One line when predict scored fewer batches than its data holds (``limit_predict_batches``), else ''."""
+    loaders = trainer.predict_dataloaders
+    loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+    scored = trainer.num_predict_batches
+    total = [len(loader) for loader in loaders]
+    if sum(scored) >= sum(total):
+        return ""
+    return (
+        f"predict stopped early: {sum(scored)} of the data's {sum(total)} batches scored "
+        f"(trainer.limit_predict_batches={trainer.limit_predict_batches}; 1.0 scores everything)"
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

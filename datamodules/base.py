@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from datamodules.batch import USES_EVERY_TRAINING_IMAGE, collate_skipping_bad
-from datamodules.image_io import BadImageError, list_images, read_rgb
+from datamodules.image_io import BadImageError, describe_others, read_rgb, survey_images
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,21 @@ class BaseDataModule(L.LightningDataModule):
             return Path(self.root) / f"{self.layout}_standin_{self.standin_size}"
         return Path(self.root)
 
+    def predicting_a_folder(self, stage: str | None = None) -> bool:
+        """Whether this run only scores ``predict_dir`` (``stage`` predict, or a trainer predicting): the dataset
+        itself is then not needed (a checkpoint holds what the model learnt from it, class names included)."""
+        if not self.predict_dir:
+            return False
+        if stage is not None:
+            return stage == "predict"
+        fn = getattr(getattr(self.trainer, "state", None), "fn", None) if self.trainer is not None else None
+        return str(getattr(fn, "value", fn)) == "predict"
+
     def prepare_data(self) -> None:
-        """Build the stand-in when asked to; otherwise make sure the data is there (subclasses may download)."""
+        """Build the stand-in when asked to; otherwise make sure the data is there (subclasses may download).
+        Nothing for a predict on ``predict_dir``: scoring your folder needs no dataset."""
+        if self.predicting_a_folder():
+            return
         if self.synthetic:
             marker = self.data_dir / "STANDIN.json"
             if marker.is_file() and json.loads(marker.read_text()).get("version") == self.standin_version:
@@ -270,12 +283,14 @@ class BaseDataModule(L.LightningDataModule):
         records = [ImageRecord(p, -1, "predict") for p in self.predict_images(folder)]
         return ImageRecordDataset(records, self.predict_transform(), self.bad_files)
 
-    @staticmethod
-    def predict_images(folder: Path) -> list[Path]:
-        """The images under ``folder`` (searched recursively); none is a one-line error naming it."""
-        images = list_images(folder)
+    def predict_images(self, folder: Path) -> list[Path]:
+        """The images under ``folder`` (searched recursively); none is a one-line error naming it. What else is
+        there (folders named like images, broken links, other files) is counted for the predict's summary."""
+        images, others = survey_images(folder)
         if not images:
             raise DatasetNotFoundError(f"data.init_args.predict_dir={str(folder)!r} holds no images")
+        self.not_images = describe_others(others, folder)
+        self.found_images = len(images)
         return images
 
     def predict_transform(self) -> Callable:
@@ -302,6 +317,16 @@ class BaseDataModule(L.LightningDataModule):
         if self.skipped_files:
             counts = ", ".join(f"{n} in {s}" for s, n in sorted(self.skipped_files.items()))
             log.warning("%s skipped unreadable images: %s (bad_files: skip)", type(self).__name__, counts)
+        if stage == "predict" and self.predict_dir and getattr(self, "found_images", None) is not None:
+            unreadable = self.skipped_files.get("predict", 0)
+            others = getattr(self, "not_images", "")
+            log.warning(
+                "predict_dir %s: %d images found, %d unreadable (skipped)%s",
+                self.predict_dir,
+                self.found_images,
+                unreadable,
+                f"; not images, not scored: {others}" if others else "",
+            )
 
     # ------------------------------------------------------------------------------------------- contracts
     @property

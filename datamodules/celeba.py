@@ -114,7 +114,7 @@ class CelebADataModule(BaseDataModule):
 
     # ----------------------------------------------------------------------------------------- lightning
     def setup(self, stage: str) -> None:
-        if self.datasets:
+        if self.datasets or self.predicting_a_folder(stage):
             return
         self.check_data_present()
         names, values = read_attributes(self.folder / "list_attr_celeba.txt")

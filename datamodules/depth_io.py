@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.image_io import BadImageError
+from datamodules.image_io import BadImageError, upright
 
 DEPTH_EXTENSIONS = (".png", ".npy")
 
@@ -26,7 +26,7 @@ def read_depth(path: str | Path) -> np.ndarray:
                 image.load()
                 if image.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L"):
                     raise ValueError(f"mode {image.mode} is not a depth map (16-bit or float single channel)")
-                depth = np.asarray(image)
+                depth = np.asarray(upright(image))  # oriented as its RGB capture is
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImageError(f"{path}: cannot read depth ({type(error).__name__}: {error})") from error
     depth = np.squeeze(np.asarray(depth, dtype=np.float32))

@@ -220,8 +220,10 @@ class ForenSynthsDataModule(BaseDataModule):
             self._add_dataset("val", self._split_records("val"), self.eval_transform())
         elif stage == "test":
             self._add_dataset("test", self._test_records(), self.eval_transform())
-        elif stage == "predict" and not self.predict_dir:
-            raise ValueError("predict needs --data.init_args.predict_dir <folder of images>")
+        elif (
+            stage == "predict" and not self.predict_dir
+        ):  # the test split, as every layout predicts without one
+            self._add_dataset("test", self._test_records(), self.eval_transform())
 
     def _add_dataset(self, name: str, records: list[ImageRecord], transform: A.Compose) -> None:
         if not records:

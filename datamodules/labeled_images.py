@@ -145,7 +145,7 @@ class LabeledImagesDataModule(BaseDataModule):
 
     # ----------------------------------------------------------------------------------------- lightning
     def setup(self, stage: str) -> None:
-        if self.datasets:
+        if self.datasets or self.predicting_a_folder(stage):
             return
         train_items, train_labels = self.read_split(train=True)
         test_items, test_labels = self.read_split(train=False)

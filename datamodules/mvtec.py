@@ -286,7 +286,7 @@ class MVTecDataModule(BaseDataModule):
 
     # ----------------------------------------------------------------------------------------- lightning
     def setup(self, stage: str) -> None:
-        if self.datasets:
+        if self.datasets or self.predicting_a_folder(stage):
             return
         if self.synthetic and self.category is not None and not (self.data_dir / self.category).is_dir():
             raise DatasetNotFoundError(

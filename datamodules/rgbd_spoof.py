@@ -201,7 +201,7 @@ class RGBDSpoofDataModule(BaseDataModule):
 
     # ----------------------------------------------------------------------------------------- lightning
     def setup(self, stage: str) -> None:
-        if self.datasets:
+        if self.datasets or self.predicting_a_folder(stage):
             return
         for split in ("train", "val", "test"):
             records = self._records(split)

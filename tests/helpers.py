@@ -75,6 +75,14 @@ def quiet_trainer(**options: Any) -> L.Trainer:
     return L.Trainer(**(quiet | options))
 
 
+def predictions_file(cli: Any) -> Path:
+    """The CSV a ``predict`` run wrote (``predictions.csv``, or ``predictions_<n>.csv`` in a folder predicted on
+    before), from its prediction writer."""
+    writers = [c for c in cli.trainer.callbacks if isinstance(getattr(c, "target", None), Path)]
+    assert writers, "no prediction writer in this run"
+    return writers[0].target
+
+
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, str(REPO / "cli.py"), *args]
 

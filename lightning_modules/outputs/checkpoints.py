@@ -50,6 +50,34 @@ def read_run_checkpoint(path: str | Path, key: str, prefix: str, config: str, mo
     return h, state
 
 
+def trained_on(path: Path) -> dict[str, Any]:
+    """The data settings a checkpoint's model was trained with (``image_size``...; {} for older checkpoints)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return dict(checkpoint.get("trained_on") or {})
+
+
+def adopt_trained_input(path: Path, data_args: Any, given: set[str]) -> list[str]:
+    """Set ``data_args`` (the config's data ``init_args``) to the input settings the checkpoint was trained with,
+    where the config files said otherwise; a value given on the command line stays, with a notice. Returns the
+    lines to print."""
+    notes = []
+    for key, trained in trained_on(path).items():
+        if key not in data_args or data_args[key] == trained:
+            continue
+        if key in given:
+            notes.append(
+                f"data.init_args.{key}={data_args[key]} (given on the command line), but the model in {path.name} "
+                f"was trained at {trained}"
+            )
+        else:
+            notes.append(
+                f"data.init_args.{key}: {trained}, as the model in {path.name} was trained (the config says "
+                f"{data_args[key]}; give it on the command line to override)"
+            )
+            setattr(data_args, key, trained)
+    return notes
+
+
 def check_checkpoint(path: Path, model: Any, weights_only: bool) -> None:
     """Fail in one line when ``path`` is not a readable checkpoint or was written by another model class
     (Lightning would otherwise stop deep inside ``load_state_dict`` with hundreds of missing keys)."""

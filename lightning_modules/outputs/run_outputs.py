@@ -19,6 +19,29 @@ def run_dir(trainer: Any) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+def next_predictions(folder: Path, stem: str = "predictions") -> Path:
+    """The first ``<stem>.csv``, ``<stem>_2.csv``, ... in ``folder`` whose CSV and picture folder are both free:
+    every ``predict`` into a run folder keeps what the earlier ones wrote."""
+    number = 1
+    while True:
+        name = stem if number == 1 else f"{stem}_{number}"
+        if not (folder / f"{name}.csv").exists() and not (folder / name).exists():
+            return folder / f"{name}.csv"
+        number += 1
+
+
+def picture_name(path: str | Path, base: str | Path | None) -> Path:
+    """Where the picture drawn for input ``path`` goes, inside a predict's picture folder: its path relative to
+    ``base`` (the folder predicted on), the original name kept whole and ``.png`` added, so ``a.jpg`` and ``a.png``
+    or ``x/a.png`` and ``y/a.png`` never share a picture."""
+    path = Path(path)
+    try:
+        relative = path.resolve().relative_to(Path(base).resolve()) if base else Path(*path.parts[-2:])
+    except ValueError:  # not under base (a test split elsewhere): its last two parts, as before
+        relative = Path(*path.parts[-2:])
+    return relative.with_name(relative.name + ".png")
+
+
 def log_image(trainer: Any, tag: str, image: torch.Tensor, step: int | None = None) -> None:
     """Log one (3, H, W) picture in [0, 1] to every image-capable logger of ``trainer``."""
     step = trainer.global_step if step is None else step

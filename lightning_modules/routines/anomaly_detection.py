@@ -18,7 +18,6 @@ reference, map quantiles) adds :class:`~lightning_modules.routines.fitted_state.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -176,8 +175,9 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         return {"anomaly_map": maps.float(), "anomaly_score": scores.float()}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """A row per image (score, decision at the stored threshold) and its heat-map overlay
-        ``predictions/<folder>_<name>.png`` in the run folder (the image under the map, on the test set's scale)."""
+        """A row per image (score, decision at the stored threshold) and its heat-map overlay, in the predict's
+        picture folder at the image's path (``predictions/<relative path>.png``; the image under the map, on the
+        test set's scale)."""
         predicted = self.predict_scores(batch)
         scores = predicted["anomaly_score"]
         rows: dict[str, Any] = {
@@ -194,12 +194,10 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         from torchvision.utils import save_image
 
         low, high = self.map_scale(maps)
-        folder = self.run_dir() / "predictions"
-        folder.mkdir(parents=True, exist_ok=True)
         names = []
         overlays = 0.5 * batch["image"].float().clamp(0, 1) + 0.5 * heat_picture(maps, low, high)
         for path, overlay in zip(batch["path"], overlays, strict=True):
-            name = f"{Path(path).parent.name}_{Path(path).stem}.png"
-            save_image(overlay.cpu(), folder / name)
-            names.append(f"predictions/{name}")
+            target = self.prediction_picture(path)
+            save_image(overlay.cpu(), target)
+            names.append(str(target.relative_to(self.run_dir())))
         return names

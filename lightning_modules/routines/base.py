@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 
 from datamodules.batch import batch_size_of, collate_skipping_bad, to_device
 from lightning_modules.components.backbones import describe_weights
-from lightning_modules.outputs.run_outputs import log_image, run_dir
+from lightning_modules.outputs.run_outputs import log_image, picture_name, run_dir
 from lightning_modules.outputs.tables import Component, write_result_table
 
 
@@ -59,9 +59,27 @@ class EvaluationRoutine(L.LightningModule):
         """The names the ``split``'s table is split by, in the datamodule's fixed order (none without one)."""
         return list(self.from_data("groups_for", split, default=[]))
 
+    # the data settings that shape what the network sees, kept in checkpoints (``trained_on``) so that test and
+    # predict from a checkpoint feed it images as it was trained on them
+    INPUT_SETTINGS: tuple[str, ...] = ("image_size",)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        found = {key: self.from_data(key) for key in self.INPUT_SETTINGS}
+        checkpoint["trained_on"] = {k: v for k, v in found.items() if isinstance(v, int | float | str)}
+
     def run_dir(self) -> Path:
         """The run folder (the logger's version folder), where tables and predictions are written."""
         return run_dir(self.trainer)
+
+    def prediction_picture(self, path: str) -> Path:
+        """Where the picture drawn at predict for input ``path`` goes: beside this predict's CSV, in its own
+        folder (the writer's ``pictures``: ``predictions/``, then ``predictions_2/`` ...), at the input's path
+        relative to the folder predicted on; the folder is made."""
+        writers = [c for c in self.trainer.callbacks if isinstance(getattr(c, "pictures", None), Path)]
+        folder = writers[0].pictures if writers else self.run_dir() / "predictions"
+        target = folder / picture_name(path, self.from_data("predict_dir") or self.from_data("data_dir"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
 
     def write_table(
         self,

@@ -48,6 +48,17 @@ class ClassificationRoutine(EvaluationRoutine):
         self.register_buffer("best_val_acc", torch.tensor(0.0))
         self.val_logits = LogitCollector()
         self.test_logits = LogitCollector()
+        self.class_names: list[str] = []  # the training data's, kept in checkpoints for predict
+
+    def on_fit_start(self) -> None:
+        self.class_names = [str(n) for n in self.from_data("class_names", default=None) or []]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["class_names"] = list(self.class_names)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.class_names = list(checkpoint.get("class_names") or [])
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
@@ -120,12 +131,15 @@ class ClassificationRoutine(EvaluationRoutine):
         return {"probs": self.calibrated_logits(batch)[1].softmax(dim=1)}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """The predicted class and its probability, then the next ones (``top_k`` in all) by name."""
+        """The predicted class and its probability, then the next ones (``top_k`` in all) by name: the names of
+        the data the model was trained on, which its checkpoint keeps (a folder of your photos has none)."""
         probs = self.predict_scores(batch)["probs"]
         confidence, prediction = probs.max(dim=1)
         rows: dict[str, Any] = {"path": batch.get("path", [""] * len(prediction))}
         rows |= {"pred_label": prediction, "confidence": confidence}
-        names = self.from_data("class_names", default=None) or [str(c) for c in range(probs.shape[1])]
+        names = self.class_names or self.from_data("class_names", default=None) or []
+        if len(names) != probs.shape[1]:  # a checkpoint from before class names were kept: indices
+            names = [str(c) for c in range(probs.shape[1])]
         values, classes = probs.topk(min(self.top_k, probs.shape[1]), dim=1)
         for rank in range(classes.shape[1]):
             rows[f"top{rank + 1}_class"] = [names[int(c)] for c in classes[:, rank]]

@@ -64,6 +64,11 @@ def test_fit_stores_the_calibrator_and_test_reuses_it(run_cli, monkeypatch) -> N
     assert fits == []  # the checkpointed calibrator was used, not refitted
     callback = next(c for c in test.trainer.callbacks if isinstance(c, PostHocCalibration))
     assert float(callback.fitted.temperature) == pytest.approx(temperature)
+    # --ckpt_path last, as the README runs it, is that checkpoint too: no fit on every predict
+    last = calibrated.parent / "last.ckpt"
+    assert last.is_symlink() and last.resolve() == calibrated.resolve()
+    predict = run_cli("predict", "--config", LOGITS, "--ckpt_path", "last")
+    assert fits == [] and float(predict.model.calibrator.temperature) == pytest.approx(temperature)
 
 
 def test_a_classifier_run_exports_logits_that_the_logits_config_reads(run_cli) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from lightning_modules.components.mixing import (
     stick_breaking,
 )
 from tests.conftest import CONFIGS
+from tests.helpers import predictions_file
 
 
 def tagged_batch(batch: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,10 +152,10 @@ def test_mixing_trains_a_classifier_and_predict_writes_uncertainty(run_cli) -> N
     config = str(CONFIGS / "dcutmix_cifar100.yaml")
     fit = run_cli("fit", "--config", config, "--model.init_args.backbone", "cifar_resnet20")
     assert torch.isfinite(fit.trainer.callback_metrics["train/loss"])
-    run_cli(
+    predict = run_cli(
         "predict", "--config", config, "--model.init_args.backbone", "cifar_resnet20", "--ckpt_path", "last"
     )
-    with open(Path(fit.trainer.log_dir) / "predictions.csv") as handle:
+    with open(predictions_file(predict)) as handle:
         rows = list(csv.DictReader(handle))
     assert rows and {"mix_uncertainty", "mix_confidence_mean", "mix_confidence_var", "label"} <= set(rows[0])
     assert all(float(r["mix_uncertainty"]) >= 0 for r in rows)

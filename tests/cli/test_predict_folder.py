@@ -18,10 +18,11 @@ from PIL import Image
 from lightning_modules.metrics.detection import mean_logit_score
 from lightning_modules.outputs.pictures import heat_picture
 from tests.conftest import CONFIGS
+from tests.helpers import predictions_file
 
 
 def predictions(run) -> list[dict[str, str]]:
-    with open(Path(run.trainer.log_dir) / "predictions.csv") as handle:
+    with open(predictions_file(run)) as handle:
         return list(csv.DictReader(handle))
 
 
@@ -74,6 +75,39 @@ def test_a_classifier_names_its_top_three_classes_for_each_image(
             assert abs(float(value) - float(plain)) > 1e-4, "the calibrator changes nothing here: no test"
 
 
+def test_a_classifier_names_the_classes_it_was_trained_on_from_its_checkpoint(
+    run_cli, tmp_path: Path
+) -> None:
+    """The class names travel in the checkpoint: a folder of photos has none, and the data need not be there."""
+    config = str(CONFIGS / "cls_cifar100_lt.yaml")
+    small = ["--model.init_args.backbone", "cifar_resnet20", "--trainer.callbacks.iterations", "20"]
+    fit = run_cli("fit", "--config", config, *small)
+    assert fit.model.class_names[:2] == ["digit0_palette0", "digit0_palette1"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+        folder / "a.png"
+    )
+    checkpoint = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    predict = run_cli(  # on a machine without the training data: a root that does not exist
+        "predict",
+        "--config",
+        config,
+        *small,
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.init_args.predict_dir",
+        str(folder),
+        "--data.init_args.root",
+        str(tmp_path / "no_data"),
+        "--data.init_args.synthetic",
+        "false",
+    )
+    row = predictions(predict)[0]
+    assert all(row[f"top{k}_class"] in fit.model.class_names for k in (1, 2, 3)), row
+    assert row["top1_class"].startswith("digit")
+
+
 def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(
     run_cli, fitted_runs, standin_root: Path
 ) -> None:
@@ -95,6 +129,68 @@ def test_an_anomaly_model_writes_a_heat_map_overlay_per_image(
     pixels = np.asarray(Image.open(written).convert("RGB")).astype(np.float32) / 255.0
     assert rows[0]["path"] == batch["path"][0]
     assert np.abs(pixels - expected.permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_a_messy_folder_is_scored_upright_with_every_entry_accounted_and_no_output_lost(
+    run_cli, fitted_runs, standin_root: Path, tmp_path: Path, caplog, capsys
+) -> None:
+    """Same-stem files and same names in two folders get their own overlays; a phone photo stored sideways is
+    scored and drawn upright; folders named like images, broken and looping links and other files are counted;
+    a second predict keeps the first one's CSV and pictures; a cut predict says so."""
+    from tests.datamodules.test_bad_input import sideways_copy
+
+    folder = tmp_path / "messy"
+
+    def messy() -> Path:  # made from the stand-in once the fit has written it
+        if folder.is_dir():
+            return folder
+        source = sorted((standin_root / "mvtec_standin_tiny").glob("*/test/*/*.png"))
+        pictures = [np.asarray(Image.open(p).convert("RGB")) for p in source[:3]]
+        for sub_folder in ("x", "y"):
+            (folder / sub_folder).mkdir(parents=True)
+        Image.fromarray(pictures[0]).save(folder / "dup.png")
+        Image.fromarray(pictures[1]).save(folder / "dup.jpg", quality=95)
+        Image.fromarray(pictures[1]).save(folder / "x" / "a.png")
+        Image.fromarray(pictures[2]).save(folder / "y" / "a.png")
+        Image.fromarray(pictures[2]).save(folder / "upright.png")
+        sideways_copy(pictures[2], folder / "phone.png")
+        (folder / "folder.jpg").mkdir()
+        (folder / "broken.png").symlink_to(folder / "nowhere.png")
+        (folder / "loop.png").symlink_to(folder / "loop.png")
+        (folder / "notes.txt").write_text("not an image")
+        return folder
+
+    caplog.set_level(logging.WARNING)
+    first = fit_and_predict(run_cli, fitted_runs, "patchcore_mvtec.yaml", messy)
+    rows = {Path(r["path"]).relative_to(folder).as_posix(): r for r in predictions(first)}
+    assert sorted(rows) == ["dup.jpg", "dup.png", "phone.png", "upright.png", "x/a.png", "y/a.png"]
+    overlays = {name: row["overlay"] for name, row in rows.items()}
+    assert len(set(overlays.values())) == 6 and overlays["x/a.png"] == "predictions/x/a.png.png"
+    run_dir = Path(first.trainer.log_dir)
+    drawn = {n: np.asarray(Image.open(run_dir / o).convert("RGB")) for n, o in overlays.items()}
+    assert not np.array_equal(drawn["x/a.png"], drawn["y/a.png"])  # each its own picture
+    assert rows["phone.png"]["anomaly_score"] == rows["upright.png"]["anomaly_score"]
+    assert np.array_equal(drawn["phone.png"], drawn["upright.png"])  # drawn upright too
+    summary = next(r.getMessage() for r in caplog.records if "images found" in r.getMessage())
+    assert "6 images found, 0 unreadable" in summary
+    for what in (
+        "1 folders named like images (folder.jpg)",
+        "2 broken or looping links",
+        "1 files of other types (notes.txt)",
+    ):
+        assert what in summary, summary
+    capsys.readouterr()
+    second = fit_and_predict(
+        run_cli, fitted_runs, "patchcore_mvtec.yaml", messy, "--trainer.limit_predict_batches", "1"
+    )
+    assert (
+        predictions_file(second).name == "predictions_2.csv"
+        and (run_dir / "predictions_2" / "dup.png.png").is_file()
+    )
+    assert predictions_file(first).is_file() and (run_dir / "predictions" / "dup.png.png").is_file()  # kept
+    assert "predict stopped early: 1 of the data's 2 batches scored (trainer.limit_predict_batches=1" in (
+        capsys.readouterr().out
+    )
 
 
 def test_rgbd_pairs_are_found_by_the_training_naming_rule(

@@ -140,6 +140,31 @@ def test_grayscale_rgba_16_bit_and_tiny_images_train(forensynths, capsys) -> Non
     assert torch.equal(deep[0], deep[2]) and 0.05 < float(deep.mean()) < 0.95 and float(deep.std()) > 0
 
 
+def sideways_copy(upright: np.ndarray, path: Path) -> None:
+    """``upright`` stored as a camera stores a portrait shot: pixels turned a quarter, EXIF orientation 6."""
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    stored.save(path, exif=exif)
+
+
+def test_an_exif_rotated_photo_is_read_upright(tmp_path: Path) -> None:
+    from datamodules.depth_io import read_depth
+    from datamodules.image_io import read_rgb
+
+    upright = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)  # landscape, asymmetric
+    sideways_copy(upright, tmp_path / "phone.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "phone.png")).shape, (30, 20, 3))  # as stored
+    assert np.array_equal(read_rgb(tmp_path / "phone.png"), upright)
+    depth = Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30)).transpose(
+        Image.Transpose.ROTATE_90
+    )
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    depth.save(tmp_path / "depth.png", exif=exif)
+    assert np.array_equal(read_depth(tmp_path / "depth.png"), np.arange(600).reshape(20, 30))
+
+
 def test_an_empty_class_folder_and_a_missing_split_name_the_folder(forensynths, capsys) -> None:
     root, args = forensynths
     for image in (root / "train" / "cat" / "1_fake").glob("*.png"):

@@ -223,8 +223,10 @@ def test_predict_reads_a_folder_of_images(standin_root: Path) -> None:
     empty.setup("predict")
     with pytest.raises(DatasetNotFoundError, match="holds no images"):
         empty.predict_dataloader()
-    with pytest.raises(ValueError, match="predict needs --data.init_args.predict_dir"):
-        make_dm(standin_root).setup("predict")
+    test_split = make_dm(standin_root)  # without predict_dir: the test split, as every layout does
+    test_split.setup("predict")
+    batch = next(iter(test_split.predict_dataloader()))
+    assert set(batch["label"].tolist()) <= {0, 1} and len(test_split.datasets["test"]) > 4
 
 
 def test_augmentation_follows_the_torch_seed(standin_root: Path) -> None:

@@ -28,6 +28,7 @@ from lightning_modules.tvqvae.lda import LDAModule
 from lightning_modules.tvqvae.module import conceptual_bags, load_token_autoencoder
 from lightning_modules.tvqvae.networks import MultiHotQuantizer, TokenVQAutoencoder, gaussian_kl
 from tests.conftest import CONFIGS
+from tests.helpers import predictions_file
 
 
 def test_multi_hot_codes_have_exactly_n_ones_at_the_nearest_codes() -> None:
@@ -160,6 +161,14 @@ def test_corpus_errors_name_the_file_or_key(tmp_path: Path) -> None:
     bad.write_text('{"text": "fine"}\n{"body": "no text key"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: expected a JSON object with a \"text\" key"):
         TextCorpusDataModule(root=str(bad), corpus="jsonl").setup()
+    # a byte that is not UTF-8 (Latin-1's e acute) names the file and the line, .jsonl and .txt alike
+    bad.write_bytes(b'{"text": "fine"}\n{"text": "also fine"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: not UTF-8 \(byte 0xe9 at column 14\)"):
+        TextCorpusDataModule(root=str(bad), corpus="jsonl").setup()
+    (tmp_path / "latin").mkdir()
+    (tmp_path / "latin" / "note.txt").write_bytes("fine\nstill fine\n".encode() + b"r\xe9sum\xe9\n")
+    with pytest.raises(ValueError, match=r"note.txt:3: not UTF-8 \(byte 0xe9 at column 2\)"):
+        TextCorpusDataModule(root=str(tmp_path / "latin"), corpus="folder", no_below=1).setup()
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         TextCorpusDataModule(root=str(tmp_path / "missing"), corpus="folder").setup()
     with pytest.raises(DatasetNotFoundError, match="20 Newsgroups is not under"):
@@ -293,7 +302,7 @@ def test_topic_lists_reach_tensorboard_and_the_run_folder(run_cli, tmp_path: Pat
         "--trainer.limit_predict_batches",
         "1.0",
     )
-    with open(Path(predict.trainer.log_dir) / "predictions.csv") as handle:
+    with open(predictions_file(predict)) as handle:
         rows = list(csv.DictReader(handle))
     test_documents = predict.datamodule.split_indices["test"]
     assert sorted(int(r["document"]) for r in rows) == test_documents

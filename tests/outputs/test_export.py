@@ -13,6 +13,7 @@ import onnxruntime  # noqa: F401  (make install installs the export extra: a mis
 import pytest
 
 from tests.conftest import CONFIGS, REPO, smoke_argv
+from tests.helpers import predictions_file
 
 sys.path.insert(0, str(REPO / "scripts"))
 
@@ -42,7 +43,7 @@ def test_the_onnx_file_gives_predict_s_scores(
     if name == "bihpf":
         inputs = ["--data.init_args.predict_dir", str(standin_root / "forensynths_standin_tiny" / "test")]
     predict = run_cli("predict", *config, "--ckpt_path", str(checkpoint), *inputs)
-    with open(Path(predict.trainer.log_dir) / "predictions.csv") as handle:
+    with open(predictions_file(predict)) as handle:
         rows = list(csv.DictReader(handle))
     argv = smoke_argv(["--config", str(CONFIGS / f"{name}.yaml"), *inputs], standin_root, tmp_path / "runs")
     out = export.main([*argv, "--ckpt_path", str(checkpoint), "--out", str(tmp_path / f"{name}.onnx")])

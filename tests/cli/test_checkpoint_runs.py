@@ -1,5 +1,6 @@
-"""``--imagenet lite0`` end to end: a run with real packaged ImageNet weights says which file it used, and its
-checkpoint rebuilds the same model without the switch (``last`` as an explicit file)."""
+"""Runs from a checkpoint: the model it holds is rebuilt as it was trained (``last`` as an explicit file, with or
+without the ``--imagenet`` switch it was fitted with), no starting weights are loaded, a command-line model
+argument still wins, and the images are fed at the size it was trained on."""
 
 from __future__ import annotations
 
@@ -57,3 +58,29 @@ def test_a_checkpoint_replaces_the_starting_weights_so_they_are_never_loaded(run
     assert test.model.hparams.backbone == "resnet18" and test.model.hparams.threshold == 0.3
     results = (Path(fit.trainer.log_dir) / "results.md").read_text()
     assert f"backbone resnet18 with weights from {weights}" in results.splitlines()[0]
+
+
+def test_a_checkpoint_is_fed_images_at_the_size_it_was_trained_on(
+    run_cli, standin_root: Path, tmp_path: Path, capsys
+) -> None:
+    """A config that says another image size than the checkpoint's training gives way (one line says so); a
+    size given on the command line is kept, with a line saying the model was trained at another."""
+    import cli
+
+    fit = run_cli("fit", "--config", PATCHCORE)  # 32 px, the smoke size
+    checkpoint = str(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt")
+    bigger = tmp_path / "bigger.yaml"
+    bigger.write_text("data:\n  init_args:\n    image_size: 48\n")
+    argv = ["test", "--config", PATCHCORE, "--config", str(CONFIGS / "smoke.yaml"), "--config", str(bigger)]
+    argv += ["--data.init_args.root", str(standin_root), "--runs_dir", str(tmp_path / "runs")]
+    capsys.readouterr()
+    test = cli.main([*argv, "--ckpt_path", checkpoint])
+    assert test.datamodule.image_size == 32
+    assert "data.init_args.image_size: 32, as the model in last.ckpt was trained (the config says 48" in (
+        capsys.readouterr().err
+    )
+    test = cli.main([*argv, "--ckpt_path", checkpoint, "--data.init_args.image_size", "40"])
+    assert test.datamodule.image_size == 40
+    assert "image_size=40 (given on the command line), but the model in last.ckpt was trained at 32" in (
+        capsys.readouterr().err
+    )
