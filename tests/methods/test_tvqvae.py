@@ -166,7 +166,7 @@ def test_corpus_errors_name_the_file_or_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad.jsonl:3: not UTF-8 \(byte 0xe9 at column 14\)"):
         TextCorpusDataModule(root=str(bad), corpus="jsonl").setup()
     (tmp_path / "latin").mkdir()
-    (tmp_path / "latin" / "note.txt").write_bytes("fine\nstill fine\n".encode() + b"r\xe9sum\xe9\n")
+    (tmp_path / "latin" / "note.txt").write_bytes(b"fine\nstill fine\n" + b"r\xe9sum\xe9\n")
     with pytest.raises(ValueError, match=r"note.txt:3: not UTF-8 \(byte 0xe9 at column 2\)"):
         TextCorpusDataModule(root=str(tmp_path / "latin"), corpus="folder", no_below=1).setup()
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
