@@ -122,14 +122,15 @@ def write_result_table(
     components: Sequence[Component] = (),
 ) -> str:
     """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` and return the markdown (``digits`` decimals);
-    with ``components``, their line comes first in both (a ``#`` comment line in the CSV)."""
+    with ``components``, their line opens the markdown and is ``<stem>_components.txt`` beside the CSV, which stays
+    a plain table (its first line is the header: ``pandas.read_csv`` and ``csv.DictReader`` read it as it is)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fields = ["group", "seen", *metrics]
     line = components_line(components) if components else ""
+    if line:
+        (out_dir / f"{stem}_components.txt").write_text(line + "\n")
     with open(out_dir / f"{stem}.csv", "w", newline="") as handle:
-        if line:
-            handle.write(f"# {line}\n")
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:

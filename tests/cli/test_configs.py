@@ -86,6 +86,11 @@ def test_fit_then_test_and_predict_from_the_checkpoint_file(
     with open(predictions_file(predict)) as handle:
         rows = list(csv.DictReader(handle))
     assert rows and all(value != "" for key, value in rows[0].items() if key != "path")  # logits have no path
+    import pandas
+
+    for table in run_dir.glob("*.csv"):  # plain CSVs: read as they are, the header on the first line
+        columns = list(pandas.read_csv(table).columns)
+        assert columns and not str(columns[0]).startswith("#"), (table.name, columns)
 
 
 def overlay_applies(overlay: Path, config: Path) -> bool:

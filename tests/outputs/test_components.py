@@ -49,5 +49,9 @@ def test_tables_carry_the_line_first_and_still_read_back(tmp_path: Path) -> None
     rows = [{"group": "all", "seen": "", "acc": 50.0}]
     markdown = write_result_table(rows, ["acc"], tmp_path, "t", components=[Component("data: x", True)])
     assert markdown.splitlines()[0] == "_STAND-INS: data: x_"
-    assert (tmp_path / "results.csv").read_text().splitlines()[0] == "# STAND-INS: data: x"
+    assert (tmp_path / "results_components.txt").read_text() == "STAND-INS: data: x\n"
+    import pandas
+
+    table = pandas.read_csv(tmp_path / "results.csv")  # a plain CSV: no options needed
+    assert list(table.columns) == ["group", "seen", "acc"] and table["acc"].tolist() == [50.0]
     assert read_result_table(tmp_path / "results.csv") == [{"group": "all", "seen": "", "acc": 50.0}]

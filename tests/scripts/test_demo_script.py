@@ -451,9 +451,9 @@ def test_styleflow_demo_script_tables_the_three_detectors_on_the_held_out_manipu
     markdown = demo_styleflow.main([*arguments, *smoke, "--trainer.limit_test_batches", "1.0"])  # every group
     assert "StyleGRU alone: unseen / seen AUC" in markdown and "| FaceSwap |" in markdown
     for tag in ("stylegru", "content", "styleflow"):
-        results = tmp_path / demo_styleflow.run_name(tag, "FaceSwap", 1) / "version_0" / "results.csv"
-        first = results.read_text().splitlines()[0]  # the latents came from the stand-in encoder: said first
-        assert first.startswith("# STAND-INS:") and "style latents from the face autoencoder" in first, first
+        run = tmp_path / demo_styleflow.run_name(tag, "FaceSwap", 1) / "version_0"
+        first = (run / "results_components.txt").read_text()  # the latents came from the stand-in encoder
+        assert first.startswith("STAND-INS:") and "style latents from the face autoencoder" in first, first
     report = demo_styleflow.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
     monkeypatch.setattr(demo_styleflow, "cli_run", lambda argv: pytest.fail(f"ran again: {argv}"))
