@@ -55,7 +55,7 @@ from lightning_modules.outputs.checkpoints import (
     newest_last_checkpoint,
 )
 from lightning_modules.outputs.config_errors import ConfigError, explain_config_error
-from lightning_modules.outputs.loggers import run_loggers
+from lightning_modules.outputs.loggers import drop_empty_event_files, run_loggers
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -200,6 +200,13 @@ class RobustVisionCLI(LightningCLI):
                     Path(ckpt_path), data_args, command_line_keys(self._argv, "data")
                 ):
                     print(note, file=sys.stderr)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:  # a predict logs nothing: no empty TensorBoard file is left behind, whether it ran or failed
+            if subcommand == "predict":
+                drop_empty_event_files(self.trainer)
 
     def instantiate_classes(self) -> None:
         """Build the classes; from a checkpoint file, backbones skip their pretrained weights (it replaces them)."""

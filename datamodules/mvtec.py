@@ -186,7 +186,8 @@ class MVTecDataModule(BaseDataModule):
         augment: Random horizontal flip and small rotation in training (off in the papers' protocols).
         val_split: ``test`` validates on the test split (progress only: no checkpoint is selected), ``none``
             runs no validation.
-        download: Download MVTec AD into ``root`` when the category is missing (needs the internet).
+        download: Download MVTec AD into ``root`` when the category is missing and ``root`` is empty or absent
+            (needs the internet); a folder holding anything else is never filled.
         extra_normal_dir: More normal training images (e.g. generated ones), added after the shots are chosen
             and never to a test split: a folder in the MVTec layout (``<dir>/<category>/train/good``), a plain
             folder of images, or a ``tgi_ad_generate`` run folder (its newest ``version_*/generated``).
@@ -262,8 +263,9 @@ class MVTecDataModule(BaseDataModule):
         return self.data_dir / self.category
 
     def missing_data_message(self) -> str:
+        category = f"category {self.category}" if self.category else "category"
         return (
-            f"no {self.dataset} category {self.category or ''} under data.init_args.root={str(self.data_dir)!r}: "
+            f"no {self.dataset} {category} under data.init_args.root={str(self.data_dir)!r}: "
             f"get {WHERE_TO_GET[self.dataset]}, or run on the built-in stand-in with "
             "--data.init_args.synthetic true"
         )
@@ -272,6 +274,13 @@ class MVTecDataModule(BaseDataModule):
         present = (self.data_dir / self.category).is_dir() if self.category else bool(self.categories())
         if present:
             return
+        occupied = self.data_dir.is_dir() and any(self.data_dir.iterdir())
+        if self.dataset == "mvtec_ad" and self.download and occupied:
+            # a folder that holds something else (another dataset's layout, a typo'd root): never fill it with 4.9 GB
+            raise DatasetNotFoundError(
+                f"{self.missing_data_message()} (not downloading MVTec AD into it: it is not empty; point root at an "
+                "empty or new folder to download there)"
+            )
         if self.dataset == "mvtec_ad" and self.download:
             try:
                 download_and_extract(

@@ -57,6 +57,29 @@ def run_loggers(configured: Any, runs_dir: Path, run_name: str, version: str | N
     return entries if isinstance(configured, list) else entries[0]
 
 
+def drop_empty_event_files(trainer: Any) -> list[Path]:
+    """Close the trainer's TensorBoard writers and delete the event files that hold nothing but their header (a
+    predict logs no scalar or picture, yet a writer opened for it leaves such a file in the run folder, one per
+    call); returns the files deleted."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    dropped = []
+    for logger in getattr(trainer, "loggers", []):
+        writer = getattr(logger, "_experiment", None)
+        if writer is None or not hasattr(writer, "get_logdir"):
+            continue
+        writer.close()
+        for file in Path(writer.get_logdir()).glob("events.out.tfevents.*"):
+            try:
+                events = list(EventFileLoader(str(file)).Load())
+            except Exception:  # a file another process is writing: leave it
+                continue
+            if all(event.WhichOneof("what") == "file_version" for event in events):
+                file.unlink()
+                dropped.append(file)
+    return dropped
+
+
 def _defaults(class_path: str) -> dict[str, Any]:
     module, name = class_path.rsplit(".", 1)
     parameters = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters

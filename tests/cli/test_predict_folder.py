@@ -161,6 +161,7 @@ def test_a_messy_folder_is_scored_upright_with_every_entry_accounted_and_no_outp
         return folder
 
     caplog.set_level(logging.WARNING)
+    events_before = sorted((fitted_runs(CONFIGS / "patchcore_mvtec.yaml")).glob("events.out.tfevents.*"))
     first = fit_and_predict(run_cli, fitted_runs, "patchcore_mvtec.yaml", messy)
     rows = {Path(r["path"]).relative_to(folder).as_posix(): r for r in predictions(first)}
     assert sorted(rows) == ["dup.jpg", "dup.png", "phone.png", "upright.png", "x/a.png", "y/a.png"]
@@ -192,6 +193,7 @@ def test_a_messy_folder_is_scored_upright_with_every_entry_accounted_and_no_outp
     assert "predict stopped early: 1 of the data's 2 batches scored (trainer.limit_predict_batches=1" in (
         capsys.readouterr().out
     )
+    assert sorted(run_dir.glob("events.out.tfevents.*")) == events_before  # no empty event file per predict
 
 
 def test_rgbd_pairs_are_found_by_the_training_naming_rule(

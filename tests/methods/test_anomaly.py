@@ -273,6 +273,13 @@ def test_mvtec_downloads_and_unpacks_when_the_category_is_missing(
     ):
         offline.prepare_data()
 
+    # a root that holds something else (here the ForenSynths-like folder of a typo) is never downloaded into
+    elsewhere = tmp_path / "other_dataset"
+    (elsewhere / "train" / "cat").mkdir(parents=True)
+    monkeypatch.setattr(mvtec, "download_and_extract", lambda *a, **k: pytest.fail("downloaded into it"))
+    with pytest.raises(DatasetNotFoundError, match="not downloading MVTec AD into it: it is not empty"):
+        MVTecDataModule(root=str(elsewhere)).prepare_data()
+
 
 # ------------------------------------------------------------------------------------------- PatchCore
 def test_coreset_keeps_the_fraction_and_picks_the_farthest_point_each_step() -> None:
