@@ -5,24 +5,24 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install wordnet fashion-mnist test demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow reproduce claims lint bench bench-peers clean
+.PHONY: help install wordnet fashion-mnist test quickstart demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow reproduce claims lint bench bench-peers clean
 
-help:  ## list the targets
+help:  ## list the targets, each with its time on 2 CPU cores (instant)
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-install: $(STAMP) wordnet fashion-mnist  ## create .venv from nothing and install the project with its dev tools (quick when done)
+install: $(STAMP) wordnet fashion-mnist  ## create .venv from nothing and install the project with its dev tools (about 8 min on a fresh machine, seconds when done)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORDNET_INDEX := /usr/share/wordnet/index.noun
 
-wordnet:  ## WordNet 3.0 from Debian's wordnet-base (topic-model preprocessing; read by NLTK, never downloaded at run time)
+wordnet:  ## WordNet 3.0 from Debian's wordnet-base (topic-model preprocessing; read by NLTK, never downloaded at run time; seconds)
 	@test -f $(WORDNET_INDEX) || $(SUDO) apt-get install -y -q wordnet-base >/dev/null \
 	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q wordnet-base >/dev/null) \
 	  || echo "WordNet not installed: topic-model configs need data.init_args.wordnet: false (or WORDNET_DIR)"
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-fashion-mnist:  ## the official Fashion-MNIST files from Debian's dataset-fashion-mnist (the classification demos' data)
+fashion-mnist:  ## the official Fashion-MNIST files from Debian's dataset-fashion-mnist (the classification demos' data; seconds)
 	@test -f $(FASHION_MNIST) || $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null \
 	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null) \
 	  || echo "Fashion-MNIST not installed (no apt here?): configs/*_fmnist*.yaml need data.init_args.root with its IDX files, or download: true online"
@@ -34,8 +34,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 TEST_WORKERS ?= 2
-test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network), one worker per core
+test: $(STAMP) wordnet fashion-mnist lint  ## lint, then the whole test suite on CPU (tiny stand-in data, no network), one worker per core (about 6 min)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+quickstart: $(STAMP)  ## a first result: PatchCore on ImageNet features (packaged weights) fits, tests and scores a folder of the stand-in, then says where it all is (20 s here once installed; the stand-in's first build adds about a minute)
+	cd $(CURDIR) && $(PY) scripts/quickstart.py
 
 demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (52 min on 2 CPU cores, benchmarks/claims.md), the table and its claims into the BiHPF README
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py --readme
@@ -70,18 +73,18 @@ demo-styleflow: $(STAMP)  ## StyleGRU / content-only / content + style, leave on
 
 # demo times: measured on 2 CPU cores, as benchmarks/claims.md's Time section records them (~: not yet recorded)
 DEMOS := demo demo-calibration demo-mixing demo-vit demo-antispoof demo-anomaly demo-tgi-ad demo-topics demo-tvqvae-image demo-styleflow
-reproduce: $(STAMP)  ## every demo in turn (finished runs are reused, so a stopped reproduce continues), then make claims
+reproduce: $(STAMP)  ## every demo in turn (finished runs are reused, so a stopped reproduce continues), then make claims (about 8 h: the sum in benchmarks/claims.md's Time section)
 	for target in $(DEMOS); do $(MAKE) --no-print-directory $$target || exit 1; done
 	$(MAKE) --no-print-directory claims
 
-claims: $(STAMP)  ## the papers' claims judged on what the demos recorded -> benchmarks/claims.md (runs nothing)
+claims: $(STAMP)  ## the papers' claims judged on what the demos recorded -> benchmarks/claims.md (runs nothing; seconds)
 	$(PY) scripts/check_claims.py
 
-lint: $(STAMP)  ## ruff: formatting (ruff format --check) and lint rules (ruff check)
+lint: $(STAMP)  ## ruff: formatting (ruff format --check) and lint rules (ruff check) (seconds)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
-bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (~5 min)
+bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memory -> benchmarks/results.md (6-7 min)
 	$(PY) -m benchmarks.run
 
 OFFICIAL ?= ../official
@@ -89,5 +92,5 @@ ANOMALIB_VENV ?= ../anomalib-venv
 bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE code (checkouts under OFFICIAL=...) and anomalib (its own venv, ANOMALIB_VENV=..., made when missing) -> benchmarks/peers.md
 	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE --anomalib_venv $(ANOMALIB_VENV)
 
-clean:  ## remove runs and stand-in data (keeps .venv)
+clean:  ## remove runs and stand-in data (keeps .venv; seconds)
 	rm -rf runs .standins

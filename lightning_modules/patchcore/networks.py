@@ -29,22 +29,26 @@ def nearest_neighbors(
     """Euclidean distances (Q, k) and indices (Q, k) of each query's ``k`` nearest bank rows, ascending.
 
     Queries and bank are cut into blocks so that no distance matrix holds more than ``max_elements`` entries:
-    memory stays bounded whatever the bank size (a real MVTec bank holds ~10^5 patches).
+    memory stays bounded whatever the bank size (a real MVTec bank holds ~10^5 patches). While exported, the
+    queries stay one block: their number follows the batch size, which an exported graph leaves open.
     """
     k = min(k, len(bank))
     bank_block = max(1, min(len(bank), max_elements // 64))
     query_block = max(1, max_elements // bank_block)
     all_distances, all_indices = [], []
-    for query in queries.split(query_block):
-        best_d = query.new_full((len(query), 0), float("inf"))
-        best_i = torch.empty((len(query), 0), dtype=torch.long, device=query.device)
+    blocks = [queries] if torch.compiler.is_exporting() else queries.split(query_block)
+    for query in blocks:
+        best_d, best_i = None, None  # the k nearest so far (no empty start: its size would pin the batch)
         for start in range(0, len(bank), bank_block):
             distances = euclidean_distances(query, bank[start : start + bank_block])
             d, i = distances.topk(min(k, distances.shape[1]), dim=1, largest=False)
-            best_d, order = torch.cat([best_d, d], 1).topk(
-                min(k, best_d.shape[1] + d.shape[1]), 1, largest=False
-            )
-            best_i = torch.cat([best_i, i + start], 1).gather(1, order)
+            i = i + start
+            if best_d is not None:
+                d, order = torch.cat([best_d, d], 1).topk(
+                    min(k, best_d.shape[1] + d.shape[1]), 1, largest=False
+                )
+                i = torch.cat([best_i, i], 1).gather(1, order)
+            best_d, best_i = d, i
         all_distances.append(best_d)
         all_indices.append(best_i)
     return torch.cat(all_distances), torch.cat(all_indices)
@@ -155,12 +159,12 @@ class PatchCoreNet(ResizableBuffersMixin):
         """The largest patch score s* per image, times 1 - softmax weight of its nearest bank entry m* among
         m*'s ``num_neighbors`` nearest bank entries (the paper's eq. 7): s* counts less when m* sits in a dense
         part of the bank, where nearby normal entries are almost as close."""
-        rows = torch.arange(len(patch_scores), device=patch_scores.device)
-        worst = patch_scores.argmax(dim=1)
-        score = patch_scores[rows, worst]
+        worst = patch_scores.argmax(dim=1, keepdim=True)  # gathers, not arange indexing: any batch size exports
+        score = patch_scores.gather(1, worst)[:, 0]
         if self.num_neighbors <= 1:
             return score
-        anchor = self.memory_bank[nearest[rows, worst]]
+        anchor = self.memory_bank[nearest.gather(1, worst)[:, 0]]
         _, support = nearest_neighbors(anchor, self.memory_bank, self.num_neighbors, self.max_elements)
-        distances = (patches[rows, worst][:, None] - self.memory_bank[support]).norm(dim=-1)
+        worst_patch = patches.gather(1, worst[:, :, None].expand(-1, 1, patches.shape[-1]))
+        distances = (worst_patch - self.memory_bank[support]).norm(dim=-1)
         return (1 - distances.softmax(dim=1)[:, 0]) * score

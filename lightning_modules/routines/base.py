@@ -34,6 +34,8 @@ class EvaluationRoutine(L.LightningModule):
     weights_keys: tuple[str, str | None, str | None] | None = ("backbone", "pretrained", "pretrained_path")
     # the batch keys ``predict_scores`` reads: the inputs of an exported model, in this order
     export_input_keys: tuple[str, ...] = ("image",)
+    # why an exported graph could not give predict's scores (export then refuses in one line); "" when it can
+    export_refusal: str = ""
 
     def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """What ``predict`` computes from the inputs (``export_input_keys``), by output name; an exported model

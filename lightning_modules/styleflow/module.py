@@ -38,6 +38,13 @@ from lightning_modules.styleflow.networks import (
 from lightning_modules.styleflow.style_encoders import FaceAutoencoder
 
 
+# why the video detectors are not exported: one graph would not compute what predict writes
+VIDEO_EXPORT_REFUSAL = (
+    "its input is style latents that a separate face encoder computes from the frames (not in the graph), and "
+    "predict scores a video by the mean logit of its clips: no one graph of it gives predictions.csv's scores"
+)
+
+
 class FaceAutoencoderModule(EvaluationRoutine):
     """Face autoencoder on video frames (MSE), whose encoder gives the stand-in style latents.
 
@@ -138,6 +145,7 @@ class StyleGRUModule(BinaryDetectionRoutine):
     SMOKE_ARGUMENTS = {"hidden": 16, "head_hidden": 16}
 
     export_input_keys = ("deltas",)  # the latents' frame-to-frame differences
+    export_refusal = VIDEO_EXPORT_REFUSAL
 
     def __init__(
         self,
@@ -232,6 +240,7 @@ class StyleFlowModule(BinaryDetectionRoutine):
     SMOKE_ARGUMENTS = {"dim": 32, "depth": 1, "heads": 2, "mlp_dim": 32, "style_tokens": 4}
 
     export_input_keys = ("frames", "deltas")
+    export_refusal = VIDEO_EXPORT_REFUSAL
 
     def __init__(
         self,

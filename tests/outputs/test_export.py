@@ -61,3 +61,48 @@ def test_the_onnx_file_gives_predict_s_scores(
         assert rgb and all(v["mean"] == v["std"] == [0.5, 0.5, 0.5] for v in rgb)
     assert export.largest_difference(model, batch, out) < 1e-4
     assert not list(REPO.glob("predict*")), "export wrote predict's files into the working directory"
+
+
+def test_the_readme_export_needs_no_data_and_refuses_what_it_cannot_export(
+    fitted_runs, tmp_path: Path, capsys
+) -> None:
+    """As the README writes it: a config and a checkpoint, no predict_dir, no dataset on this machine (a root that
+    is not there); any batch size then runs through the file (``--check``: one input and an odd batch). A video
+    detector, whose scores no one graph gives, is refused in one line."""
+    checkpoint = fitted_runs(CONFIGS / "patchcore_mvtec.yaml") / "checkpoints" / "last.ckpt"
+    out = tmp_path / "patchcore.onnx"
+    argv = [
+        "--config",
+        str(CONFIGS / "patchcore_mvtec.yaml"),
+        "--ckpt_path",
+        str(checkpoint),
+        "--out",
+        str(out),
+    ]
+    assert (
+        export.run_from_command_line([*argv, "--data.init_args.root", str(tmp_path / "no_data"), "--check"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert (
+        out.is_file()
+        and "largest relative difference" in printed
+        and "(one input, and an odd-sized batch)" in printed
+    )
+    assert float(printed.split("largest relative difference ")[1].split()[0]) < 1e-4
+    video = fitted_runs(CONFIGS / "stylegru.yaml") / "checkpoints" / "last.ckpt"
+    capsys.readouterr()  # what fitting it printed
+    argv = [
+        "--config",
+        str(CONFIGS / "stylegru.yaml"),
+        "--ckpt_path",
+        str(video),
+        "--out",
+        str(tmp_path / "v.onnx"),
+    ]
+    assert export.run_from_command_line(argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(error) == 1
+        and "ExportError: StyleGRUModule is not exported: its input is style latents" in error[0]
+    )

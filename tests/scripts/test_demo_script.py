@@ -484,3 +484,21 @@ def test_styleflow_demo_judges_its_claim_on_the_mean_over_the_folds(tmp_path: Pa
     assert (
         "StyleGRU alone 80.0 ± 0.0 vs content + style 63.3 ± 5.8 (content + style higher in 0 / 3" in markdown
     )
+
+
+def test_quickstart_fits_tests_and_scores_a_folder_then_says_where_it_all_is(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import quickstart
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    summary = quickstart.main(["--runs_dir", str(tmp_path), *smoke])
+    run_dir = tmp_path / "quickstart" / "version_0"
+    assert (run_dir / "results.md").is_file() and (run_dir / "predictions.csv").is_file()
+    assert summary.lstrip().startswith("_STAND-INS: data: the mvtec stand-in")  # the table, first
+    assert (
+        f"The run folder is {run_dir}" in summary and "--data.init_args.predict_dir <your folder>" in summary
+    )
+    assert list((run_dir / "predictions").rglob("*.png"))  # the overlays it points to
