@@ -159,7 +159,9 @@ class PatchCoreNet(ResizableBuffersMixin):
         """The largest patch score s* per image, times 1 - softmax weight of its nearest bank entry m* among
         m*'s ``num_neighbors`` nearest bank entries (the paper's eq. 7): s* counts less when m* sits in a dense
         part of the bank, where nearby normal entries are almost as close."""
-        worst = patch_scores.argmax(dim=1, keepdim=True)  # gathers, not arange indexing: any batch size exports
+        worst = patch_scores.argmax(
+            dim=1, keepdim=True
+        )  # gathers, not arange indexing: any batch size exports
         score = patch_scores.gather(1, worst)[:, 0]
         if self.num_neighbors <= 1:
             return score

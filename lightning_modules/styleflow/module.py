@@ -37,7 +37,6 @@ from lightning_modules.styleflow.networks import (
 )
 from lightning_modules.styleflow.style_encoders import FaceAutoencoder
 
-
 # why the video detectors are not exported: one graph would not compute what predict writes
 VIDEO_EXPORT_REFUSAL = (
     "its input is style latents that a separate face encoder computes from the frames (not in the graph), and "
