@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from datamodules.batch import USES_EVERY_TRAINING_IMAGE, collate_skipping_bad
 from datamodules.image_io import BadImageError, describe_others, read_rgb, survey_images
+from datamodules.preprocessing import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,15 @@ class BaseDataModule(L.LightningDataModule):
                 "the test split"
             )
         return self.eval_transform()
+
+    def preprocessing(self) -> list[dict[str, Any]]:
+        """What ``predict`` does to an image file before the model, step by step as numbers (``model.json``); []
+        for a layout whose inputs are not image files."""
+        try:
+            transform = self.predict_transform()
+        except ValueError:
+            return []
+        return pipeline(transform)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the files the collate function dropped, so the run can report them."""

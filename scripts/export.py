@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"error: --ckpt_path {checkpoint}: no such checkpoint file")
     model, data, batch = restored(cli_args, str(checkpoint))
     out = args.out or checkpoint.parent.parent / "model.onnx"
-    transform = repr(data.eval_transform()) if hasattr(data, "eval_transform") else ""
+    preprocessing = data.preprocessing() if hasattr(data, "preprocessing") else []
     export_onnx(
-        model.cpu(), {k: v.cpu() if torch.is_tensor(v) else v for k, v in batch.items()}, out, transform
+        model.cpu(), {k: v.cpu() if torch.is_tensor(v) else v for k, v in batch.items()}, out, preprocessing
     )
     print(
         f"exported {type(model).__name__} to {out} (inputs {', '.join(model.export_input_keys)}; {out.with_suffix('.json')} describes them)"

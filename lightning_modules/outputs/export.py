@@ -35,9 +35,15 @@ class ScoringGraph(nn.Module):
         return tuple(scores[name] for name in self.output_names)
 
 
-def export_onnx(routine: nn.Module, batch: dict[str, Any], path: str | Path, transform: str = "") -> Path:
+def export_onnx(
+    routine: nn.Module,
+    batch: dict[str, Any],
+    path: str | Path,
+    preprocessing: list[dict[str, Any]] | None = None,
+) -> Path:
     """Write ``path`` (ONNX, the batch dimension dynamic) and its ``.json`` description; ``batch`` is an example
-    of what the datamodule feeds ``predict`` (its inputs fix every other dimension)."""
+    of what the datamodule feeds ``predict`` (its inputs fix every other dimension); ``preprocessing`` the steps
+    from a file to the ``image`` input, as numbers (``datamodules/preprocessing.py``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     routine = routine.eval()
@@ -63,7 +69,7 @@ def export_onnx(routine: nn.Module, batch: dict[str, Any], path: str | Path, tra
             key: {"shape": ["batch", *tensor.shape[1:]], "dtype": "float32", "range": _range(key)}
             for key, tensor in zip(routine.export_input_keys, inputs, strict=True)
         },
-        "preprocessing": transform,
+        "preprocessing": preprocessing or [],
         "normalization_inside": normalizations(routine),
         "outputs": {name: {"shape": ["batch", *value.shape[1:]]} for name, value in scores.items()},
         "thresholds": _thresholds(routine),
