@@ -315,6 +315,7 @@ class MVTecDataModule(BaseDataModule):
         train += [
             replace(train[i % len(train)], augmented=True, real=False) for i in range(self.augmented_normals)
         ]
+        self.real_normals = [r for r in train if not r.augmented]  # the decision threshold's images
         train += self._extra_normals()
         test = find_records(self.category_dir, self.dataset, "test")
         control = control_transform() if self.augmented_normals else None
@@ -351,6 +352,15 @@ class MVTecDataModule(BaseDataModule):
             )
         log.info("adding %d normal training images from %s", len(images), folder)
         return [AnomalyRecord(path, 0, NORMAL[self.dataset], real=False) for path in images]
+
+    def normal_images_dataloader(self) -> DataLoader | None:
+        """The real normal training images, once each, as test images are shown to the model (no augmented
+        copies, no generated normals): what a model's decision threshold is set from, no anomaly needed. None
+        when the dataset was not read (a predict on a folder)."""
+        if not getattr(self, "real_normals", None):
+            return None
+        dataset = AnomalyImageDataset(self.real_normals, self.eval_transform(), self.bad_files)
+        return self.make_loader(dataset, train=False)
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_split == "none" else self.loader("val")

@@ -23,19 +23,6 @@ from lightning_modules.metrics.detection import auroc
 ANOMALY_METRICS = ("image_auroc", "pixel_auroc", "pro")
 
 
-def f1_optimal_threshold(scores: torch.Tensor, labels: torch.Tensor, bins: int = 1024) -> float:
-    """The score threshold (among ``bins`` levels between the extremes) with the best F1 for label 1; a
-    histogram instead of a sort, so millions of pixels cost little. NaN when a class is absent."""
-    scores, labels = scores.flatten().float().cpu().numpy(), labels.flatten().bool().cpu().numpy()
-    if not labels.any() or labels.all():
-        return math.nan
-    edges = np.linspace(scores.min(), scores.max(), bins + 1)
-    positives = np.histogram(scores[labels], edges)[0][::-1].cumsum()[::-1]  # count >= each lower edge
-    negatives = np.histogram(scores[~labels], edges)[0][::-1].cumsum()[::-1]
-    f1 = 2 * positives / (positives + negatives + labels.sum())
-    return float(edges[int(np.argmax(f1))])
-
-
 def pro_curve(maps: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, PRO) over every distinct threshold, from (N, H, W) scores and {0, 1} masks; starts at (0, 0)."""
     shape = (len(maps), *maps.shape[-2:])

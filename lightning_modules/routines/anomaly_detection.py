@@ -8,9 +8,12 @@ reference, map quantiles) adds :class:`~lightning_modules.routines.fitted_state.
 * collects maps, masks, scores, labels and defect types over validation and test (gathered across ranks);
 * logs ``<stage>/image_auroc``, ``<stage>/pixel_auroc`` and ``<stage>/pro`` (AUPRO to FPR 0.3), and at test
   the same per defect type (that type's images against the normal ones), written as ``results.csv/md``;
-* keeps, in the checkpoint, F1-optimal image and pixel thresholds found on the validation split (anomalib's
-  adaptive threshold; the test split itself when no validation ran): they decide ``pred_label`` in
-  ``predictions.csv`` and the thresholded masks of the pictures, never a metric (all metrics are threshold-free);
+* keeps, in the checkpoint, an image and a pixel threshold set from normal images only, never from a test label:
+  the highest image score and the highest pixel score over the real normal training images (the datamodule's
+  ``normal_images_dataloader``), scored as test images are, after each validation and, when missing, at test and
+  predict; an image (a pixel) above it is called anomalous. They decide ``pred_label`` in ``predictions.csv``
+  (whose ``threshold_from`` column says so) and the thresholded masks of the pictures, never a metric (all
+  metrics are threshold-free);
 * draws ``pictures/`` (validation) and ``test_pictures/`` (test): images, ground-truth masks, anomaly maps on one
   color scale, thresholded masks.
 """
@@ -24,12 +27,7 @@ import torch
 
 from datamodules.batch import batch_size_of
 from lightning_modules.components.anomaly_output import AnomalyOutput
-from lightning_modules.metrics.anomaly import (
-    ANOMALY_METRICS,
-    anomaly_metrics,
-    anomaly_rows,
-    f1_optimal_threshold,
-)
+from lightning_modules.metrics.anomaly import ANOMALY_METRICS, anomaly_metrics, anomaly_rows
 from lightning_modules.metrics.collectors import AnomalyMapCollector
 from lightning_modules.outputs.pictures import heat_picture
 from lightning_modules.routines.base import EvaluationRoutine
@@ -78,11 +76,39 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
     def on_test_epoch_start(self) -> None:
         self.test_maps.set_groups(self.groups_for("test"))
 
-    def _set_thresholds(self, result: dict[str, Any]) -> None:
-        self.image_threshold.fill_(f1_optimal_threshold(result["scores"], result["labels"]))
-        self.pixel_threshold.fill_(f1_optimal_threshold(result["maps"], result["masks"]))
+    def on_predict_start(self) -> None:
+        if math.isnan(float(self.image_threshold)):  # an older checkpoint, or a fit without validation
+            self.set_thresholds_from_normals()
+
+    THRESHOLD_FROM = "the highest score of the real normal training images"
+
+    def _set_display_scale(self, result: dict[str, Any]) -> None:
+        """The heat maps' color scale (pictures only): the evaluated set's lowest to highest pixel score."""
         self.map_low.fill_(float(result["maps"].min()))
         self.map_high.fill_(float(result["maps"].max()))
+
+    @torch.no_grad()
+    def set_thresholds_from_normals(self) -> bool:
+        """Image and pixel thresholds: the highest image score and the highest pixel score over the datamodule's
+        real normal training images, scored as test images are. False (thresholds left as they are) when the
+        datamodule has no such images (a predict on a folder without the dataset)."""
+        loader = self.from_data("normal_images_dataloader")
+        if loader is None:
+            return False
+        was_training = self.training
+        self.eval()
+        scores, peaks = [], []
+        for batch in loader:
+            if batch_size_of(batch):
+                maps, image_scores = self.anomaly_map(self.transfer_batch_to_device(batch, self.device, 0))
+                scores.append(image_scores.float())
+                peaks.append(maps.float().flatten(1).amax(dim=1))
+        self.train(was_training)
+        if not scores:
+            return False
+        self.image_threshold.fill_(float(torch.cat(scores).max()))
+        self.pixel_threshold.fill_(float(torch.cat(peaks).max()))
+        return True
 
     def on_validation_epoch_end(self) -> None:
         if not self.val_maps.update_count:
@@ -95,7 +121,8 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
             result["scores"], result["labels"], result["maps"], result["masks"], self.pro_fpr_limit
         )
         self.log_dict({f"val/{k}": v for k, v in values.items() if not math.isnan(v)}, prog_bar=True)
-        self._set_thresholds(result)
+        self._set_display_scale(result)
+        self.set_thresholds_from_normals()
         if self.trainer.is_global_zero:
             self._log_pictures("pictures")
 
@@ -104,8 +131,10 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
             return
         result = self.test_maps.compute()
         self.test_maps.reset()
-        if math.isnan(float(self.image_threshold)):  # no validation ran: thresholds (display only) from test
-            self._set_thresholds(result)
+        if math.isnan(float(self.map_low)):  # no validation ran: the pictures' scale from the test maps
+            self._set_display_scale(result)
+        if math.isnan(float(self.image_threshold)):  # no validation ran: from the normals now
+            self.set_thresholds_from_normals()
         groups = self.test_maps.group_names  # set from the datamodule at epoch start, normal first
         normal = groups[0] if groups else "good"
         rows = anomaly_rows(
@@ -159,8 +188,8 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         maps, _ = self.anomaly_map(batch)
         low, high = self.map_scale(maps)
         threshold = float(self.pixel_threshold)
-        # >=: f1_optimal_threshold counts the scores at or above the level it returns, which is one of them
-        predicted = (maps >= threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
+        # above the highest normal pixel score: anomalous
+        predicted = (maps > threshold).float() if not math.isnan(threshold) else torch.zeros_like(maps)
         mask = batch.get("mask", torch.zeros_like(maps))
         return {
             "image": batch["image"],
@@ -180,10 +209,16 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         test set's scale)."""
         predicted = self.predict_scores(batch)
         scores = predicted["anomaly_score"]
+        known = not math.isnan(float(self.image_threshold))
         rows: dict[str, Any] = {
             "path": batch["path"],
             "anomaly_score": scores.float(),
-            "pred_label": (scores >= self.image_threshold).long(),  # as f1_optimal_threshold counts them
+            # above the highest normal training score: anomalous (-1: no threshold known)
+            "pred_label": (scores > self.image_threshold).long()
+            if known
+            else torch.full_like(scores, -1).long(),
+            "threshold_from": [self.THRESHOLD_FROM if known else "none: fit, or predict with the dataset"]
+            * len(scores),
         }
         if "label" in batch:
             rows["label"] = batch["label"]

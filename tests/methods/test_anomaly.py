@@ -27,7 +27,6 @@ from lightning_modules.metrics.anomaly import anomaly_metrics, aupro, pro_curve
 from lightning_modules.outputs.pictures import heat_picture
 from lightning_modules.patchcore.networks import PatchCoreNet, greedy_coreset, nearest_neighbors
 from lightning_modules.reverse_distillation.networks import ReverseDistillationNet, distillation_loss
-from lightning_modules.routines.anomaly_detection import f1_optimal_threshold
 from tests.conftest import CONFIGS
 from tests.helpers import predictions_file
 
@@ -415,11 +414,26 @@ def test_pro_on_hand_cases() -> None:
     assert math.isnan(aupro(maps, torch.zeros_like(masks)))
 
 
-def test_f1_threshold_separates_a_clean_split() -> None:
-    scores, labels = torch.tensor([0.1, 0.2, 0.3, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1])
-    threshold = f1_optimal_threshold(scores, labels)
-    assert 0.3 < threshold <= 0.8
-    assert math.isnan(f1_optimal_threshold(scores, torch.zeros(5)))
+def test_thresholds_come_from_the_normal_training_images_only(run_cli) -> None:
+    """No test label decides: the image threshold is the highest score of the real normal training images (and
+    the pixel threshold their highest pixel score), scored as test images; predictions say so."""
+    fit = run_cli(
+        "fit", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--trainer.limit_train_batches", "1.0"
+    )
+    model, data = fit.model.eval(), fit.datamodule
+    scores, peaks = [], []
+    with torch.no_grad():
+        for batch in data.normal_images_dataloader():
+            maps, image_scores = model.anomaly_map(batch)
+            scores.append(image_scores)
+            peaks.append(maps.flatten(1).amax(1))
+    assert len(torch.cat(scores)) == 6  # every real normal training image, once
+    assert float(model.image_threshold) == pytest.approx(float(torch.cat(scores).max()))
+    assert float(model.pixel_threshold) == pytest.approx(float(torch.cat(peaks).max()))
+    predict = run_cli("predict", "--config", str(CONFIGS / "patchcore_mvtec.yaml"), "--ckpt_path", "last")
+    with open(predictions_file(predict)) as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["threshold_from"] for r in rows} == {"the highest score of the real normal training images"}
 
 
 def test_heat_picture_maps_low_to_blue_and_high_to_red() -> None:
@@ -497,15 +511,13 @@ def test_fit_and_test_log_pictures_and_write_the_defect_table(run_cli) -> None:
         rows = list(csv.DictReader(handle))
     assert sorted(r["path"] for r in rows) == sorted(str(r.path) for r in records)
     threshold = float(fit.model.image_threshold)
-    # anomalous at or above the threshold, which is the F1-optimal level (a score itself when it is the lowest);
-    # the CSV's 6 decimals can round a score at the threshold up, so compare away from it
+    # anomalous above the threshold, the highest normal training score; the CSV's 6 decimals can round a score
+    # at the threshold, so compare away from it
     assert all(
-        int(r["pred_label"]) == int(float(r["anomaly_score"]) >= threshold)
+        int(r["pred_label"]) == int(float(r["anomaly_score"]) > threshold)
         for r in rows
         if abs(float(r["anomaly_score"]) - threshold) > 1e-5
     )
-    at_threshold = [r for r in rows if abs(float(r["anomaly_score"]) - threshold) <= 1e-5]
-    assert all(r["pred_label"] == "1" for r in at_threshold)
 
 
 def test_cflow_positional_encoding_varies_x_in_one_half_and_y_in_the_other() -> None:
