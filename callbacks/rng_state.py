@@ -20,9 +20,10 @@ class RNGStateCheckpoint(Callback):
     Lightning checkpoints model, optimizer, scheduler and loop state but not the generators, so a run resumed
     from the end of epoch ``k`` shuffles epoch ``k + 1`` (and draws dropout, mixing and augmentation in the main
     process) differently from the run that was never stopped. With this callback (on by default in ``cli.py``)
-    the two are identical: the kill-and-resume test compares final weights. Not restored: the state inside
-    persistent DataLoader workers (their transforms are re-seeded when the workers restart), and the data order
-    within an epoch when resuming from a mid-epoch checkpoint (Lightning restarts that epoch's loader).
+    the two are identical: the kill-and-resume test compares final weights. Workers need no state of their own: an
+    epoch's order and every sample's augmentation seed come from one draw of the main process's generator
+    (``datamodules.base.EpochSeededSampler``). Not restored: the data order within an epoch when resuming from a
+    mid-epoch checkpoint (Lightning restarts that epoch's loader).
     """
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,11 +19,17 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Sampler,
+)
 
 from datamodules.batch import USES_EVERY_TRAINING_IMAGE, collate_skipping_bad
 from datamodules.image_io import BadImageError, describe_others, read_rgb, survey_images
 from datamodules.preprocessing import pipeline
+from datamodules.seeded_sampling import EpochSeededSampler, ReseededTransformMixin, SeededIndex
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +48,6 @@ class ImageRecord:
     path: Path
     label: int
     group: str
-
-
-class ReseededTransformMixin:
-    """albumentations 2 keeps its own random state, independent of torch's. To make augmentation follow
-    ``seed_everything`` and differ between DataLoader workers, a dataset re-seeds its transform from
-    ``torch.initial_seed()`` whenever that changes (a new worker, or a new epoch's workers)."""
-
-    transform: Callable[..., dict[str, Any]]
-    extra_transforms: tuple[Callable[..., dict[str, Any]], ...] = ()  # reseeded too, each from its own offset
-    _seeded_from: int | None = None
-
-    def _reseed_transform(self) -> None:
-        seed = torch.initial_seed() % 2**32
-        if seed != self._seeded_from and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
-            for offset, transform in enumerate(self.extra_transforms, start=1):
-                transform.set_random_seed((seed + offset) % 2**32)
-            self._seeded_from = seed
 
 
 def skip_or_raise(error: BadImageError, bad_files: BadFiles, what: str) -> None:
@@ -92,14 +80,13 @@ class ImageRecordDataset(ReseededTransformMixin, Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        record = self.records[index]
+    def __getitem__(self, index: int | SeededIndex) -> dict[str, Any] | None:
+        record = self.records[self.seeded(index)]
         try:
             image = read_rgb(record.path)
         except BadImageError as error:
             skip_or_raise(error, self.bad_files, "image")
             return None
-        self._reseed_transform()
         return {
             "image": self.transform(image=image)["image"],
             "label": record.label,
@@ -243,11 +230,19 @@ class BaseDataModule(L.LightningDataModule):
             sampler = DistributedSampler(
                 dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
             )
+        shuffle = train and self.shuffle and not own_order
+        if train and not own_order and sampler is None and (trainer is None or trainer.world_size == 1):
+            # the order and each sample's augmentation from the epoch's draw: resume repeats them exactly
+            seeded = isinstance(dataset, ReseededTransformMixin)
+            sampler, shuffle = EpochSeededSampler(len(dataset), shuffle, seeded), False
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and self.shuffle and not own_order,
+            shuffle=shuffle,
             sampler=sampler,
+            # workers' seeds from a generator of the loader's own: loading never draws from the global stream,
+            # which the model's dropout and the checkpoint's random states are about
+            generator=torch.Generator().manual_seed(torch.initial_seed() % 2**63),
             drop_last=train and not own_order and not keep_every_image and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -30,8 +30,8 @@ from datamodules.base import (
     DatasetNotFoundError,
     ImageRecord,
     ImageRecordDataset,
-    ReseededTransformMixin,
 )
+from datamodules.seeded_sampling import ReseededTransformMixin, SeededIndex
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class ArrayImageDataset(ReseededTransformMixin, Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        self._reseed_transform()
+    def __getitem__(self, index: int | SeededIndex) -> dict[str, Any]:
+        index = self.seeded(index)
         label = int(self.labels[index])
         return {
             "image": self.transform(image=self.images[index])["image"],

@@ -29,7 +29,8 @@ INTERPOLATIONS = {
     0: ("nearest", "cv2.INTER_NEAREST"),
     1: (
         "bilinear: output pixel (x, y) samples the input at ((x + 0.5) * in / out - 0.5, likewise y), clamped to "
-        "the border, weights from the fractional parts; no antialiasing when shrinking",
+        "the border, weights from the fractional parts; no antialiasing when shrinking; OpenCV computes 8-bit "
+        "images in fixed point (weights in 1/2048)",
         "cv2.INTER_LINEAR",
     ),
     2: ("bicubic", "cv2.INTER_CUBIC"),
@@ -66,7 +67,7 @@ def _step(transform: Any) -> dict[str, Any]:
         return {
             "step": "resize",
             "rule": f"the {side} side to {transform.max_size}, aspect kept: each side becomes "
-            f"floor(side * {transform.max_size} / {side} side)",
+            f"round(side * {transform.max_size} / {side} side), halves to even, at least 1",
             "size": transform.max_size,
             **_interpolation(transform.interpolation),
         }

@@ -30,9 +30,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.base import BaseDataModule, DatasetNotFoundError, ReseededTransformMixin, skip_or_raise
+from datamodules.base import (
+    BaseDataModule,
+    DatasetNotFoundError,
+    skip_or_raise,
+)
 from datamodules.depth_io import DEPTH_EXTENSIONS, normalize_depth, read_depth
 from datamodules.image_io import BadImageError, read_rgb
+from datamodules.seeded_sampling import ReseededTransformMixin, SeededIndex
 from datamodules.standins.rgbd import STANDIN_VERSION, write_rgbd_standin
 
 log = logging.getLogger(__name__)
@@ -115,14 +120,13 @@ class RGBDDataset(ReseededTransformMixin, Dataset):
             pass  # reported when the loader reaches it
         self._warned_resize = True
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        record = self.records[index]
+    def __getitem__(self, index: int | SeededIndex) -> dict[str, Any] | None:
+        record = self.records[self.seeded(index)]
         try:
             rgb, depth = self.load(record)
         except BadImageError as error:
             skip_or_raise(error, self.bad_files, "capture")
             return None
-        self._reseed_transform()
         out = self.transform(image=rgb, depth=depth)
         image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float() / 255.0
         return {
