@@ -16,7 +16,6 @@ Evaluation, calibration hooks and predictions are the classification stack's (:c
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from lightning_modules.components.backbones import input_normalizer
 from lightning_modules.outputs.pictures import heatmap_picture, upsampled_maps
 from lightning_modules.outputs.run_outputs import log_image
 from lightning_modules.routines.classification import ClassificationRoutine, classification_loss
+from lightning_modules.vit_aal.links_file import export_links, read_links
 from lightning_modules.vit_aal.networks import (
     AttentionLinks,
     AttentionViT,
@@ -43,25 +43,6 @@ from lightning_modules.vit_aal.networks import (
     kmeans_channel_groups,
     link_correlation_loss,
 )
-
-LINKS_FILE = "links.pt"
-
-
-class LinksFileError(ValueError):
-    """``links_path`` does not hold links that fit this model."""
-
-
-def resolve_links_path(path: Path) -> Path:
-    """A ``links.pt`` file as given, or for a run folder (``runs/vit_aal_cifar100``) the newest one under it."""
-    if path.is_file():
-        return path
-    found = sorted(path.rglob(LINKS_FILE), key=lambda p: p.stat().st_mtime) if path.is_dir() else []
-    if not found:
-        raise LinksFileError(
-            f"links_path={str(path)!r}: no {LINKS_FILE} there; run configs/vit_aal_cifar100.yaml (or your ViT+AAL "
-            "config) to the end first, it writes links.pt into its run folder"
-        )
-    return found[-1]
 
 
 class ViTAALModule(ClassificationRoutine):
@@ -184,29 +165,13 @@ class ViTAALModule(ClassificationRoutine):
             )
         fixed = None
         if links_path is not None:
-            fixed = fixed_links(self._read_links(Path(links_path), shape), top_k, fixed_weights)
+            fixed = fixed_links(read_links(Path(links_path), shape, layers), top_k, fixed_weights)
         elif link_source == "kmeans":  # set from the first training batch in on_fit_start
             fixed = torch.full(shape, 1.0 / shape[-1])
         self.register_buffer("groups_fitted", torch.tensor(link_source != "kmeans"))
         self.links = AttentionLinks(
             *shape, temperature=link_temperature, fixed=fixed, init=link_init, init_scale=link_init_scale
         )
-
-    def _read_links(self, path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-        path = resolve_links_path(path)
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        probabilities = saved.get("probabilities") if isinstance(saved, dict) else None
-        if not isinstance(probabilities, torch.Tensor) or tuple(probabilities.shape) != shape:
-            found = tuple(probabilities.shape) if isinstance(probabilities, torch.Tensor) else None
-            raise LinksFileError(
-                f"links_path={str(path)!r} holds links of shape {found}; this model needs {shape} "
-                "(regularized layers, heads, CNN channels): same backbone, cnn_layer and regularized_layers?"
-            )
-        if saved.get("layers") != self.layers:
-            raise LinksFileError(
-                f"links_path={str(path)!r} links layers {saved.get('layers')}, this model regularizes {self.layers}"
-            )
-        return probabilities
 
     # -------------------------------------------------------------------------------------------- forward
     @property
@@ -296,39 +261,6 @@ class ViTAALModule(ClassificationRoutine):
             path = self.export_links(self.run_dir())
             self.print(f"links written to {path} (top {self.hparams.top_k} channels per head in links.csv)")
 
-    def export_links(self, folder: Path) -> Path:
-        """Write ``links.pt`` (what ``links_path`` reads) and ``links.csv`` (each head's top channels)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        probabilities = self.links.probabilities().detach().float().cpu()
-        path = folder / LINKS_FILE
-        torch.save(
-            {
-                "probabilities": probabilities,
-                "layers": list(self.layers),
-                "cnn_backbone": self.hparams.cnn_backbone,
-                "cnn_layer": self.hparams.cnn_layer,
-            },
-            path,
-        )
-        with open(folder / "links.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["layer", "head", "rank", "channel", "probability"])
-            k = min(self.hparams.top_k, probabilities.shape[-1])
-            values, indices = probabilities.topk(k, dim=-1)
-            for l_index, layer in enumerate(self.layers):
-                for head in range(probabilities.shape[1]):
-                    for rank in range(k):
-                        writer.writerow(
-                            [
-                                layer,
-                                head,
-                                rank + 1,
-                                int(indices[l_index, head, rank]),
-                                f"{float(values[l_index, head, rank]):.6f}",
-                            ]
-                        )
-        return path
-
     def pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Images, and for the last regularized layer's first head its CNN target and its attention."""
         images = batch["image"][:8]
@@ -379,3 +311,10 @@ class ViTAALModule(ClassificationRoutine):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def export_links(self, folder: Path) -> Path:
+        """Write ``links.pt`` and ``links.csv`` into ``folder`` (``links_file.py``)."""
+        h = self.hparams
+        return export_links(
+            self.links.probabilities(), self.layers, h.top_k, h.cnn_backbone, h.cnn_layer, folder
+        )

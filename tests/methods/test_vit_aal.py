@@ -13,7 +13,8 @@ import torch
 from lightning_modules.classification.module import ImageClassifierModule
 from lightning_modules.components.backbones import BackboneWeightsError, create_backbone
 from lightning_modules.outputs.pictures import heatmap_picture
-from lightning_modules.vit_aal.module import LinksFileError, ViTAALModule
+from lightning_modules.vit_aal.links_file import LinksFileError
+from lightning_modules.vit_aal.module import ViTAALModule
 from lightning_modules.vit_aal.networks import (
     AttentionLinks,
     AttentionViT,
