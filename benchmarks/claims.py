@@ -47,7 +47,7 @@ class Claim:
     claim: str
     demo: str
     metric: str
-    better: Literal["lower", "higher", "equal"]
+    better: Literal["lower", "higher", "equal", "at least"]
     pairs: list[tuple[str, str]]
     seeds: list[int]
     wins: int
@@ -91,9 +91,9 @@ def load_claims(
         name = entry.get("id", f"entry {number}")
         if missing:
             raise ClaimError(f"{path}: claim {name!r} lacks {', '.join(missing)}")
-        if entry["better"] not in ("lower", "higher", "equal"):
+        if entry["better"] not in ("lower", "higher", "equal", "at least"):
             raise ClaimError(
-                f"{path}: claim {name!r}: better must be lower, higher or equal, got {entry['better']!r}"
+                f"{path}: claim {name!r}: better must be lower, higher, equal or at least, got {entry['better']!r}"
             )
         if entry.get("require", "all") not in ("all", "any"):
             raise ClaimError(f"{path}: claim {name!r}: require must be all or any, got {entry['require']!r}")
@@ -126,11 +126,14 @@ def load_claims(
 
 
 def won(claim: Claim, treatment: float, control: float) -> bool:
-    """Whether one paired seed goes the claim's way by more than its margin (within it, for ``equal``)."""
+    """Whether one paired seed goes the claim's way by more than its margin (within it, for ``equal``; for
+    ``at least``, the treatment is not below the control by more than the margin: "keeps or raises")."""
     if claim.better == "lower":
         return control - treatment > claim.margin
     if claim.better == "higher":
         return treatment - control > claim.margin
+    if claim.better == "at least":
+        return treatment - control >= -claim.margin
     return abs(treatment - control) <= claim.margin
 
 
@@ -149,8 +152,8 @@ def judge(claim: Claim, values: dict[str, dict[int, float]], digits: int = 2) ->
         measured.append(f"{means[0]} vs {means[1]}, {wins} / {len(claim.seeds)} seeds")
         rows.append(
             f"| {claim.id} | {treatment} vs {control} | {claim.metric}, {claim.better}"
-            f"{f' by > {claim.margin:g}' if claim.better != 'equal' and claim.margin else ''}"
-            f"{f' within {claim.margin:g}' if claim.better == 'equal' else ''}, "
+            f"{f' by > {claim.margin:g}' if claim.better in ('lower', 'higher') and claim.margin else ''}"
+            f"{f' within {claim.margin:g}' if claim.better in ('equal', 'at least') else ''}, "
             f"{claim.wins} of {len(claim.seeds)} seeds | "
             f"{mean_sd([values[treatment][s] for s in claim.seeds], digits)} | "
             f"{mean_sd([values[control][s] for s in claim.seeds], digits)} | {wins} / {len(claim.seeds)} | "

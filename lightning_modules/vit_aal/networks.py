@@ -141,6 +141,10 @@ class ChannelAttentionCNN(nn.Module):
         pretrained_path: Local weights, or a ``.ckpt`` of a classifier trained in this framework.
         normalization: The CNN's own input normalization (it sees the same augmented image as the ViT):
             ``backbone`` (the statistics its weights were trained with) or a name ``input_normalizer`` knows.
+        input_size: The side the image is resized to (bilinear) before the CNN, so an ImageNet CNN sees objects
+            at a scale its features mean something at (Fashion-MNIST's 28 px to 128); null: as the ViT sees it.
+        cache: Keep each sample's feature map by its key (``path``) after the first time it is computed: only
+            for images that are the same every epoch (no augmentation), since a cached map is not recomputed.
         map_kind: ``relu`` (normalized activations) or ``softmax``.
         temperature: τ of the softmax maps.
     """
@@ -154,6 +158,8 @@ class ChannelAttentionCNN(nn.Module):
         normalization: str = "backbone",
         map_kind: CNNMap = "relu",
         temperature: float = 1.0,
+        input_size: int | None = None,
+        cache: bool = False,
     ) -> None:
         super().__init__()
         if map_kind not in ("relu", "softmax"):
@@ -173,6 +179,8 @@ class ChannelAttentionCNN(nn.Module):
         self.cnn.requires_grad_(False)
         self.normalize = input_normalizer(normalization, self.cnn)
         self.map_kind, self.temperature = map_kind, temperature
+        self.input_size, self.cache = input_size, cache
+        self._cached: dict[str, torch.Tensor] = {}  # key -> (C, h, w) features, on the CPU
         self._features: torch.Tensor | None = None
         self.cnn.eval()
         self.num_channels = int(self.features(torch.zeros(1, 3, 64, 64)).shape[1])
@@ -187,8 +195,17 @@ class ChannelAttentionCNN(nn.Module):
         return self
 
     @torch.no_grad()
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        """The chosen layer's output F (B, C, h, w)."""
+    def features(self, image: torch.Tensor, keys: list[str] | None = None) -> torch.Tensor:
+        """The chosen layer's output F (B, C, h, w); with ``cache`` and ``keys``, computed once per key."""
+        if self.cache and keys is not None:
+            missing = [i for i, key in enumerate(keys) if key not in self._cached]
+            if missing:
+                computed = self.features(image[missing])
+                for i, feature in zip(missing, computed, strict=True):
+                    self._cached[keys[i]] = feature.cpu()
+            return torch.stack([self._cached[key] for key in keys]).to(image.device)
+        if self.input_size and tuple(image.shape[-2:]) != (self.input_size, self.input_size):
+            image = F.interpolate(image.float(), size=(self.input_size, self.input_size), mode="bilinear")
         try:
             self.cnn(self.normalize(image))
         except _Stop:
@@ -200,10 +217,14 @@ class ChannelAttentionCNN(nn.Module):
 
     @torch.no_grad()
     def forward(
-        self, image: torch.Tensor, grid: tuple[int, int], channels: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        grid: tuple[int, int],
+        channels: torch.Tensor | None = None,
+        keys: list[str] | None = None,
     ) -> torch.Tensor:
         """Maps A (B, C, P) on ``grid``, each a distribution over the patches; only ``channels`` when given."""
-        features = self.features(image).float()
+        features = self.features(image, keys).float()
         if channels is not None:
             features = features[:, channels]
         if tuple(features.shape[-2:]) != tuple(grid):

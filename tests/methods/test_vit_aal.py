@@ -72,7 +72,7 @@ def test_cnn_maps_are_distributions_on_the_patch_grid_and_silent_channels_unifor
     torch.testing.assert_close(maps.sum(dim=-1), torch.ones(2, 32))
     assert (maps >= 0).all()
     zero = torch.zeros(1, 2, 4, 4)
-    cnn.features = lambda image: zero  # a layer with no positive activation anywhere
+    cnn.features = lambda image, keys=None: zero  # a layer with no positive activation anywhere
     torch.testing.assert_close(cnn(torch.rand(1, 3, 32, 32), grid=(4, 4)), torch.full((1, 2, 16), 1 / 16))
     with pytest.raises(ValueError, match="cnn_layer='layer3' is not a sub-module of cifar_resnet20"):
         ChannelAttentionCNN("cifar_resnet20", "layer3", pretrained=False, normalization="cifar")
@@ -228,7 +228,9 @@ def test_small_data_settings_are_per_class_seeded_and_leave_validation_alone(sta
 def test_fit_writes_the_links_and_draws_them_in_tensorboard(run_cli) -> None:
     from tests.helpers import decode, read_events
 
-    fit = run_cli("fit", "--config", "configs/vit_aal_cifar100.yaml")
+    fit = run_cli(
+        "fit", "--config", "configs/vit_aal_cifar100.yaml", "--model.init_args.link_init", "distinct"
+    )
     run_dir = Path(fit.trainer.log_dir)
     saved = torch.load(run_dir / "links.pt", weights_only=True)
     module = fit.model
@@ -247,6 +249,26 @@ def test_fit_writes_the_links_and_draws_them_in_tensorboard(run_cli) -> None:
     assert {"pictures/target_last_layer_head0", "pictures/attention_last_layer_head0"} <= set(
         events.Tags()["images"]
     )
+    # the measure before the first step, beside its value after training: a distinct start gives every head
+    # (3 per layer) its own top-3 set
+    assert events.Scalars("val/distinct_top3_sets_start")[-1].value == 3.0 == float(module.distinct_start)
+
+
+def test_a_cached_upsampling_cnn_computes_each_image_s_map_once() -> None:
+    """An ImageNet CNN on small images: resized for it (stride 16 at 64 px: 4 x 4), and with ``cache`` each key's
+    features are computed once and then read back, equal to a fresh computation."""
+    cnn = ChannelAttentionCNN("tf_efficientnet_lite0", 3, pretrained=False, input_size=64, cache=True)
+    calls = []
+    cnn.cnn.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    images = torch.rand(3, 3, 32, 32)
+    first = cnn.features(images, ["a", "b", "c"])
+    assert first.shape == (3, 112, 4, 4) and calls == [3]
+    again = cnn.features(images[[2, 0]], ["c", "a"])  # cached: no CNN call
+    assert calls == [3]
+    torch.testing.assert_close(again, first[[2, 0]])
+    cnn.features(images[:2], ["a", "d"])  # only the new one
+    assert calls == [3, 1]
+    torch.testing.assert_close(first, cnn.features(images))  # as computed without the cache
 
 
 def test_distinct_starts_give_each_head_its_own_channel_group() -> None:

@@ -44,6 +44,10 @@ def test_lower_higher_and_equal_with_their_margins() -> None:
     same = {"mixed": {0: 80.0, 1: 81.0, 2: 79.0}, "plain": {0: 80.0, 1: 81.0, 2: 79.5}}
     assert not judge(claim(better="equal"), same).holds
     assert judge(claim(better="equal", margin=0.5), same).holds
+    assert judge(claim(better="at least"), same).holds is False  # seed 2: 79.0 below 79.5
+    assert judge(claim(better="at least", margin=0.5), same).holds  # keeps or raises, within 0.5
+    kept = {"mixed": {0: 3.0, 1: 3.0, 2: 2.0}, "plain": {0: 3.0, 1: 2.0, 2: 2.0}}
+    assert judge(claim(better="at least"), kept).holds
 
 
 def test_any_needs_one_pair_and_all_needs_every_pair() -> None:
@@ -67,7 +71,7 @@ def test_missing_values_and_bad_entries_are_one_line(tmp_path: Path) -> None:
         load_claims(bad)
     entry = "{id: x, paper: p, claim: k, demo: d, metric: m, better: %s, pairs: [[a, b]], seeds: [0, 1, 2], wins: 3"
     bad.write_text("claims:\n  - " + entry % "smaller" + ", blind: true, regime: imagenet}\n")
-    with pytest.raises(ClaimError, match="better must be lower, higher or equal, got 'smaller'"):
+    with pytest.raises(ClaimError, match="better must be lower, higher, equal or at least, got 'smaller'"):
         load_claims(bad)
     bad.write_text("claims:\n  - " + entry % "lower" + ", blind: true, regime: pretrained}\n")
     with pytest.raises(ClaimError, match="regime must be one of .*got 'pretrained'"):

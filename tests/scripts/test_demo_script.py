@@ -133,6 +133,29 @@ def test_vit_demo_script_trains_the_cnn_then_the_variants_and_the_control(
     demo_vit_aal.main(argv)  # every run is finished: reused
 
 
+def test_vit_demo_script_links_a_pretrained_cached_cnn_and_reads_the_links_start(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    sys.path.insert(0, str(REPO / "scripts"))
+    import demo_vit_aal
+
+    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    markdown = demo_vit_aal.main(
+        ["--cnn", "imagenet", "--seeds", "0", "--epochs", "1", "--runs_dir", str(tmp_path), *smoke]
+    )
+    assert (
+        "| ViT + links (distinct start, correlation) | " in markdown
+        and "| ViT + links (zero start, shared KL) | " in markdown
+    )
+    assert "control: k-means" not in markdown and "3.0 -> " in markdown  # a distinct start: all 3 heads apart
+    run = next(tmp_path.glob("demo_vit_imagenet_links_distinct_lr*_seed0")) / "version_0"
+    config = (run / "config.yaml").read_text()
+    assert "cnn_backbone: tf_efficientnet_lite0" in config and "cnn_cache: true" in config
+    assert "samples_per_class: 300" in config and "crop_padding: 0" in config and "flip: false" in config
+    assert (tmp_path / "demo_vit_aal_imagenet.md").is_file()
+
+
 def test_antispoof_demo_script_compares_both_methods_per_display(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
