@@ -25,11 +25,8 @@ YAML with OmegaConf interpolation. On top of LightningCLI it adds what every run
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import re
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +53,8 @@ from lightning_modules.outputs.checkpoints import (
 )
 from lightning_modules.outputs.config_errors import ConfigError, explain_config_error
 from lightning_modules.outputs.loggers import drop_empty_event_files, run_loggers
+from lightning_modules.outputs.project_logs import show_project_logs
+from lightning_modules.outputs.user_errors import one_line_errors
 
 DEFAULT_SEED = 42
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -308,34 +307,6 @@ def _default_run_name(config: Namespace) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_path.rsplit(".", 1)[-1]).lower()
 
 
-class _CurrentStderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record arrives (test runners swap it between runs)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def _no_tips(record: logging.LogRecord) -> bool:
-    """Lightning's advertising "Tip" lines (litlogger, litmodels) are noise in a log users read."""
-    return not str(record.msg).lstrip().startswith("💡 Tip")
-
-
-def show_project_logs() -> None:
-    """Print the project's own INFO messages (data sizes, skipped files, fitted calibrators) like Lightning's,
-    and none of Lightning's tips."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        if _no_tips not in logging.getLogger(name).filters:
-            logging.getLogger(name).addFilter(_no_tips)
-    for name in ("datamodules", "lightning_modules", "callbacks"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        if not logger.handlers:
-            handler = _CurrentStderrHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
-
-
 def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:
     """Build (and by default run) the CLI; ``args`` as on the command line, ``None`` reads ``sys.argv``."""
     show_project_logs()
@@ -353,36 +324,7 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustVisionCLI:
 
 def run_from_command_line(args: list[str] | None = None) -> int:
     """``main`` as the shell runs it: an error a user can fix ends in one line on stderr and exit status 1."""
-    try:
-        main(args)
-    except USER_ERRORS as error:
-        if os.environ.get("RVL_TRACEBACK"):
-            raise
-        error = _root_user_error(error)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"error: {type(error).__name__}: {message}  (RVL_TRACEBACK=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def _root_user_error(error: BaseException) -> BaseException:
-    """The innermost user error of a chain that this project raised: jsonargparse re-raises a model's own
-    ``__init__`` error as "Does not validate against any of the Union subtypes", whose cause is the message the
-    user needs; a library's error under ours (the hub's under a missing-weights error) is not."""
-    while isinstance(error.__cause__, USER_ERRORS) and _raised_here(error.__cause__):
-        error = error.__cause__
-    return error
-
-
-def _raised_here(error: BaseException) -> bool:
-    """Whether ``error`` was raised by this repository's code (the last frame of its traceback is ours)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    here = Path(__file__).resolve().parent
-    ours = [here / "cli.py", *(here / p for p in ("lightning_modules", "datamodules", "callbacks"))]
-    return bool(frames) and any(Path(frames[-1].filename).resolve().is_relative_to(p) for p in ours)
+    return one_line_errors(lambda: main(args), USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -45,13 +45,13 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from benchmarks.readme_blocks import replace_block
 from callbacks import ChannelsLast, CompileNetworks
 from datamodules.batch import batch_size_of
 from datamodules.forensynths import ForenSynthsDataModule
 from datamodules.mvtec import MVTecDataModule
 from lightning_modules.bihpf.module import BiHPFModule
 from lightning_modules.patchcore.module import PatchCoreModule
-from scripts.readme_blocks import replace_block
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = "gpu:pipeline"

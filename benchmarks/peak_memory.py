@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.config_introspection import offline_smoke_arguments, prerequisites
+from benchmarks.config_introspection import offline_smoke_arguments, prerequisites
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -151,7 +151,7 @@ def stylegru_rows(official: Path, repeats: int) -> list[str]:
 
 def tvqvae_rows(official: Path, repeats: int) -> list[str]:
     """One training step of the token VQ's quantizer (300 codes x 768, top-5 multi-hot) on 4,096 token vectors."""
-    from lightning_modules.tvqvae.networks import MultiHotQuantizer
+    from lightning_modules.components.vector_quantization import MultiHotQuantizer
 
     theirs = tvqvae.official(official, "model").VectorQuantizer(num_embeddings=300, embedding_dim=768)
     ours = MultiHotQuantizer(300, 768, top_n=5, codebook_init="uniform", dead_code_restart=False).train()

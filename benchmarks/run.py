@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from benchmarks.config_introspection import in_run_order, method_configs
 from benchmarks.input_pipeline import compare
 from benchmarks.peak_memory import peak_memory
 from lightning_modules.bihpf.module import BiHPFModule
-from scripts.config_introspection import in_run_order, method_configs
 
 RESULTS = Path(__file__).with_name("results.md")
 

@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from callbacks.calibration_report import compare_calibrators
-from datamodules.logits import save_logits_file
+from datamodules.batch import CalibrationSplit, data_as
+from datamodules.logits_files import save_logits_file
 from lightning_modules.metrics.calibration import calibration_report
 from lightning_modules.outputs.pictures import reliability_diagram
 from lightning_modules.outputs.run_outputs import log_image, run_dir
@@ -57,7 +58,7 @@ class PostHocCalibration(Callback):
         n_bins: Bins of the calibration errors.
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): 19 fits of 1,000 steps each take ~12 s on
+    # what the tests' smoke runs set (benchmarks/config_introspection.py): 19 fits of 1,000 steps each take ~12 s on
     # 2 CPU cores even for a smoke run's few logits
     SMOKE_ARGUMENTS: dict[str, Any] = {"iterations": 50}
 
@@ -88,6 +89,7 @@ class PostHocCalibration(Callback):
         }
         self.compare, self.save_logits, self.n_bins = compare, save_logits, n_bins
         self.fitted: nn.Module | None = None
+        self.calibration_data: Any = None  # the datamodule, once setup has checked it has a calibration split
         self._calibration: tuple[torch.Tensor, torch.Tensor] | None = None  # logits, labels of the last fit
         self._test_logits: list[torch.Tensor] = []
         self._test_labels: list[torch.Tensor] = []
@@ -99,11 +101,8 @@ class PostHocCalibration(Callback):
         ]
         if missing:
             raise TypeError(f"PostHocCalibration needs {type(pl_module).__name__} to have {missing}")
-        if not callable(getattr(trainer.datamodule, "calibration_dataloader", None)):
-            raise TypeError(
-                f"PostHocCalibration needs {type(trainer.datamodule).__name__}.calibration_dataloader(), "
-                "a held-out split to fit the calibrator on"
-            )
+        # a held-out split to fit the calibrator on, checked once here and kept
+        self.calibration_data = data_as(trainer.datamodule, CalibrationSplit, "PostHocCalibration")
 
     def fit(self, name: CalibratorName, objective: ObjectiveName, logits: torch.Tensor, labels: torch.Tensor):
         """A ``name`` calibrator fitted with ``objective`` and this callback's settings."""
@@ -118,7 +117,7 @@ class PostHocCalibration(Callback):
         was_training = pl_module.training
         pl_module.eval()
         logits, labels = [], []
-        for batch in trainer.datamodule.calibration_dataloader():
+        for batch in self.calibration_data.calibration_dataloader():
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
             logits.append(pl_module.logits(batch).float())
             labels.append(batch["label"])

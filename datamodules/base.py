@@ -26,7 +26,7 @@ from torch.utils.data import (
     Sampler,
 )
 
-from datamodules.batch import USES_EVERY_TRAINING_IMAGE, collate_skipping_bad
+from datamodules.batch import USES_EVERY_TRAINING_IMAGE, SplitInfo, collate_skipping_bad
 from datamodules.image_io import BadImageError, describe_others, read_rgb, survey_images
 from datamodules.preprocessing import pipeline
 from datamodules.seeded_sampling import EpochSeededSampler, ReseededTransformMixin, SeededIndex
@@ -351,3 +351,22 @@ class BaseDataModule(L.LightningDataModule):
     def groups(self) -> list[str]:
         """Names that result tables are split by, in a fixed order (the same on every rank)."""
         return []
+
+    def groups_for(self, split: str) -> list[str]:
+        """The groups of ``split`` (train, val, test): ``groups`` unless a layout's splits differ."""
+        return list(self.groups)
+
+    def split_info(self, split: str) -> SplitInfo:
+        """What ``split`` (train, val, test, predict) knows beyond its batches: the one thing a model asks its
+        data (``datamodules.batch.SplitInfo``). A layout that knows more extends this with
+        ``dataclasses.replace(super().split_info(split), ...)``. A predict split has no groups (a folder of
+        your images has none); its pictures are named relative to ``predict_dir`` (else the data folder)."""
+        predicting = split == "predict"
+        return SplitInfo(
+            groups=() if predicting else tuple(self.groups_for(split)),
+            class_names=tuple(str(n) for n in getattr(self, "class_names", None) or ()),
+            image_size=self.image_size,
+            batch_size=self.batch_size,
+            root=str(self.predict_dir or self.data_dir) if predicting else str(self.data_dir),
+            components=tuple(tuple(c) for c in self.components()),
+        )

@@ -16,7 +16,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import torch
 from torch.utils.data import default_collate
@@ -56,6 +57,137 @@ class Batch(TypedDict, total=False):
 # CFlow's likelihood reference) sets this attribute true: the training loader then keeps its last partial batch,
 # so every training image is seen once per epoch instead of up to ``batch_size - 1`` of them left out.
 USES_EVERY_TRAINING_IMAGE = "uses_every_training_image"
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """What one split of the data knows beyond its batches: the one thing a routine asks its datamodule
+    (``BaseDataModule.split_info(split)``, read through ``EvaluationRoutine.split_info``). Declared here, so a
+    layout that stops answering fails a test instead of silently dropping a column of a results table. Each
+    layout fills what it knows; everything else keeps these defaults.
+
+    ``groups``: what the split's tables are split by (generators, defect types, displays, classes), in a fixed
+    order. ``real_group``: the group real images are scored against (FF++'s originals). ``seen``: the groups
+    training saw (None: the split does not say), so the table gives seen and unseen means. ``unseen``: test
+    displays no training spoof came from. ``controls``: test groups that are no generator (blurred reals).
+    ``class_names``: the classes' names, in label order. ``title``: what a table is about (``mvtec_ad/brick,
+    full-shot``). ``category``: the one object category a run is about, where there is one. ``image_size``: the
+    side images are fed at. ``batch_size``: samples per batch and device. ``root``: the folder the split's files
+    sit under (pictures are named relative to it). ``components``: (what the run read, whether it is a stand-in),
+    for a table's first line. ``per_clip`` and ``videos``: for videos, whether predict writes a row per clip, else
+    each video's (folder, clip count), in video order.
+    """
+
+    groups: tuple[str, ...] = ()
+    real_group: str | None = None
+    seen: tuple[str, ...] | None = None
+    unseen: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
+    title: str = ""
+    category: str | None = None
+    image_size: int | None = None
+    batch_size: int | None = None
+    root: str | None = None
+    components: tuple[tuple[str, bool], ...] = ()
+    per_clip: bool = True
+    videos: tuple[tuple[str, int], ...] = ()
+
+
+@runtime_checkable
+class DescribesSplits(Protocol):
+    """What every datamodule a routine reads must answer (``BaseDataModule`` does)."""
+
+    def split_info(self, split: str) -> SplitInfo: ...
+
+
+# Method-specific asks: what a few routines need from their data beyond SplitInfo, each checked by ``data_as``
+# (naming what is missing) before it is used.
+@runtime_checkable
+class TrainingImages(Protocol):
+    """The training split's loader (EfficientAD's statistics, ViT-AAL's k-means control)."""
+
+    def train_dataloader(self) -> Any: ...
+
+
+@runtime_checkable
+class NormalImages(Protocol):
+    """The real normal training images, once each, as test images are shown (anomaly decision thresholds)."""
+
+    def normal_images_dataloader(self) -> Any: ...
+
+
+@runtime_checkable
+class CalibrationSplit(Protocol):
+    """A held-out split a post-hoc calibrator is fitted on."""
+
+    def calibration_dataloader(self) -> Any: ...
+
+
+@runtime_checkable
+class KeywordExpansion(Protocol):
+    """Text knowledge about a category's name (text-guided generation's prompts)."""
+
+    def expand_keyword(self, keyword: str, depth: int = 1) -> dict[str, list[str]]: ...
+
+
+@runtime_checkable
+class TopicCorpus(Protocol):
+    """A text corpus as the topic models read it: dictionary, texts, labels, splits, token vectors."""
+
+    dictionary: Any
+    texts: list
+    lemmatized_texts: list
+    label_names: list
+    split_indices: dict
+
+    def id2word(self) -> list[str]: ...
+
+    def token_embeddings(self) -> Any: ...
+
+
+@runtime_checkable
+class VideoLatents(Protocol):
+    """Video folders whose style latents an encoder can write (Style Latent Flows' extraction)."""
+
+    inputs: Any
+    predict_dir: Any
+    batch_size: int
+
+    def video_folders(self, splits: tuple[str, ...] | None = None) -> list: ...
+
+    def latents_written_by(self, folder: Any) -> Any: ...
+
+    def frame_batches(self, folder: Any, size: int, batch_size: int) -> Any: ...
+
+    def write_latents(self, folder: Any, latents: Any, info: dict) -> None: ...
+
+
+@runtime_checkable
+class Datasets(Protocol):
+    """The datasets of the set-up splits, by name (a routine draws pictures from the test split's)."""
+
+    datasets: dict
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The attributes and methods a ``Protocol`` asks for."""
+    names = list(getattr(protocol, "__annotations__", {}))
+    names += [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    return list(dict.fromkeys(names))
+
+
+def data_as(datamodule: Any, protocol: type, who: str) -> Any:
+    """``datamodule`` when it answers ``protocol``, else one ``TypeError`` naming who asks, the protocol and what
+    is missing (as ``PostHocCalibration`` names what it needs)."""
+    if datamodule is not None and isinstance(datamodule, protocol):
+        return datamodule
+    missing = [n for n in protocol_members(protocol) if not hasattr(datamodule, n)]
+    kind = type(datamodule).__name__ if datamodule is not None else "no datamodule"
+    raise TypeError(
+        f"{who} needs a datamodule with {', '.join(missing)} ({protocol.__name__}); {kind} has none"
+    )
+
 
 # the keys whose first dimension is the batch size, in the order they are looked for
 SIZED_KEYS = ("image", "label", "frames", "deltas", "logits", "bow")

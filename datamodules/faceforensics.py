@@ -33,7 +33,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +44,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError
+from datamodules.batch import SplitInfo
 from datamodules.image_io import list_images, read_rgb
 from datamodules.standins.faceforensics import MANIPULATIONS, STANDIN_VERSION, write_faceforensics_standin
 from datamodules.video_clips import (
@@ -355,3 +358,16 @@ class FaceVideoDataModule(BaseDataModule):
     def effective_seen_generators(self) -> list[str]:
         """Manipulations trained on (the test table's "seen" ones); the held-out ones are unseen."""
         return [m for m in self.manipulations if m not in self.held_out]
+
+    def split_info(self, split: str) -> SplitInfo:
+        """Every split names the real group; the test split the manipulations training saw; a predict split
+        whose rows are per video (``per_clip`` false) each video's folder and clip count, in video order."""
+        info = replace(super().split_info(split), real_group=self.real_group, per_clip=self.per_clip)
+        if split == "test":
+            return replace(info, seen=tuple(self.effective_seen_generators()))
+        if split == "predict" and not self.per_clip:
+            dataset = self.datasets["predict_dir" if self.predict_dir else "test"]
+            clips = Counter(video for video, _ in dataset.clips)
+            videos = tuple((str(video.folder), clips[i]) for i, video in enumerate(dataset.videos))
+            return replace(info, videos=videos)
+        return info

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError, ImageRecord, ImageRecordDataset
+from datamodules.batch import SplitInfo
 from datamodules.image_io import list_images
 from datamodules.standins.forensynths import STANDIN_VERSION, write_forensynths_standin
 
@@ -246,6 +248,14 @@ class ForenSynthsDataModule(BaseDataModule):
     def groups_for(self, split: str) -> list[str]:
         """Group names of a split (``train``, ``val``, ``test``, ``predict``) in a fixed, sorted order."""
         return self.stage_groups.get(split, [])
+
+    def split_info(self, split: str) -> SplitInfo:
+        """The test split also says which generators training saw and which groups are controls (blurred reals)."""
+        info = super().split_info(split)
+        if split != "test":
+            return info
+        seen, controls = self.effective_seen_generators(), self.effective_control_groups()
+        return replace(info, seen=tuple(seen), controls=tuple(controls))
 
     # ---------------------------------------------------------------------------------------- transforms
     def train_transform(self) -> A.Compose:

@@ -38,6 +38,7 @@ from datamodules.base import (
     BaseDataModule,
     DatasetNotFoundError,
 )
+from datamodules.batch import SplitInfo
 from datamodules.image_io import list_images
 from datamodules.normal_balance import control_transform
 from datamodules.standins.mvtec import STANDIN_VERSION, write_mvtec_standin
@@ -258,6 +259,12 @@ class MVTecDataModule(BaseDataModule):
         """The nouns WordNet relates to an object's name (synonyms, hypernyms, hyponyms): text knowledge about a
         category, which text-guided generation builds its prompts from."""
         return expand_keyword(keyword, depth)
+
+    def split_info(self, split: str) -> SplitInfo:
+        """Every split names its category and the run's title: dataset/category and the shots."""
+        regime = "full-shot" if self.shots is None else f"{self.shots}-shot"
+        title = f"{self.dataset}/{self.category or ''}, {regime}"
+        return replace(super().split_info(split), title=title, category=self.category)
 
     def groups_for(self, split: str) -> list[str]:
         """Defect types of ``split``, the normal one first (the result table's row order)."""

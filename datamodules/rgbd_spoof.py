@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from datamodules.base import (
     DatasetNotFoundError,
     skip_or_raise,
 )
+from datamodules.batch import SplitInfo
 from datamodules.depth_io import DEPTH_EXTENSIONS, normalize_depth, read_depth
 from datamodules.image_io import BadImageError, read_rgb
 from datamodules.seeded_sampling import ReseededTransformMixin, SeededIndex
@@ -237,6 +238,11 @@ class RGBDSpoofDataModule(BaseDataModule):
         if not self.datasets:
             self.setup("fit")
         return sorted({r.group for r in self.datasets[split].records if r.label == 1})
+
+    def split_info(self, split: str) -> SplitInfo:
+        """The test split also names its unseen displays (no spoof from them in train or val)."""
+        info = super().split_info(split)
+        return replace(info, unseen=tuple(self.unseen_displays())) if split == "test" else info
 
     def unseen_displays(self) -> list[str]:
         """Test displays with no spoof in train or val (read from the folders, so it holds for the real data;

@@ -28,7 +28,8 @@ for path in (REPO, REPO / "scripts"):
 
 from official_parity import dcutmix, sctl, stylegru, tvqvae  # noqa: E402
 from official_parity.loading import git_commit  # noqa: E402
-from readme_blocks import replace_block  # noqa: E402
+
+from benchmarks.readme_blocks import replace_block  # noqa: E402
 
 METHODS = {
     "dcutmix": (dcutmix.compare, "clovaai/DCutMix", "lightning_modules/classification/README.md"),

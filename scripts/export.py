@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import cli  # noqa: E402
 from datamodules.base import DatasetNotFoundError  # noqa: E402
 from lightning_modules.components.backbones import weights_from_checkpoint  # noqa: E402
 from lightning_modules.outputs.export import export_onnx, run_onnx  # noqa: E402
+from lightning_modules.outputs.user_errors import one_line_errors  # noqa: E402
 
 
 class _FirstBatch(Callback):
@@ -180,19 +180,7 @@ def largest_difference(model: Any, batch: dict[str, Any], path: Path) -> float:
 
 def run_from_command_line(argv: list[str] | None = None) -> int:
     """``main`` as the shell runs it: a mistake a user can fix is one line on stderr and exit status 1."""
-    try:
-        main(argv)
-    except (*cli.USER_ERRORS, ExportError, cli.CheckpointNotFoundError) as error:
-        if os.environ.get("RVL_TRACEBACK"):
-            raise
-        error = cli._root_user_error(error)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"error: {type(error).__name__}: {message}  (RVL_TRACEBACK=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return one_line_errors(lambda: main(argv), (*cli.USER_ERRORS, ExportError, cli.CheckpointNotFoundError))
 
 
 if __name__ == "__main__":

@@ -30,14 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.peak_memory import measured_cli  # noqa: E402
-from scripts.config_introspection import (  # noqa: E402
+from benchmarks.config_introspection import (  # noqa: E402
     CONFIGS,
     in_run_order,
     method_configs,
     prerequisites,
     takes_pretrained,
 )
+from benchmarks.peak_memory import measured_cli  # noqa: E402
 
 # What a bare GPU machine may lack: the text stack, by the classes that need it (as the configs write them).
 NEEDS_TEXT_STACK = {

@@ -28,11 +28,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.readme_blocks import replace_block  # noqa: E402
 from datamodules.mvtec import AnomalyImageDataset, MVTecDataModule  # noqa: E402
 from lightning_modules.outputs.checkpoints import newest_last_checkpoint  # noqa: E402
 from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity  # noqa: E402
 from lightning_modules.tgi_ad.module import TextGuidedGenerationModule  # noqa: E402
-from scripts.readme_blocks import replace_block  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "lightning_modules" / "tgi_ad" / "README.md"
 

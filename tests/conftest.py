@@ -1,5 +1,5 @@
 """Shared fixtures: tiny stand-ins built once per session and in-process CLI runs (config introspection comes
-from scripts/config_introspection.py and is re-exported here)."""
+from benchmarks/config_introspection.py and is re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.config_introspection import (  # noqa: F401  (tests import these from here)
+from benchmarks.config_introspection import (  # noqa: F401  (tests import these from here)
     CONFIGS,
     accepted_arguments,
     config_classes,

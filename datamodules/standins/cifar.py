@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from datamodules.standins.digits import DIGITS_SOURCE, digit_splits
 from datamodules.standins.photos import standin_folder
 
 PRESETS = {"tiny": {"variants": 1}, "small": {"variants": 4}}
@@ -49,14 +50,10 @@ def write_cifar_standin(out_dir: str | Path, size: str = "small", seed: int = 0)
     """Write both CIFAR layouts into ``out_dir`` (atomically) and return it."""
     if size not in PRESETS:
         raise ValueError(f"stand-in size must be one of {sorted(PRESETS)}, got {size!r}")
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    scans, labels = digits.images, digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(scans))
-    cut = int(len(order) * (1 - TEST_SHARE))
-    splits = {"train": order[:cut], "test": order[cut:]}
+    digits = digit_splits(rng, TEST_SHARE)
+    scans, labels = digits.scans, digits.labels
+    splits = {"train": digits.train, "test": digits.test}
     variants = PRESETS[size]["variants"]
     description = {
         "layout": "cifar",
@@ -64,7 +61,7 @@ def write_cifar_standin(out_dir: str | Path, size: str = "small", seed: int = 0)
         "size": size,
         "seed": seed,
         "variants": variants,
-        "source": "sklearn.datasets.load_digits (1797 scans)",
+        "source": DIGITS_SOURCE,
     }
     with standin_folder(Path(out_dir), description) as tmp:
         arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

@@ -3,7 +3,7 @@
 A multinomial logistic regression (scikit-learn) is fitted, with almost no regularization (C = 1e4) so it is
 over-confident like a deep network (test ECE about 9 %, accuracy about 88 %), on a long-tailed subset of the handwritten digits (rho = 10); its logits on a stratified
 held-out share of that subset are the calibration split and its logits on the balanced remaining digits the
-test split. Written as ``logits.npz`` in :mod:`datamodules.logits`' format.
+test split. Written as ``logits.npz`` in :mod:`datamodules.logits_files`' format.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def write_logits_standin(out_dir: str | Path, size: str = "small", seed: int = 0
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
-    from datamodules.labeled_images import long_tailed_counts, stratified_holdout
-    from datamodules.logits import save_logits_file
+    from datamodules.class_subsets import long_tailed_counts, stratified_holdout
+    from datamodules.logits_files import save_logits_file
 
     digits = load_digits()
     features, labels = digits.data / 16.0, digits.target

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from datamodules.idx_files import write_idx
+from datamodules.standins.digits import DIGITS_SOURCE, digit_splits
 from datamodules.standins.photos import standin_folder
 
 STANDIN_VERSION = 1
@@ -35,12 +36,8 @@ def write_mnist_standin(out_dir: str | Path, size: str = "small", seed: int = 0)
     """Write the four IDX files (gzipped, as published) into ``out_dir`` (atomically) and return it."""
     if size not in PRESETS:
         raise ValueError(f"stand-in size must be one of {sorted(PRESETS)}, got {size!r}")
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(digits.images))[: PRESETS[size]["scans"]]
-    cut = int(len(order) * (1 - TEST_SHARE))
+    digits = digit_splits(rng, TEST_SHARE, PRESETS[size]["scans"])
     variants = PRESETS[size]["variants"]
     description = {
         "layout": "mnist",
@@ -48,12 +45,12 @@ def write_mnist_standin(out_dir: str | Path, size: str = "small", seed: int = 0)
         "size": size,
         "seed": seed,
         "variants": variants,
-        "source": "sklearn.datasets.load_digits (1797 scans)",
+        "source": DIGITS_SOURCE,
     }
     with standin_folder(Path(out_dir), description) as tmp:
-        for prefix, indices in (("train", order[:cut]), ("t10k", order[cut:])):
-            images = [render(digits.images[i], rng) for i in indices for _ in range(variants)]
-            labels = np.repeat(digits.target[indices], variants).astype(np.uint8)
+        for prefix, indices in (("train", digits.train), ("t10k", digits.test)):
+            images = [render(digits.scans[i], rng) for i in indices for _ in range(variants)]
+            labels = np.repeat(digits.labels[indices], variants).astype(np.uint8)
             write_idx(tmp / f"{prefix}-images-idx3-ubyte.gz", np.stack(images))
             write_idx(tmp / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return Path(out_dir)

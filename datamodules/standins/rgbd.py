@@ -1,13 +1,16 @@
-"""The RGB + ToF anti-spoofing stand-in (version 2): genuine objects and flat genuine prints vs recaptured displays.
+"""The RGB + ToF anti-spoofing stand-in (version 3): genuine objects and flat genuine prints vs recaptured displays.
 
-What it is built to contain (``scripts/check_standin.py --rgbd`` measures both without training):
+What it is built to contain (``scripts/check_standin.py --layout rgbd`` measures both without training):
 
 * **the cue mToFNet learns from genuine captures alone**: a genuine 3-D object's depth follows what its RGB
   shows (the relief is the photo's smoothed luminance, 85 %, plus a few bumps, 25–300 mm deep), up to ToF noise;
   a genuine print (scikit-image's page, text, logo, color wheel, horse, checkerboard on paper, tilted) is flat
   and looks like paper. A display shows a photo of a 3-D scene on a flat or curved screen: RGB and depth disagree;
-* **no shortcut**: flatness alone does not decide (a third of the genuine captures are flat prints, shallow
-  objects exist, curved screens are not planes), and the display moiré that a supervised model latches onto
+* **no shortcut**: flatness alone does not decide, for any one display either (a third of the genuine captures
+  are flat prints, shallow objects exist, curved screens are not planes, and a screen's glossy glass bends its ToF
+  depth by a smooth multipath warp of 2-20 mm that follows nothing in the picture; version 2 had none, and there
+  the plane-fit residual alone told each flat display from genuine captures at 81-84 % AUC), and the display
+  moiré that a supervised model latches onto
   does not transfer: each display family has its own pitch, angle and strength, the unseen displays' faint
   (amplitude 0.03) and fine (pitch <= 2 px), the seen ones' strong and coarse. Displays still differ in gamma,
   gamut and glare (with missing ToF returns under the glare spot), flat and curved on both sides of the split.
@@ -31,7 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 from datamodules.standins.photos import load_photo, random_crops, save_png, standin_folder
 
-STANDIN_VERSION = 2
+STANDIN_VERSION = 3
 PRESETS = {
     "tiny": {
         "size": 32,
@@ -215,6 +218,10 @@ def spoof_capture(
     image = np.clip(image + glare[..., None] + rng.normal(0, 0.01, image.shape), 0, 1)
     grid = np.mgrid[0:side, 0:side].astype(np.float32) / side - 0.5
     depth = _tilted_plane(side, rng) + display["curvature"] * (grid[1] * 2) ** 2
+    # ToF on glossy glass: multipath bends the measured surface by a smooth warp, 2-20 mm RMS (log-uniform), so a
+    # flat screen is not the clean plane a "flat = spoof" rule needs; no warp follows the picture shown
+    warp = gaussian_filter(rng.normal(0, 1, (side, side)), sigma=side / 5)
+    depth = depth + float(np.exp(rng.uniform(np.log(2), np.log(20)))) * warp / max(float(warp.std()), 1e-6)
     depth = _tof_noise(depth, rng)
     depth[(spot > 0.7) & (rng.random(depth.shape) < 0.5)] = 0.0  # the glass's glare saturates the ToF sensor
     return (image * 255).round().astype(np.uint8), depth

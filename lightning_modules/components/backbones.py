@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import timm
 import torch
@@ -24,6 +24,11 @@ from torch import nn
 
 import lightning_modules.components.cifar_networks  # noqa: F401  (registers cifar_* models in timm)
 from lightning_modules.components.packaged_weights import PACKAGES, packaged_state_dict, packaged_weights
+
+# The ``SMOKE_ARGUMENTS`` (what the tests' smoke runs set, benchmarks/config_introspection.py) of a model whose
+# paper backbone is a ResNet-50 or larger: the same code path with a ResNet-18, whose checkpoints a smoke run
+# writes several times in a fraction of the large backbone's time.
+SMALL_BACKBONE_SMOKE: dict[str, Any] = {"backbone": "resnet18"}
 
 
 class BackboneWeightsError(RuntimeError):
@@ -203,11 +208,15 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def input_normalizer(name: str, backbone: nn.Module | None = None) -> nn.Module:
-    """The input normalization applied to [0, 1] images: ``backbone`` (the statistics ``backbone``'s weights were
-    trained with, see :func:`backbone_statistics`), ``cifar`` (CIFAR-10's mean and std), ``dcutmix`` (the same
-    mean with the std the DCutMix code uses), ``fashion_mnist`` (its training set's, on three repeated channels),
-    ``imagenet`` or ``none``."""
+# The input normalizations a network's ``normalization`` argument may name, applied to [0, 1] images (one type, so
+# the CLI lists the choices): ``backbone`` (the statistics the backbone's weights were trained with, see
+# ``backbone_statistics``), ``cifar`` (CIFAR-10's mean and std), ``dcutmix`` (the same mean with the std the
+# DCutMix code uses), ``fashion_mnist`` (its training set's, on three repeated channels), ``imagenet``, ``none``.
+InputNormalization = Literal["backbone", "cifar", "dcutmix", "fashion_mnist", "imagenet", "none"]
+
+
+def input_normalizer(name: InputNormalization, backbone: nn.Module | None = None) -> nn.Module:
+    """The ``name`` normalization (an ``InputNormalization``) as a module; ``backbone`` reads ``backbone``'s."""
     normalizers = {
         "cifar": lambda: Normalize(CIFAR_MEAN, CIFAR_STD),
         "dcutmix": lambda: Normalize(CIFAR_MEAN, DCUTMIX_CIFAR_STD),

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from datamodules.batch import batch_size_of
+from datamodules.batch import TrainingImages, batch_size_of
 from lightning_modules.components.anomaly_output import AnomalyOutput
 from lightning_modules.efficientad.networks import EfficientADNet
 from lightning_modules.routines.anomaly_detection import AnomalyDetectionRoutine
@@ -60,8 +60,8 @@ class EfficientADModule(FittedStateMixin, AnomalyDetectionRoutine):
 
     def _normal_images(self) -> Iterator[torch.Tensor]:
         """The training images, once each (the datamodule's training loader)."""
-        datamodule = self.datamodule
-        loader = datamodule.train_dataloader() if datamodule is not None else self.trainer.train_dataloader
+        data = self.data_if(TrainingImages)
+        loader = data.train_dataloader() if data is not None else self.trainer.train_dataloader
         for batch in loader:
             if batch_size_of(batch):
                 yield batch["image"].to(self.device)

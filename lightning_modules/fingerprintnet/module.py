@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.batch import batch_size_of
-from lightning_modules.components.backbones import Normalize
+from lightning_modules.components.backbones import SMALL_BACKBONE_SMOKE, Normalize
 from lightning_modules.components.binary_head import BinaryLogitNet
 from lightning_modules.components.tensor_augment import jpeg_roundtrip, random_blur, random_jpeg
 from lightning_modules.fingerprintnet.networks import (
@@ -52,9 +52,7 @@ class FingerprintNetModule(BinaryDetectionRoutine):
         num_pictures: Images per TensorBoard picture.
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): the same code path with a ResNet-18,
-    # whose checkpoints a smoke run writes several times in a fraction of the ResNet-50's time
-    SMOKE_ARGUMENTS: dict[str, Any] = {"backbone": "resnet18"}
+    SMOKE_ARGUMENTS = SMALL_BACKBONE_SMOKE
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.batch import batch_size_of
+from lightning_modules.components.backbones import SMALL_BACKBONE_SMOKE
 from lightning_modules.components.binary_head import BinaryLogitNet
 from lightning_modules.components.patch_discriminator import PatchDiscriminator
 from lightning_modules.frepgan.networks import SpectralPerturbationGenerator
@@ -51,9 +52,7 @@ class FrePGANModule(BinaryDetectionRoutine):
         num_pictures: Images per TensorBoard picture.
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): the same code path with a ResNet-18,
-    # whose checkpoints a smoke run writes several times in a fraction of the ResNet-50's time
-    SMOKE_ARGUMENTS: dict[str, Any] = {"backbone": "resnet18"}
+    SMOKE_ARGUMENTS = SMALL_BACKBONE_SMOKE
 
     def __init__(
         self,

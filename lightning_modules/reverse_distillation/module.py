@@ -8,6 +8,7 @@ import torch
 
 from datamodules.batch import batch_size_of
 from lightning_modules.components.anomaly_output import AnomalyOutput
+from lightning_modules.components.backbones import SMALL_BACKBONE_SMOKE
 from lightning_modules.reverse_distillation.networks import (
     DistillationLoss,
     ReverseDistillationNet,
@@ -35,9 +36,7 @@ class ReverseDistillationModule(AnomalyDetectionRoutine):
         pro_fpr_limit: Upper FPR of AUPRO.
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): the same code path with a ResNet-18,
-    # whose checkpoints a smoke run writes several times in a fraction of the Wide-ResNet-50-2's time
-    SMOKE_ARGUMENTS: dict[str, Any] = {"backbone": "resnet18"}
+    SMOKE_ARGUMENTS = SMALL_BACKBONE_SMOKE
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from datamodules.batch import batch_size_of
+from datamodules.batch import NormalImages, batch_size_of
 from lightning_modules.components.anomaly_output import AnomalyOutput
 from lightning_modules.metrics.anomaly import ANOMALY_METRICS, anomaly_metrics, anomaly_rows
 from lightning_modules.metrics.collectors import AnomalyMapCollector
@@ -60,9 +60,9 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
     def _collect(self, batch: dict[str, Any], collector: AnomalyMapCollector) -> None:
         if batch_size_of(batch) == 0:
             return
-        maps, scores = self.anomaly_map(batch)
-        mask = batch.get("mask", torch.zeros_like(maps))
-        collector.update(scores.float(), batch["label"], batch.get("group"), maps, mask)
+        out = self.anomaly_map(batch)
+        mask = batch.get("mask", torch.zeros_like(out.anomaly_map))
+        collector.update(out.pred_score.float(), batch["label"], batch.get("group"), out.anomaly_map, mask)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._collect(batch, self.val_maps)
@@ -71,10 +71,10 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         self._collect(batch, self.test_maps)
 
     def on_validation_epoch_start(self) -> None:
-        self.val_maps.set_groups(self.groups_for("test"))
+        self.val_maps.set_groups(list(self.split_info("test").groups))
 
     def on_test_epoch_start(self) -> None:
-        self.test_maps.set_groups(self.groups_for("test"))
+        self.test_maps.set_groups(list(self.split_info("test").groups))
 
     def on_predict_start(self) -> None:
         if math.isnan(float(self.image_threshold)):  # an older checkpoint, or a fit without validation
@@ -92,7 +92,10 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         """Image and pixel thresholds: the highest image score and the highest pixel score over the datamodule's
         real normal training images, scored as test images are. False (thresholds left as they are) when the
         datamodule has no such images (a predict on a folder without the dataset)."""
-        loader = self.from_data("normal_images_dataloader")
+        data = self.data_if(NormalImages)
+        if data is None:
+            return False
+        loader = data.normal_images_dataloader()
         if loader is None:
             return False
         was_training = self.training
@@ -100,9 +103,9 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
         scores, peaks = [], []
         for batch in loader:
             if batch_size_of(batch):
-                maps, image_scores = self.anomaly_map(self.transfer_batch_to_device(batch, self.device, 0))
-                scores.append(image_scores.float())
-                peaks.append(maps.float().flatten(1).amax(dim=1))
+                out = self.anomaly_map(self.transfer_batch_to_device(batch, self.device, 0))
+                scores.append(out.pred_score.float())
+                peaks.append(out.anomaly_map.float().flatten(1).amax(dim=1))
         self.train(was_training)
         if not scores:
             return False
@@ -155,10 +158,10 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
             self.write_table(rows, ANOMALY_METRICS, self._table_title(), digits=1)
 
     def _table_title(self) -> str:
-        where = f"{self.from_data('dataset', default='')}/{self.from_data('category', default='')}"
-        shots = self.from_data("shots")
-        regime = "full-shot" if shots is None else f"{shots}-shot"
-        return f"{type(self).__name__} — {where}, {regime}: image AUROC, pixel AUROC, AUPRO (FPR <= {self.pro_fpr_limit})"
+        where = self.split_info("test").title or "/, full-shot"
+        return (
+            f"{type(self).__name__} — {where}: image AUROC, pixel AUROC, AUPRO (FPR <= {self.pro_fpr_limit})"
+        )
 
     # ---------------------------------------------------------------------------------------- pictures
     def _log_pictures(self, tag: str, per_kind: int = 4) -> None:
@@ -185,7 +188,7 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
     def anomaly_pictures(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Image, ground truth, anomaly map (one color scale: the evaluated set's lowest to highest score)
         and the map at or above the pixel threshold (white)."""
-        maps, _ = self.anomaly_map(batch)
+        maps = self.anomaly_map(batch).anomaly_map
         low, high = self.map_scale(maps)
         threshold = float(self.pixel_threshold)
         # above the highest normal pixel score: anomalous
@@ -200,8 +203,8 @@ class AnomalyDetectionRoutine(EvaluationRoutine):
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_scores(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        maps, scores = self.anomaly_map(batch)
-        return {"anomaly_map": maps.float(), "anomaly_score": scores.float()}
+        out = self.anomaly_map(batch)
+        return {"anomaly_map": out.anomaly_map.float(), "anomaly_score": out.pred_score.float()}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """A row per image (score, decision at the stored threshold) and its heat-map overlay, in the predict's

@@ -1,5 +1,9 @@
 """The small base every task routine stands on: the run folder, what the datamodule knows, pictures, tables.
 
+It is the one door between a model and its data: ``split_info(split)`` (``datamodules.batch.SplitInfo``), and
+``data_as`` / ``data_if`` for the few method-specific asks declared as protocols beside it. No other file of
+``lightning_modules/`` reads the trainer's datamodule (the layout test checks it).
+
 A task routine (binary detection, spoof detection, anomaly detection, classification, topic models) collects
 what it needs over an epoch, computes its metrics at the epoch's end, logs them as ``<stage>/<metric>`` and
 ``<stage>/<metric>/<group>``, writes a paper-style table at test and returns rows at predict. The pieces they all
@@ -17,10 +21,21 @@ import lightning as L
 import torch
 from torchvision.utils import make_grid
 
-from datamodules.batch import batch_size_of, collate_skipping_bad, to_device
+from datamodules.batch import (
+    Datasets,
+    DescribesSplits,
+    SplitInfo,
+    batch_size_of,
+    collate_skipping_bad,
+    data_as,
+    to_device,
+)
 from lightning_modules.components.backbones import describe_weights
 from lightning_modules.outputs.run_outputs import log_image, picture_name, run_dir
 from lightning_modules.outputs.tables import Component, write_result_table
+
+# the split each trainer entry point (``TrainerFn`` value) reads
+STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test", "predict": "predict"}
 
 
 class EvaluationRoutine(L.LightningModule):
@@ -49,24 +64,38 @@ class EvaluationRoutine(L.LightningModule):
         trainer = self._trainer
         return getattr(trainer, "datamodule", None) if trainer is not None else None
 
-    def from_data(self, name: str, *args: Any, default: Any = None) -> Any:
-        """``datamodule.<name>(*args)`` (or the attribute itself when it is not callable), else ``default``:
-        what a routine asks the data (groups, unseen displays, the real group) without knowing its class."""
-        value = getattr(self.datamodule, name, None)
-        if value is None:
-            return default
-        return value(*args) if callable(value) else value
+    def split_info(self, split: str) -> SplitInfo:
+        """What the data knows about ``split`` (train, val, test, predict) beyond its batches: groups, the real
+        group, seen and unseen groups, class names, a title... The defaults without a datamodule (loaders given
+        to the trainer directly); a datamodule that cannot answer is a one-line error."""
+        data = self.datamodule
+        if data is None:
+            return SplitInfo()
+        return data_as(data, DescribesSplits, type(self).__name__).split_info(split)
 
-    def groups_for(self, split: str) -> list[str]:
-        """The names the ``split``'s table is split by, in the datamodule's fixed order (none without one)."""
-        return list(self.from_data("groups_for", split, default=[]))
+    def running_split(self) -> str:
+        """The split the trainer's current entry point reads: fit trains, validate validates, predict predicts,
+        anything else (test, no trainer) tests."""
+        fn = getattr(getattr(self._trainer, "state", None), "fn", None)
+        return STAGE_SPLITS.get(str(getattr(fn, "value", fn)), "test")
+
+    def data_as(self, protocol: type) -> Any:
+        """The datamodule, checked to answer ``protocol`` (a ``datamodules.batch`` protocol), else one
+        ``TypeError`` naming this module, the protocol and what is missing."""
+        return data_as(self.datamodule, protocol, type(self).__name__)
+
+    def data_if(self, protocol: type) -> Any | None:
+        """The datamodule when it answers ``protocol``, else None (the caller has another way)."""
+        data = self.datamodule
+        return data if data is not None and isinstance(data, protocol) else None
 
     # the data settings that shape what the network sees, kept in checkpoints (``trained_on``) so that test and
     # predict from a checkpoint feed it images as it was trained on them
     INPUT_SETTINGS: tuple[str, ...] = ("image_size",)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        found = {key: self.from_data(key) for key in self.INPUT_SETTINGS}
+        info = self.split_info("train")
+        found = {key: getattr(info, key) for key in self.INPUT_SETTINGS}
         checkpoint["trained_on"] = {k: v for k, v in found.items() if isinstance(v, int | float | str)}
 
     def run_dir(self) -> Path:
@@ -79,7 +108,7 @@ class EvaluationRoutine(L.LightningModule):
         relative to the folder predicted on; the folder is made."""
         writers = [c for c in self.trainer.callbacks if isinstance(getattr(c, "pictures", None), Path)]
         folder = writers[0].pictures if writers else self.run_dir() / "predictions"
-        target = folder / picture_name(path, self.from_data("predict_dir") or self.from_data("data_dir"))
+        target = folder / picture_name(path, self.split_info("predict").root)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
@@ -115,7 +144,7 @@ class EvaluationRoutine(L.LightningModule):
             else:
                 paper = " (the protocol starts from pretrained weights)" if expected else ""
                 found.append(Component(described + paper, stand_in=bool(expected)))
-        return found + [Component(*c) for c in self.from_data("components", default=[])]
+        return found + [Component(*c) for c in self.split_info(self.running_split()).components]
 
     def log_pictures(self, tag: str, pictures: Mapping[str, torch.Tensor], nrow: int = 8) -> None:
         """Each (N, 3, H, W) picture set as one grid ``<tag>/<name>`` in every image-capable logger."""
@@ -133,7 +162,8 @@ class EvaluationRoutine(L.LightningModule):
 
     def test_dataset_records(self) -> tuple[Any, list[Any]] | None:
         """(the datamodule's test dataset, its records) when it lists records, for choosing test pictures."""
-        dataset = (self.from_data("datasets", default={}) or {}).get("test")
+        data = self.data_if(Datasets)
+        dataset = data.datasets.get("test") if data is not None else None
         if dataset is None or not hasattr(dataset, "records"):
             return None
         return dataset, list(dataset.records)

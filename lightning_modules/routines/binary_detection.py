@@ -9,13 +9,12 @@ validation, test (with the paper-style table in the run folder) and predict (row
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from datamodules.batch import batch_size_of
+from datamodules.batch import SplitInfo, batch_size_of
 from lightning_modules.metrics.detection import DETECTION_METRICS, GroupedBinaryMetrics, mean_logit_score
 from lightning_modules.outputs.tables import (
     MEAN,
@@ -88,10 +87,12 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         self._eval_step(batch, self.test_metrics, "test")
 
     def on_validation_epoch_start(self) -> None:
-        self.val_metrics.set_groups(self.groups_for("val"), self.from_data("real_group"))
+        info = self.split_info("val")
+        self.val_metrics.set_groups(list(info.groups), info.real_group)
 
     def on_test_epoch_start(self) -> None:
-        self.test_metrics.set_groups(self.groups_for("test"), self.from_data("real_group"))
+        info = self.split_info("test")
+        self.test_metrics.set_groups(list(info.groups), info.real_group)
 
     def on_validation_epoch_end(self) -> None:
         self._log_results(self.val_metrics, "val")
@@ -108,12 +109,8 @@ class BinaryDetectionRoutine(EvaluationRoutine):
         per_group = metrics.compute()
         metrics.reset()
         # seen/unseen is about test generators; validation groups are categories of the seen generator
-        rows = summary_rows(
-            per_group,
-            DETECTION_METRICS,
-            seen=self.from_data("effective_seen_generators") if stage == "test" else None,
-            controls=self.from_data("effective_control_groups", default=()) if stage == "test" else (),
-        )
+        info = self.split_info("test") if stage == "test" else SplitInfo()
+        rows = summary_rows(per_group, DETECTION_METRICS, seen=info.seen, controls=info.controls)
         names = {POOLED: None, MEAN: "mean", MEAN_SEEN: "mean_seen", MEAN_UNSEEN: "mean_unseen"}
         values: dict[str, float] = {}
         for row in rows:
@@ -151,21 +148,22 @@ class BinaryDetectionRoutine(EvaluationRoutine):
     def on_predict_start(self) -> None:
         self._pending_clips: dict[int, list[float]] = {}
         self._video_clip_counts: dict[int, int] | None = None  # read from this predict run's data
+        self._per_video: bool | None = None  # whether rows are per video, read once
 
     def _clips_per_video(self) -> dict[int, int] | None:
         """Video index -> its number of clips in the predicted split, when predictions are per video."""
-        data = self.trainer.datamodule
-        if getattr(data, "per_clip", True):
-            return None
-        if self._video_clip_counts is None:
+        if self._per_video is None:
+            info = self.split_info("predict")
+            self._per_video = not info.per_clip
+            if info.per_clip:
+                return None
             if self.trainer.world_size > 1:
                 raise ValueError(
                     "per-video predictions need one process (the sampler splits a video's clips over the ranks): "
                     "set --data.init_args.per_clip true or --trainer.devices 1"
                 )
-            dataset = data.datasets["predict_dir" if data.predict_dir else "test"]
-            self._video_clip_counts = dict(Counter(video for video, _ in dataset.clips))
-            self._video_folders = [str(video.folder) for video in dataset.videos]
+            self._video_clip_counts = {i: clips for i, (_, clips) in enumerate(info.videos) if clips}
+            self._video_folders = [folder for folder, _ in info.videos]
         return self._video_clip_counts
 
     def _finished_videos(

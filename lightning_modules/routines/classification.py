@@ -51,7 +51,7 @@ class ClassificationRoutine(EvaluationRoutine):
         self.class_names: list[str] = []  # the training data's, kept in checkpoints for predict
 
     def on_fit_start(self) -> None:
-        self.class_names = [str(n) for n in self.from_data("class_names", default=None) or []]
+        self.class_names = list(self.split_info("train").class_names)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -137,7 +137,7 @@ class ClassificationRoutine(EvaluationRoutine):
         confidence, prediction = probs.max(dim=1)
         rows: dict[str, Any] = {"path": batch.get("path", [""] * len(prediction))}
         rows |= {"pred_label": prediction, "confidence": confidence}
-        names = self.class_names or self.from_data("class_names", default=None) or []
+        names = self.class_names or list(self.split_info("predict").class_names)
         if len(names) != probs.shape[1]:  # a checkpoint from before class names were kept: indices
             names = [str(c) for c in range(probs.shape[1])]
         values, classes = probs.topk(min(self.top_k, probs.shape[1]), dim=1)

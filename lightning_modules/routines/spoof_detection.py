@@ -57,10 +57,10 @@ class SpoofDetectionRoutine(EvaluationRoutine):
         self._collect(batch, self.test_scores)
 
     def on_validation_epoch_start(self) -> None:
-        self.val_scores.set_groups(self.groups_for("val"))
+        self.val_scores.set_groups(list(self.split_info("val").groups))
 
     def on_test_epoch_start(self) -> None:
-        self.test_scores.set_groups(self.groups_for("test"))
+        self.test_scores.set_groups(list(self.split_info("test").groups))
 
     def on_validation_epoch_end(self) -> None:
         if not self.val_scores.update_count:
@@ -83,7 +83,7 @@ class SpoofDetectionRoutine(EvaluationRoutine):
         self.test_scores.reset()
         if math.isnan(float(self.threshold)):
             raise ValueError("the checkpoint has no threshold: run fit (its validation sets it) before test")
-        unseen = self.from_data("unseen_displays", default=[])
+        unseen = list(self.split_info("test").unseen)
         rows = spoof_rows(scores.cpu(), labels.cpu(), groups, float(self.threshold), unseen)
         for row in rows:
             suffix = "" if row["group"] == "all" else "/" + str(row["group"]).replace(" ", "_")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torchmetrics.aggregation import CatMetric
 
+from datamodules.batch import TopicCorpus
 from lightning_modules.metrics.topics import clustering_scores, topic_scores
 from lightning_modules.outputs.run_outputs import log_text
 from lightning_modules.outputs.tables import components_line
@@ -73,10 +74,8 @@ class TopicModelRoutine(EvaluationRoutine):
         self.eval_labels.update(batch["label"].float())
 
     def _corpus(self) -> Any:
-        datamodule = self.datamodule
-        if datamodule is None or not hasattr(datamodule, "dictionary"):
-            raise TypeError(f"{type(self).__name__} needs a TextCorpusDataModule (its dictionary and texts)")
-        return datamodule
+        """The datamodule as a topic corpus (dictionary, texts, labels); a one-line error naming what it lacks."""
+        return self.data_as(TopicCorpus)
 
     def _evaluate(self, stage: str) -> dict[str, Any] | None:
         if not self.eval_theta.update_count:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from datamodules.batch import VideoLatents
 from lightning_modules.outputs.checkpoints import newest_last_checkpoint
 from lightning_modules.styleflow.style_encoders import load_style_encoder, style_latent_dim
 
@@ -80,9 +81,9 @@ def latent_width(style_encoder: str | None, linked: int | None) -> int:
 
 def extract_for(module: Any, style_encoder: str | None) -> None:
     """A module's ``prepare_data``: extract what its datamodule's videos lack with ``style_encoder``."""
-    data = module.datamodule
-    if style_encoder and data is not None and "latents" in getattr(data, "inputs", ()):
+    data = module.data_if(VideoLatents)
+    if style_encoder and data is not None and "latents" in data.inputs:
         # predicting on your videos (predict_dir): theirs only, the training data need not be here
-        predicting = module.trainer.state.fn == "predict" and getattr(data, "predict_dir", None)
+        predicting = module.trainer.state.fn == "predict" and data.predict_dir
         splits = ("predict_dir",) if predicting else None
-        ensure_latents(data, style_encoder, batch_size=max(8, getattr(data, "batch_size", 8)), splits=splits)
+        ensure_latents(data, style_encoder, batch_size=max(8, data.batch_size), splits=splits)

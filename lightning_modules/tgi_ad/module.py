@@ -6,33 +6,27 @@ with CLIP against the best WordNet prompts and their source image, keeps the bes
 and mixes the kept images into the next round's training batches. At the end of fit the last round's kept images
 are written in the MVTec layout, ``<output_dir>/<category>/train/good/``, so any baseline trains on them through
 its unchanged config: ``--data.init_args.extra_normal_dir <output_dir>``. Generated images never reach a test split.
-TensorBoard: the real normals, the candidates, kept vs rejected ones; the chosen prompts as text.
+TensorBoard: the real normals, the candidates, kept vs rejected ones; the chosen prompts as text. This file trains
+the generator; the rounds and what they write are ``generation_rounds.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import save_image
 
 from datamodules.batch import batch_size_of
 from lightning_modules.components.feature_extractor import FrozenFeatures
 from lightning_modules.components.patch_discriminator import PatchDiscriminator
 from lightning_modules.components.resizable_buffers import ResizableBuffersMixin
 from lightning_modules.outputs.checkpoints import RunCheckpointError, read_run_checkpoint
-from lightning_modules.outputs.run_outputs import log_text
-from lightning_modules.outputs.tables import Component, components_line
 from lightning_modules.routines.base import EvaluationRoutine
-from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
-from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity
+from lightning_modules.tgi_ad.generation_rounds import GenerationRounds
 from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
-from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
-from lightning_modules.tgi_ad.selector import outliers, per_source_counts, select
+from lightning_modules.tgi_ad.prompts import TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +59,7 @@ def read_prior_discriminator(path: str) -> dict[str, Any] | None:
         return None
 
 
-class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
+class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, EvaluationRoutine):
     """Variance-aware generator + keyword-to-prompt + text-guided selector, iterated.
 
     Args:
@@ -243,133 +237,6 @@ class TextGuidedGenerationModule(ResizableBuffersMixin, EvaluationRoutine):
         per_round = max(1, epochs // self.hparams.rounds)
         if (self.current_epoch + 1) % per_round == 0 or self.current_epoch + 1 == epochs:
             self.generate_and_select()
-
-    # -------------------------------------------------------------------------------- generation rounds
-    @torch.no_grad()
-    def generate_and_select(self) -> None:
-        """One round: variants of every normal image, CLIP scores, the best ``keep`` accepted."""
-        if not self._normals:
-            return
-        normals = torch.stack(list(self._normals.values())).to(self.device)
-        if self._scorer is None:
-            self._scorer = load_clip(self.hparams.clip_path)
-        scorer = self._scorer
-        normal_embeddings = scorer.image_embeddings(normals.cpu())
-        if not self.prompts:
-            keyword = self.hparams.keyword or self._category()
-            expanded = self.from_data("expand_keyword", keyword)
-            if expanded is None:
-                raise TypeError(
-                    f"{type(self).__name__} needs a datamodule that expands keywords through WordNet "
-                    "(MVTecDataModule.expand_keyword)"
-                )
-            prompts = candidate_prompts(keyword, expanded, self.hparams.templates)
-            self.prompts = rank_prompts(prompts, normal_embeddings, scorer)
-            log.info("prompts (CLIP %s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
-        prompt = scorer.text_embeddings([p for p, _ in self.prompts[: self.hparams.top_prompts]]).mean(0)
-        was_training = self.generator.training
-        self.generator.eval()
-        candidates = self.generator.generate(
-            normals, self.hparams.samples_per_image, self.hparams.temperature
-        )
-        self.generator.train(was_training)
-        candidates = candidates.float().cpu()
-        embeddings = scorer.image_embeddings(candidates)
-        sources = normal_embeddings.repeat_interleave(self.hparams.samples_per_image, dim=0)
-        source_of = torch.arange(len(normals)).repeat_interleave(self.hparams.samples_per_image)
-        keep = min(self.hparams.keep, len(candidates))
-        gamma = 0.0 if scorer.stand_in else self.hparams.gamma
-        chosen = select(
-            embeddings,
-            prompt,
-            sources,
-            keep,
-            gamma,
-            self.hparams.outlier_z,
-            source_of if self.hparams.per_source else None,
-        )
-        self.accepted = candidates[chosen].to(self.device)
-        rejected = torch.ones(len(candidates), dtype=torch.bool)
-        rejected[chosen] = False
-        counts = per_source_counts(chosen, source_of, len(normals))
-        self.statistics = {
-            "kept": keep,
-            "candidates": len(candidates),
-            "outliers": int(outliers(embeddings, self.hparams.outlier_z).sum()),
-            "kept_min_per_source": min(counts),
-            "kept_max_per_source": max(counts),
-            "gamma": gamma,
-        }
-        if self.features is not None:  # copying the source is the one-shot failure: measure it
-            source_index = chosen.to(self.device) // self.hparams.samples_per_image
-            self.statistics |= generation_diversity(self.features, self.accepted, source_index, normals)
-            self.statistics |= diversity_gate(self.statistics, self.accepted, normals)
-        self.log_dict(
-            {f"generation/{k}": float(v) for k, v in self.statistics.items() if not isinstance(v, str)}
-        )
-        self.statistics |= {"kept_per_source": counts}
-        if scorer.stand_in and self.hparams.gamma:
-            self.statistics["gamma_note"] = (
-                f"gamma {self.hparams.gamma:g} set to 0: the CLIP scorer is the random stand-in"
-            )
-        per_source = ", ".join(f"{Path(p).name}: {n}" for p, n in zip(self._normals, counts, strict=True))
-        log_text(self.trainer, "generation/kept_per_source", per_source)
-        self._log_pictures(normals.cpu(), candidates, candidates[chosen], candidates[rejected])
-
-    def _category(self) -> str:
-        category = self.from_data("category")
-        if not category:
-            raise ValueError(
-                "model.init_args.keyword is null and the data names no category: set the object's name"
-            )
-        return str(category).replace("_", " ")
-
-    def _log_pictures(self, normals, candidates, kept, rejected) -> None:
-        grids = {
-            "real_normals": normals[:16],
-            "candidates": candidates[:32],
-            "kept": kept[:16],
-            "rejected": rejected[:16] if len(rejected) else torch.zeros(1, 3, 8, 8),
-        }
-        self.log_pictures("generation", grids)
-        lines = [f"{score:.4f}  {prompt}" for prompt, score in self.prompts[:10]]
-        log_text(self.trainer, "generation/prompts", "\n\n".join(lines))
-
-    # ------------------------------------------------------------------------------------------- output
-    def on_fit_end(self) -> None:
-        """Write the last round's kept images as ``<output_dir>/<category>/train/good/generated_<n>.png``."""
-        if not self.trainer.is_global_zero or not len(self.accepted):
-            return
-        category = getattr(getattr(self.trainer, "datamodule", None), "category", None) or "category"
-        folder = self.output_dir() / str(category) / "train" / "good"
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("generated_*.png"):
-            stale.unlink()
-        for index, image in enumerate(self.accepted.float().cpu()):
-            save_image(image, folder / f"generated_{index:04d}.png")
-        summary = {
-            "components": components_line(self.components()),
-            **self.statistics,
-            "category": str(category),
-            "prompts": [[prompt, score] for prompt, score in self.prompts[: self.hparams.top_prompts]],
-        }
-        (self.output_dir() / "generation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.print(
-            f"{len(self.accepted)} generated normal images written to {folder} "
-            f"(train any baseline on them: --data.init_args.extra_normal_dir {self.output_dir()})"
-        )
-
-    def components(self) -> list[Component]:
-        """The feature network's weights and the data, then the CLIP scorer that ranked prompts and images."""
-        found = super().components()
-        if self._scorer is not None:
-            found.append(Component(f"CLIP scorer: {self._scorer.description}", self._scorer.stand_in))
-        return found
-
-    def output_dir(self) -> Path:
-        if self.hparams.output_dir:
-            return Path(self.hparams.output_dir)
-        return self.run_dir() / "generated"
 
     def _reconstruction(self, batch: dict[str, Any], stage: str) -> None:
         """How well the generator rebuilds held-out images at t = 0 (its fit; no anomaly metric here)."""

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from lightning_modules.tvqvae.image_networks import ResidualBlock
-from lightning_modules.tvqvae.networks import MultiHotQuantizer
+from lightning_modules.components.vector_quantization import MultiHotQuantizer, ResidualBlock
 
 LOG_VARIANCE_RANGE = (-10.0, 4.0)
 

@@ -22,3 +22,6 @@ class GeneratorPriorModule(TextGuidedGenerationModule):
 
     def on_fit_end(self) -> None:
         """Nothing to write: the checkpoint is the output."""
+
+    def on_fit_start(self) -> None:
+        """No prompts: the data need not expand keywords."""

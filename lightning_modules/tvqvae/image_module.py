@@ -131,7 +131,7 @@ class TopicImageModule(EvaluationRoutine):
         samples_per_topic: Columns of the per-topic sample grid written at test.
     """
 
-    # what the tests' smoke runs set (scripts/config_introspection.py): the test-time sample grids draw every
+    # what the tests' smoke runs set (benchmarks/config_introspection.py): the test-time sample grids draw every
     # code of every sample through all 15 PixelCNN layers, ~8 s of a smoke run on 2 CPU cores
     SMOKE_ARGUMENTS: dict[str, Any] = {"prior_layers": 2, "samples_per_topic": 2}
 

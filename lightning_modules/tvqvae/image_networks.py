@@ -10,25 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.tvqvae.networks import MultiHotQuantizer
-
-
-class ResidualBlock(nn.Module):
-    """ReLU, 3x3 conv, BN, ReLU, 1x1 conv, BN, plus the input (the VQ-VAE paper's block)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv2d(dim, dim, 3, 1, 1),
-            nn.BatchNorm2d(dim),
-            nn.ReLU(),
-            nn.Conv2d(dim, dim, 1),
-            nn.BatchNorm2d(dim),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+from lightning_modules.components.vector_quantization import MultiHotQuantizer, ResidualBlock
 
 
 class ImageVQVAE(nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datamodules.batch import TopicCorpus
 from lightning_modules.outputs.checkpoints import read_run_checkpoint
 from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.routines.topic_model import TopicModelRoutine
@@ -27,11 +28,9 @@ from lightning_modules.tvqvae.networks import (
 )
 
 
-def _embeddings(module: Any):
-    datamodule = getattr(module.trainer, "datamodule", None)
-    if datamodule is None or not hasattr(datamodule, "token_embeddings"):
-        raise TypeError(f"{type(module).__name__} needs a TextCorpusDataModule (token embeddings)")
-    return datamodule.token_embeddings()
+def _embeddings(module: TopicModelRoutine):
+    """The corpus's token vectors (a one-line error when the datamodule is no topic corpus)."""
+    return module.data_as(TopicCorpus).token_embeddings()
 
 
 def document_tokens(embeddings, indices: torch.Tensor) -> torch.Tensor:
@@ -94,7 +93,7 @@ class TokenVQModule(EvaluationRoutine):
             if self.autoencoder is None:  # the width of the token vectors is known once the data is
                 self._build(embeddings.dim)
             # from the training split (a resumed fit then loads the same values from its checkpoint)
-            train = self.trainer.datamodule.split_indices["train"]
+            train = self.data_as(TopicCorpus).split_indices["train"]
             self.autoencoder.set_input_statistics(document_tokens(embeddings, torch.tensor(train)))
 
     def _build(self, input_dim: int) -> None:

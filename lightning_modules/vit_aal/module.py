@@ -23,8 +23,8 @@ from typing import Any, Literal
 import torch
 from timm.optim import param_groups_weight_decay
 
-from datamodules.batch import batch_size_of
-from lightning_modules.components.backbones import input_normalizer
+from datamodules.batch import TrainingImages, batch_size_of
+from lightning_modules.components.backbones import InputNormalization, input_normalizer
 from lightning_modules.outputs.pictures import heatmap_picture, upsampled_maps
 from lightning_modules.outputs.run_outputs import log_image
 from lightning_modules.routines.classification import ClassificationRoutine, classification_loss
@@ -72,8 +72,8 @@ class ViTAALModule(ClassificationRoutine):
         pretrained_path: Local CNN weights, or a ``.ckpt`` of a classifier trained in this framework.
         cnn_layer: The CNN layer whose output gives the channel maps: a timm feature index (3: stride 16,
             ``layer3`` of a ResNet-50, ``blocks.4`` of an EfficientNet-Lite) or a sub-module name.
-        cnn_normalization: The CNN's input normalization: ``backbone`` (the statistics its weights were trained
-            with), or ``imagenet``, ``cifar``, ``fashion_mnist``, ``none``.
+        cnn_normalization: The CNN's input normalization (an ``InputNormalization``): ``backbone`` (the statistics
+            its weights were trained with), or ``imagenet``, ``cifar``, ``fashion_mnist``, ``none``.
         cnn_input_size: The side images are resized to for the CNN (null: the ViT's); an ImageNet CNN on small
             images (Fashion-MNIST) sees them at a scale it knows.
         cnn_cache: Compute each image's CNN map once and keep it (by path): only when the training images are not
@@ -107,7 +107,7 @@ class ViTAALModule(ClassificationRoutine):
         depth: int | None = None,
         embed_dim: int | None = None,
         drop_path_rate: float = 0.1,
-        normalization: str = "imagenet",
+        normalization: InputNormalization = "imagenet",
         label_smoothing: float = 0.0,
         lr: float = 5e-4,
         lr_reference_batch: int | None = 512,
@@ -119,7 +119,7 @@ class ViTAALModule(ClassificationRoutine):
         pretrained: bool = True,
         pretrained_path: str | None = None,
         cnn_layer: int | str = 3,
-        cnn_normalization: str = "backbone",
+        cnn_normalization: InputNormalization = "backbone",
         cnn_map: CNNMap = "relu",
         cnn_temperature: float = 1.0,
         cnn_input_size: int | None = None,
@@ -249,7 +249,7 @@ class ViTAALModule(ClassificationRoutine):
         keeps its groups)."""
         if self.links is None or bool(self.groups_fitted):
             return
-        image = next(iter(self.trainer.datamodule.train_dataloader()))["image"].to(self.device)
+        image = next(iter(self.data_as(TrainingImages).train_dataloader()))["image"].to(self.device)
         maps = self.cnn(image, self.vit.grid(image))
         groups = kmeans_channel_groups(maps, self.vit.num_heads)
         self.links.fixed.copy_(groups.to(self.links.fixed)[None].expand_as(self.links.fixed))
@@ -303,8 +303,7 @@ class ViTAALModule(ClassificationRoutine):
         reference = self.hparams.lr_reference_batch
         if not reference:
             return self.hparams.lr
-        datamodule = getattr(self.trainer, "datamodule", None)
-        batch = getattr(datamodule, "batch_size", reference)
+        batch = self.split_info("train").batch_size or reference
         batch *= self.trainer.world_size * self.trainer.accumulate_grad_batches
         return self.hparams.lr * batch / reference
 

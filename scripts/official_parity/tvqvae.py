@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from datamodules.text_corpus import TextCorpusDataModule
+from lightning_modules.components.vector_quantization import MultiHotQuantizer
 from lightning_modules.metrics.topics import topic_scores
-from lightning_modules.tvqvae.networks import MultiHotQuantizer
 
 from .loading import load_module
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from scripts.config_introspection import (
+from benchmarks.config_introspection import (
     CONFIGS,
     accepted_arguments,
     config_classes,

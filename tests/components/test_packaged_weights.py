@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
+from benchmarks.config_introspection import config_classes, method_configs, takes_imagenet_switch
 from lightning_modules.bihpf.networks import BiHPF, BiHPFNet
 from lightning_modules.classification.networks import ImageClassifierNet
 from lightning_modules.components.backbones import create_backbone, describe_weights
@@ -28,7 +29,6 @@ from lightning_modules.components.packaged_weights import (
 from lightning_modules.fingerprintnet.module import FingerprintNetModule
 from lightning_modules.mtofnet.networks import MToFNet, RGBDClassifierNet
 from lightning_modules.vit_aal.networks import ChannelAttentionCNN
-from scripts.config_introspection import config_classes, method_configs, takes_imagenet_switch
 
 LITE = sorted(PACKAGES)
 CATS = {"tabby, tabby cat", "tiger cat", "Egyptian cat"}

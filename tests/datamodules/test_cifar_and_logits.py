@@ -12,8 +12,9 @@ from PIL import Image
 
 from datamodules.base import DatasetNotFoundError
 from datamodules.cifar import CIFARDataModule
-from datamodules.labeled_images import long_tailed_counts, stratified_holdout
-from datamodules.logits import LogitsDataModule, load_logits_file, save_logits_file
+from datamodules.class_subsets import long_tailed_counts, stratified_holdout
+from datamodules.logits import LogitsDataModule
+from datamodules.logits_files import load_logits_file, save_logits_file
 
 
 def cifar(root: Path, **kwargs) -> CIFARDataModule:

@@ -314,10 +314,11 @@ def test_anomaly_maps_have_the_input_size(net_class) -> None:
     if net_class is PatchCoreNet:
         embedding = net.embed(images)
         net.fit(embedding.reshape(-1, embedding.shape[-1]))
-        maps, scores = net(images)
+        out = net(images)
     else:
         with torch.no_grad():
-            maps, scores = net.anomaly_map(images)
+            out = net.anomaly_map(images)
+    maps, scores = out.anomaly_map, out.pred_score
     assert maps.shape == (2, 1, 64, 96) and scores.shape == (2,) and torch.isfinite(maps).all()
 
 
@@ -338,8 +339,8 @@ def test_patchcore_finds_the_stand_in_defects(standin_root: Path) -> None:
     train = collate_skipping_bad(list(datamodule.datasets["train"]))
     net.fit(net.embed(train["image"]).reshape(-1, sum(net.features.channels)))
     test = collate_skipping_bad(list(datamodule.datasets["test"]))
-    maps, scores = net(test["image"])
-    values = anomaly_metrics(scores, test["label"], maps, test["mask"])
+    out = net(test["image"])
+    values = anomaly_metrics(out.pred_score, test["label"], out.anomaly_map, test["mask"])
     assert values["pixel_auroc"] > 0.8 and values["image_auroc"] > 0.7, values
 
 
@@ -424,9 +425,9 @@ def test_thresholds_come_from_the_normal_training_images_only(run_cli) -> None:
     scores, peaks = [], []
     with torch.no_grad():
         for batch in data.normal_images_dataloader():
-            maps, image_scores = model.anomaly_map(batch)
-            scores.append(image_scores)
-            peaks.append(maps.flatten(1).amax(1))
+            out = model.anomaly_map(batch)
+            scores.append(out.pred_score)
+            peaks.append(out.anomaly_map.flatten(1).amax(1))
     assert len(torch.cat(scores)) == 6  # every real normal training image, once
     assert float(model.image_threshold) == pytest.approx(float(torch.cat(scores).max()))
     assert float(model.pixel_threshold) == pytest.approx(float(torch.cat(peaks).max()))
@@ -612,7 +613,8 @@ def test_efficientad_maps_are_normalized_by_the_normal_quantiles() -> None:
     with torch.no_grad():
         st, ae = net.raw_maps(images)
         net.quantiles.copy_(torch.tensor([st.min(), st.max(), ae.min(), ae.max()]))
-        maps, scores = net.anomaly_map(images)
+        out = net.anomaly_map(images)
+    maps, scores = out.anomaly_map, out.pred_score
     # each half maps its [0.9, 0.995]-quantile range onto [0, 0.1]; here min..max, so the sum is in [0, 0.1]
     assert maps.min() >= -1e-6 and maps.max() <= 0.1 + 1e-6 and scores.shape == (2,)
 

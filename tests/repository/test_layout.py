@@ -142,3 +142,115 @@ def test_every_file_a_readme_names_exists() -> None:
         if not (REPO / path).is_file() and not (readme.parent / path).is_file()
     ]
     assert not missing, f"named in a README but not in the repository: {missing}"
+
+
+# ------------------------------------------------------------------------------------ one door, one direction
+def datamodule_reads(path: Path, callback: bool) -> list[str]:
+    """Where a file reads the trainer's datamodule other than through ``routines/base.py``: ``x.datamodule``
+    (a callback may only hand ``trainer.datamodule`` to ``data_as`` as it is), ``x.datamodule.y``,
+    ``getattr(x, "datamodule")``, ``getattr(x.datamodule, ...)`` and the old ``from_data(...)``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        line = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Attribute):
+            if node.attr == "datamodule" and not callback:
+                found.append(f"{line} .datamodule")
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "datamodule":
+                found.append(f"{line} .datamodule.{node.attr}")
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name == "from_data":
+                found.append(f"{line} from_data(")
+            if name == "getattr" and node.args:
+                target = node.args[0]
+                named = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+                if named == ["datamodule"] or getattr(target, "attr", None) == "datamodule":
+                    found.append(f"{line} getattr(... datamodule ...)")
+    return found
+
+
+def test_models_reach_their_data_through_one_door() -> None:
+    """``EvaluationRoutine.split_info`` / ``data_as`` / ``data_if`` (``routines/base.py``) are the only way from
+    a model to its datamodule, so every ask is declared in ``datamodules/batch.py`` and a renamed attribute fails
+    a test; callbacks check the datamodule once with ``data_as`` and keep what it returns."""
+    door = REPO / "lightning_modules" / "routines" / "base.py"
+    reads = [
+        read
+        for path in python_files("lightning_modules")
+        if path != door
+        for read in datamodule_reads(path, callback=False)
+    ] + [read for path in python_files("callbacks") for read in datamodule_reads(path, callback=True)]
+    assert not reads, f"read the datamodule outside the one door: {reads}"
+
+
+def test_no_method_folder_imports_another() -> None:
+    """Shared parts live in ``components/`` (or routines, metrics, outputs), never in another method's folder."""
+    crossing = [
+        f"{path.relative_to(REPO)} imports {module}"
+        for method in METHODS
+        for path in python_files(f"lightning_modules/{method}")
+        for module in imported_modules(path)
+        if module.startswith("lightning_modules.") and module.split(".")[1] in set(METHODS) - {method}
+    ]
+    assert not crossing, crossing
+
+
+def repository_modules() -> dict[str, Path]:
+    """Every Python file of the code folders (and cli.py) by its dotted module name."""
+    found = {"cli": REPO / "cli.py"}
+    for path in python_files("lightning_modules", "datamodules", "callbacks", "scripts", "benchmarks"):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """File -> the repository files it imports, at any depth of the file (a function's import counts): ``from a
+    import b`` counts ``a.b`` when that is a file, and a script's ``import sibling`` its sibling in scripts/."""
+    modules = repository_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for target in targets:
+                if name.startswith("scripts.") and f"scripts.{target}" in modules:
+                    target = f"scripts.{target}"
+                if target in modules and target != name:
+                    edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def test_no_two_files_import_each_other_even_through_others() -> None:
+    """No import loop between files, however long and wherever the import sits (a function's too)."""
+    graph = import_graph()
+    loops = []
+    for start in graph:  # a loop through ``start``: a path from one of its imports back to it
+        stack, seen = [(m, [start, m]) for m in graph[start]], set()
+        while stack:
+            here, path = stack.pop()
+            if here == start:
+                loops.append(" -> ".join(path))
+                break
+            if here not in seen:
+                seen.add(here)
+                stack += [(m, [*path, m]) for m in graph[here]]
+    assert not loops, f"import loops: {loops}"
+
+
+def test_scripts_use_benchmarks_and_never_the_reverse() -> None:
+    """Commands (scripts/) import the measuring code and records (benchmarks/); benchmarks import no script."""
+    graph = import_graph()
+    backwards = [
+        f"{m} imports {t}"
+        for m, ts in graph.items()
+        if m.startswith("benchmarks")
+        for t in ts
+        if t.startswith("scripts")
+    ]
+    assert not backwards, backwards

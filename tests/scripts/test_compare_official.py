@@ -14,7 +14,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import compare_official  # noqa: E402
 from official_parity.loading import load_definitions, load_module  # noqa: E402
-from readme_blocks import read_block, replace_block  # noqa: E402
+
+from benchmarks.readme_blocks import read_block, replace_block  # noqa: E402
 
 
 def test_only_the_named_definitions_of_a_script_run(tmp_path: Path) -> None:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from tests.conftest import CONFIGS, REPO
 
 
-def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, monkeypatch) -> None:
+def demo_script(
+    name: str, monkeypatch: pytest.MonkeyPatch, standin_root: Path
+) -> tuple[ModuleType, list[str]]:
+    """The demo script ``name`` imported as ``make`` runs it (from the repository, with scripts/ on the path),
+    and the arguments that shorten it: smoke.yaml on the tests' stand-ins."""
     monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_forensynths
-
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
     smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    return importlib.import_module(name), smoke
+
+
+def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, monkeypatch) -> None:
+    demo_forensynths, smoke = demo_script("demo_forensynths", monkeypatch, standin_root)
     markdown = demo_forensynths.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
     header = markdown.splitlines()[2]
     for column in ("cnndetection acc", "bihpf ap", "frepgan acc", "frepgan C alone acc", "fingerprintnet ap"):
@@ -34,14 +44,42 @@ def test_demo_script_compares_every_method(tmp_path: Path, standin_root: Path, m
     )
 
 
+def test_imagenet_demo_chooses_its_recipe_on_validation_then_trains_with_it(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    """`make demo-imagenet` (here two learning rates at 32 px, one method, one seed): the selection table marks
+    one candidate, and the method's run uses the chosen recipe with the packaged ImageNet weights."""
+    demo_forensynths, smoke = demo_script("demo_forensynths", monkeypatch, standin_root)
+    argv = [
+        "--imagenet",
+        "lite0",
+        "--select",
+        "--sizes",
+        "32",
+        "--lrs",
+        "1e-4",
+        "3e-4",
+        "--only",
+        "cnndetection",
+    ]
+    markdown = demo_forensynths.main([*argv, "--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
+    assert "Recipe chosen on the validation split" in markdown and markdown.count("| chosen |") == 1
+    chosen = next(line for line in markdown.splitlines() if line.endswith("| chosen |"))
+    lr = chosen.split("|")[2].strip()
+    assert f"EfficientNet-Lite0 (ImageNet) fine-tuned at 32 px, lr {lr}" in markdown
+    config = (tmp_path / "demo_imagenet_cnndetection_seed0" / "version_0" / "config.yaml").read_text()
+    assert (
+        "backbone: tf_efficientnet_lite0" in config
+        and "image_size: 32" in config
+        and f"lr: {float(lr)}" in config
+    )
+    assert (tmp_path / "demo_forensynths_imagenet.md").read_text() == markdown
+
+
 def test_calibration_demo_script_runs_on_fashion_mnist_lt_and_reruns_from_the_logits(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_calibration
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_calibration, smoke = demo_script("demo_calibration", monkeypatch, standin_root)
     smoke += ["--trainer.callbacks.iterations", "50"]  # the calibrators' smoke size, in both steps
     markdown = demo_calibration.main(["--seeds", "0", *smoke, "--runs_dir", str(tmp_path)])
     assert markdown.count("| uncalibrated |") == 2 and markdown.count("| pts / fl |") == 2
@@ -57,18 +95,8 @@ def test_mixing_demo_script_selects_on_validation_tests_and_reuses_finished_runs
 ) -> None:
     """The Fashion-MNIST overlay on the CIFAR mixing configs (here on the MNIST-layout stand-in): the recipe
     table, the test and training-image errors, the uncertainty AUROC; a rerun fits nothing again."""
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_mixing
-
-    smoke = [
-        "--config",
-        str(CONFIGS / "smoke.yaml"),
-        "--data.init_args.root",
-        str(standin_root),
-        "--trainer.limit_predict_batches",
-        "3",
-    ]
+    demo_mixing, smoke = demo_script("demo_mixing", monkeypatch, standin_root)
+    smoke += ["--trainer.limit_predict_batches", "3"]
     argv = [
         "--select",
         "--methods",
@@ -101,11 +129,7 @@ def _only_test_and_predict(run):
 def test_vit_demo_script_trains_the_cnn_then_the_variants_and_the_control(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_vit_aal
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_vit_aal, smoke = demo_script("demo_vit_aal", monkeypatch, standin_root)
     argv = [
         "--select",
         "--seeds",
@@ -136,11 +160,7 @@ def test_vit_demo_script_trains_the_cnn_then_the_variants_and_the_control(
 def test_vit_demo_script_links_a_pretrained_cached_cnn_and_reads_the_links_start(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_vit_aal
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_vit_aal, smoke = demo_script("demo_vit_aal", monkeypatch, standin_root)
     markdown = demo_vit_aal.main(
         ["--cnn", "imagenet", "--seeds", "0", "--epochs", "1", "--runs_dir", str(tmp_path), *smoke]
     )
@@ -159,18 +179,8 @@ def test_vit_demo_script_links_a_pretrained_cached_cnn_and_reads_the_links_start
 def test_antispoof_demo_script_compares_both_methods_per_display(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_antispoof
-
-    smoke = [
-        "--config",
-        str(CONFIGS / "smoke.yaml"),
-        "--data.init_args.root",
-        str(standin_root),
-        "--model.init_args.pretrained",
-        "false",
-    ]
+    demo_antispoof, smoke = demo_script("demo_antispoof", monkeypatch, standin_root)
+    smoke += ["--model.init_args.pretrained", "false"]
     markdown = demo_antispoof.main(["--seeds", "0", "--runs_dir", str(tmp_path), *smoke])
     for method in ("mToFNet", "supervised RGB-D", "supervised RGB"):
         assert f"| {method} | mean unseen | " in markdown
@@ -181,14 +191,26 @@ def test_antispoof_demo_script_compares_both_methods_per_display(
     assert again.split("\n")[:12] == markdown.split("\n")[:12]
 
 
+def test_antispoof_imagenet_demo_chooses_its_recipe_on_the_supervised_baselines_validation(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    demo_antispoof, smoke = demo_script("demo_antispoof", monkeypatch, standin_root)
+    argv = ["--imagenet", "lite0", "--select", "--sizes", "32", "--lrs", "1e-4", "3e-4"]
+    argv += ["--methods", "supervised RGB-D", "--seeds", "0", "--runs_dir", str(tmp_path), *smoke]
+    markdown = demo_antispoof.main(argv)
+    assert "Recipe chosen on the validation split (supervised RGB-D" in markdown
+    assert markdown.count("| chosen |") == 1 and "| supervised RGB-D | mean unseen | " in markdown
+    assert "EfficientNet-Lite0 (ImageNet) encoders fine-tuned at 32 px" in markdown
+    config = (
+        tmp_path / "demo_antispoof_imagenet_rgbd_supervised_seed0" / "version_0" / "config.yaml"
+    ).read_text()
+    assert "backbone: tf_efficientnet_lite0" in config and "pretrained: true" in config
+
+
 def test_anomaly_demo_script_tables_every_regime_and_category(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_anomaly
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_anomaly, smoke = demo_script("demo_anomaly", monkeypatch, standin_root)
     arguments = [
         "--categories",
         "brick",
@@ -224,11 +246,7 @@ def test_tgi_demo_script_tables_the_four_baselines_with_and_without_generated_no
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
     """One generation run feeds the four ``*_tgi`` configs; real-only runs that exist are reused, not rerun."""
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_tgi_ad
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_tgi_ad, smoke = demo_script("demo_tgi_ad", monkeypatch, standin_root)
     generation = (
         f"--config {CONFIGS / 'smoke.yaml'} --data.init_args.root {standin_root} "
         "--model.init_args.samples_per_image 4 --model.init_args.keep 3"
@@ -376,11 +394,7 @@ def test_tgi_demo_judges_the_gate_then_the_baselines_from_their_runs(tmp_path: P
 def test_topics_demo_script_compares_the_three_models(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_topics
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_topics, smoke = demo_script("demo_topics", monkeypatch, standin_root)
     arguments = [
         "--seeds",
         "1",
@@ -441,11 +455,7 @@ def test_topics_demo_judges_its_claims_on_topic_quality_averaged_over_k(tmp_path
 def test_image_topic_demo_script_reports_purity_beside_the_code_kmeans_baseline(
     dataset: str, tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_tvqvae_image
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_tvqvae_image, smoke = demo_script("demo_tvqvae_image", monkeypatch, standin_root)
     arguments = ["--dataset", dataset, "--seeds", "0", "--vq_epochs", "1", "--topic_epochs", "1"]
     arguments += ["--topics", "3", "--dim", "16", "--prior_layers", "2", "--runs_dir", str(tmp_path)]
     markdown = demo_tvqvae_image.main([*arguments, *smoke])
@@ -465,11 +475,7 @@ def test_image_topic_demo_script_reports_purity_beside_the_code_kmeans_baseline(
 def test_styleflow_demo_script_tables_the_three_detectors_on_the_held_out_manipulation(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import demo_styleflow
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    demo_styleflow, smoke = demo_script("demo_styleflow", monkeypatch, standin_root)
     arguments = ["--held_out", "FaceSwap", "--seeds", "1", "--runs_dir", str(tmp_path)]
     markdown = demo_styleflow.main([*arguments, *smoke, "--trainer.limit_test_batches", "1.0"])  # every group
     assert "StyleGRU alone: unseen / seen AUC" in markdown and "| FaceSwap |" in markdown
@@ -512,11 +518,7 @@ def test_styleflow_demo_judges_its_claim_on_the_mean_over_the_folds(tmp_path: Pa
 def test_quickstart_fits_tests_and_scores_a_folder_then_says_where_it_all_is(
     tmp_path: Path, standin_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.chdir(REPO)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import quickstart
-
-    smoke = ["--config", str(CONFIGS / "smoke.yaml"), "--data.init_args.root", str(standin_root)]
+    quickstart, smoke = demo_script("quickstart", monkeypatch, standin_root)
     summary = quickstart.main(["--runs_dir", str(tmp_path), *smoke])
     run_dir = tmp_path / "quickstart" / "version_0"
     assert (run_dir / "results.md").is_file() and (run_dir / "predictions.csv").is_file()
