@@ -55,7 +55,7 @@ demo-mixing: $(STAMP)  ## baseline / Mixup / CutMix / DMixup / DCutMix on Fashio
 demo-vit: $(STAMP)  ## plain ViT / ViT + attention links / k-means control on Fashion-MNIST, 100 images per class, 3 seeds, lr chosen on validation (68 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py --select --readme
 
-demo-vit-imagenet: $(STAMP)  ## the same claims in the paper's setting: an ImageNet-pretrained CNN (packaged EfficientNet-Lite0 at 128 px, maps cached), 5 % of Fashion-MNIST, lr chosen on validation, 3 seeds (time: not yet recorded)
+demo-vit-imagenet: $(STAMP)  ## the same claims in the paper's setting: an ImageNet-pretrained CNN (packaged EfficientNet-Lite0 at 128 px, maps cached), 5 % of Fashion-MNIST, lr chosen on validation, 3 seeds (about 70 min: 11 runs of 5-7 min)
 	cd $(CURDIR) && $(PY) scripts/demo_vit_aal.py --cnn imagenet --select --readme
 
 demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the stand-in's unseen displays, 3 seeds (35 min)
