@@ -135,6 +135,7 @@ README_BLOCKS = {
     "rgbd": ("datamodules/README.md", "standin:rgbd"),
     "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate"),
 }
+PROBE_README = "lightning_modules/bihpf/README.md"  # --probe's table, block standin:forensynths_probe
 # AUC (%) of genuine vs each display's spoofs, gated on every display (a shortcut for one display is one the
 # model can learn): planarity must not separate them either way, consistency must
 GATES = {"planarity": (25.0, 75.0), "consistency": (90.0, 100.0)}
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument(
         "--readme",
         action="store_true",
-        help="rgbd, mvtec: also write the table into the README that shows it",
+        help="rgbd, mvtec, --probe: also write the table into the README that shows it",
     )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--train", type=int, default=1600, help="reals (and as many fakes) to train on")
@@ -244,6 +245,17 @@ def main() -> None:
             (train_x, train_y), tests, SEEN_FAMILY, (BLURRED_REAL,), args.probe, args.probe_size
         )
         print(table)
+        if args.readme:
+            from benchmarks.readme_blocks import replace_block
+
+            command = (
+                f"`python scripts/check_standin.py --probe {args.probe} --probe-size {args.probe_size}`:"
+            )
+            replace_block(
+                Path(__file__).resolve().parents[1] / PROBE_README,
+                "standin:forensynths_probe",
+                f"{command}\n\n{table}",
+            )
         sys.exit(0 if passed else 1)
     print(f"| input | {' | '.join(tests)} |\n|---|" + "---:|" * len(tests))
     for name, transform in (("raw pixels", lambda x: x), ("log spectrum", standardized_spectrum)):
