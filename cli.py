@@ -255,6 +255,7 @@ class RobustVisionCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         self._apply_imagenet_switch(config)
+        check_one_learning_rate(config)
         run_name = config.get("run_name") or _default_run_name(config)
         runs_dir = Path(config.get("runs_dir") or "runs")
         version: str | None = config.get("run_version")
@@ -286,6 +287,25 @@ class RobustVisionCLI(LightningCLI):
             d for d in defaults if not any(isinstance(c, same.get(type(d), type(d))) for c in configured)
         ]
         return super().instantiate_trainer(callbacks=configured + defaults, **kwargs)
+
+
+class LearningRateConflictError(ValueError):
+    """The model's ``lr`` and the config's ``optimizer:`` block disagree: one of them would be silently ignored."""
+
+
+def check_one_learning_rate(config: Namespace) -> None:
+    """A config with an ``optimizer:`` block (bihpf.yaml, cnndetection.yaml) trains with that block's learning rate
+    and never reads the model's ``lr``: a different ``--model.init_args.lr`` would change nothing, without a word."""
+    optimizer, model = config.get("optimizer"), config.get("model")
+    if not optimizer or not model or not hasattr(optimizer, "get"):
+        return
+    optimizer_lr = (optimizer.get("init_args") or {}).get("lr")
+    model_lr = (model.get("init_args") or {}).get("lr")
+    if optimizer_lr is not None and model_lr is not None and float(model_lr) != float(optimizer_lr):
+        raise LearningRateConflictError(
+            f"model.init_args.lr {model_lr:g} is not used: the config's optimizer block trains with lr "
+            f"{optimizer_lr:g}; set --optimizer.init_args.lr instead (or both to the same value)"
+        )
 
 
 def command_line_keys(argv: list[str], section: str) -> set[str]:

@@ -14,7 +14,6 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import nn
 
 from callbacks.calibration_report import compare_calibrators
 from datamodules.batch import CalibrationSplit, data_as
@@ -24,7 +23,8 @@ from lightning_modules.outputs.pictures import reliability_diagram
 from lightning_modules.outputs.run_outputs import log_image, run_dir
 from lightning_modules.post_processing.calibrators import (
     CALIBRATORS,
-    CalibratorName,
+    Calibrator,
+    CalibratorChoice,
     calibrate,
     make_calibrator,
 )
@@ -45,12 +45,15 @@ class PostHocCalibration(Callback):
     table ``calibration.csv`` / ``calibration.md`` (ECE, adaptive ECE, class-wise ECE, accuracy in %; NLL).
 
     Args:
-        calibrator: ``ts``, ``cts``, ``ets`` or ``pts``.
+        calibrator: a :class:`~lightning_modules.post_processing.calibrators.Calibrator` by ``class_path`` (its
+            ``init_args`` without the class count, which the network gives), or the short name ``ts``, ``cts``,
+            ``ets`` (with ``ets_space``) or ``pts``.
         objective: ``nll``, ``cl`` (SCTL's class-wise loss scaling), ``ls`` (label smoothing 0.05) or ``fl``
             (focal loss, gamma 3), each fitted with the official code's schedule for it.
         norm: Normalization of the class-wise loss: ``ND``, ``MM`` or ``CM``.
         reduction: ``sum`` (the official code) or ``mean`` over classes in the class-wise loss.
-        ets_space: ``prob`` (Zhang et al.'s ETS) or ``logit`` (the SCTL repository's variant).
+        ets_space: ``prob`` (Zhang et al.'s ETS) or ``logit`` (the SCTL repository's variant), for ``ets`` by name
+            and the comparison table.
         compare: Also fit and tabulate every calibrator x objective at test.
         save_logits: Write the raw calibration and test logits to ``logits.npz`` in the run folder, for
             ``configs/cls_logits.yaml`` (calibration without the network).
@@ -64,7 +67,7 @@ class PostHocCalibration(Callback):
 
     def __init__(
         self,
-        calibrator: CalibratorName = "ts",
+        calibrator: CalibratorChoice = "ts",
         objective: ObjectiveName = "cl",
         norm: Normalization = "ND",
         reduction: Literal["sum", "mean"] = "sum",
@@ -74,13 +77,14 @@ class PostHocCalibration(Callback):
         iterations: int = 1000,
         n_bins: int = 15,
     ) -> None:
-        if calibrator not in CALIBRATORS:
+        if not callable(calibrator) and calibrator not in CALIBRATORS:
             raise ValueError(
-                f"PostHocCalibration calibrator must be one of {CALIBRATORS}, got {calibrator!r}"
+                f"PostHocCalibration calibrator must be one of {CALIBRATORS} or a Calibrator class_path, "
+                f"got {calibrator!r}"
             )
         if objective not in OBJECTIVES:
             raise ValueError(f"PostHocCalibration objective must be one of {OBJECTIVES}, got {objective!r}")
-        self.name, self.objective_name, self.ets_space = calibrator, objective, ets_space
+        self.choice, self.objective_name, self.ets_space = calibrator, objective, ets_space
         self.fitting = {
             "ets_space": ets_space,
             "norm": norm,
@@ -88,7 +92,7 @@ class PostHocCalibration(Callback):
             "iterations": iterations,
         }
         self.compare, self.save_logits, self.n_bins = compare, save_logits, n_bins
-        self.fitted: nn.Module | None = None
+        self.fitted: Calibrator | None = None
         self.calibration_data: Any = None  # the datamodule, once setup has checked it has a calibration split
         self._calibration: tuple[torch.Tensor, torch.Tensor] | None = None  # logits, labels of the last fit
         self._test_logits: list[torch.Tensor] = []
@@ -104,9 +108,11 @@ class PostHocCalibration(Callback):
         # a held-out split to fit the calibrator on, checked once here and kept
         self.calibration_data = data_as(trainer.datamodule, CalibrationSplit, "PostHocCalibration")
 
-    def fit(self, name: CalibratorName, objective: ObjectiveName, logits: torch.Tensor, labels: torch.Tensor):
-        """A ``name`` calibrator fitted with ``objective`` and this callback's settings."""
-        return calibrate(name, objective, logits, labels, **self.fitting)
+    def fit(
+        self, choice: CalibratorChoice, objective: ObjectiveName, logits: torch.Tensor, labels: torch.Tensor
+    ) -> Calibrator:
+        """A calibrator (short name or class_path) fitted with ``objective`` and this callback's settings."""
+        return calibrate(choice, objective, logits, labels, **self.fitting)
 
     # ---------------------------------------------------------------------------------------- fitting
     @torch.no_grad()
@@ -134,9 +140,11 @@ class PostHocCalibration(Callback):
 
     def _fit_and_install(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logits, labels = self._calibration = self.calibration_logits(trainer, pl_module)
-        self.fitted = self.fit(self.name, self.objective_name, logits, labels)
+        self.fitted = self.fit(self.choice, self.objective_name, logits, labels)
         pl_module.set_calibrator(self.fitted)
-        log.info("fitted %s with %s on %d calibration samples", self.name, self.objective_name, len(labels))
+        log.info(
+            "fitted %s with %s on %d calibration samples", self.fitted.name, self.objective_name, len(labels)
+        )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._calibration = None  # the network is about to change
@@ -230,27 +238,28 @@ class PostHocCalibration(Callback):
         if self.fitted is None:
             return {}
         return {
-            "calibrator": self.name,
+            "calibrator": self.fitted.name,
+            "init_args": self.fitted.init_args(),
             "objective": self.objective_name,
-            "ets_space": self.ets_space,
             "num_classes": self.fitted.num_classes,
             "state": self.fitted.state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Use the checkpoint's fitted calibrator when it is the one this run asks for (same class, init_args and
+        objective); otherwise say so and refit. Checkpoints from before calibrators had init_args name ETS's
+        space as ``ets_space``."""
         if not state_dict:
             return
-        if (state_dict["calibrator"], state_dict["objective"]) != (self.name, self.objective_name):
-            log.warning(
-                "checkpoint holds a %s/%s calibrator; this run asks for %s/%s: refitting",
-                state_dict["calibrator"],
-                state_dict["objective"],
-                self.name,
-                self.objective_name,
-            )
+        name = state_dict["calibrator"]
+        saved_args = state_dict.get("init_args")
+        if saved_args is None:
+            saved_args = {"space": state_dict.get("ets_space", "prob")} if name == "ets" else {}
+        requested = make_calibrator(self.choice, state_dict["num_classes"], self.ets_space)
+        saved = (name, saved_args, state_dict["objective"])
+        asked = (requested.name, requested.init_args(), self.objective_name)
+        if saved != asked:
+            log.warning("checkpoint holds the calibrator %s; this run asks for %s: refitting", saved, asked)
             return
-        calibrator = make_calibrator(
-            state_dict["calibrator"], state_dict["num_classes"], state_dict["ets_space"]
-        )
-        calibrator.load_state_dict(state_dict["state"])
-        self.fitted = calibrator
+        requested.load_state_dict(state_dict["state"])
+        self.fitted = requested

@@ -30,6 +30,17 @@ def option(argv: list[str], name: str, default: str) -> str:
     return argv[positions[-1] + 1] if positions else default
 
 
+def run_arguments(
+    configs: list[str], options: dict[str, object], run_name: str, runs_dir: str, extra: list[str]
+) -> list[str]:
+    """One demo run's arguments: each config in turn, then ``options`` (``--key value``), the run's name and
+    folder, and last the command line's extra arguments (so they win)."""
+    argv = [a for config in configs for a in ("--config", config)]
+    for key, value in options.items():
+        argv += [f"--{key}", str(value)]
+    return [*argv, "--run_name", run_name, "--runs_dir", runs_dir, *extra]
+
+
 def newest_run_file(runs_dir: str | Path, run: str, name: str, required: bool = False) -> Path | None:
     """``<runs_dir>/<run>/version_*/<name>`` of the newest finished version; None (or, when ``required``, a
     FileNotFoundError saying to run the demo) when there is none."""

@@ -32,7 +32,8 @@ import argparse
 import sys
 import time
 
-from demo_common import cli_run, newest_run_file, option, scalar_curve, write_report
+import yaml
+from demo_common import REPO, cli_run, newest_run_file, option, scalar_curve, write_report
 
 from benchmarks.claims import claims_section, load_claims, mean_sd
 from lightning_modules.outputs.tables import MEAN_UNSEEN, compare_tables, read_result_table
@@ -154,14 +155,27 @@ class Regime:
         if not self.imagenet:
             return ["--trainer.max_epochs", str(epochs)] if method in PRE_EPOCHS else []
         return [
-            *recipe_arguments(self.imagenet, self.recipe["size"], self.recipe["lr"]),
+            *recipe_arguments(self.imagenet, self.recipe["size"], self.recipe["lr"], method),
             "--trainer.max_epochs",
             str(epochs),
         ]
 
 
-def recipe_arguments(weights: str, size: int, lr: float) -> list[str]:
-    return ["--imagenet", weights, "--data.init_args.image_size", str(size), "--model.init_args.lr", str(lr)]
+def recipe_arguments(weights: str, size: int, lr: float, method: str = "cnndetection") -> list[str]:
+    """The regime's arguments for ``method``: the packaged ImageNet backbone, the image size and the learning
+    rate, given to the config's ``optimizer:`` block where it has one (CNNDetection's and BiHPF's configs), which
+    the model's ``lr`` would not reach (the CLI refuses a disagreeing pair)."""
+    arguments = [
+        "--imagenet",
+        weights,
+        "--data.init_args.image_size",
+        str(size),
+        "--model.init_args.lr",
+        str(lr),
+    ]
+    if "optimizer" in yaml.safe_load((REPO / "configs" / f"{method}.yaml").read_text()):
+        arguments += ["--optimizer.init_args.lr", str(lr)]
+    return arguments
 
 
 def select_recipe(

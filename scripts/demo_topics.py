@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from demo_common import cli_run, newest_run_file, write_report
+from demo_common import cli_run, newest_run_file, run_arguments, write_report
 
 from benchmarks.claims import Claim, judge_available, load_claims
 from lightning_modules.outputs.tables import read_result_table
@@ -52,49 +52,23 @@ def main(argv: list[str] | None = None) -> str:
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for corpus in [] if args.report_only else args.corpora:
-        data = ["--config", "configs/demo_topics.yaml", "--data.init_args.standin", corpus]
         vq_run = f"demo_topics_vq_{corpus}"
         if "TVQ-VAE" in args.models:
-            cli_run(
-                [
-                    "fit",
-                    "--config",
-                    "configs/tvqvae_vq_pretrain.yaml",
-                    *data,
-                    "--trainer.max_epochs",
-                    str(args.vq_epochs),
-                    "--run_name",
-                    vq_run,
-                    "--runs_dir",
-                    args.runs_dir,
-                    *extra,
-                ]
-            )
+            pretrain = {"data.init_args.standin": corpus, "trainer.max_epochs": args.vq_epochs}
+            configs = ["configs/tvqvae_vq_pretrain.yaml", "configs/demo_topics.yaml"]
+            cli_run(["fit", *run_arguments(configs, pretrain, vq_run, args.runs_dir, extra)])
         for seed in args.seeds:
             for topics in args.topics:
                 for model in args.models:
-                    vq = (
-                        ["--model.init_args.vq_path", str(Path(args.runs_dir) / vq_run)]
-                        if model == "TVQ-VAE"
-                        else []
-                    )
-                    seeded = ["--model.init_args.seed", str(seed)] if model == "LDA" else []
-                    common = [
-                        "--config",
-                        f"configs/{MODELS[model]}.yaml",
-                        *data,
-                        *vq,
-                        *seeded,
-                        "--model.init_args.num_topics",
-                        str(topics),
-                        "--seed_everything",
-                        str(seed),
-                        "--run_name",
-                        run_name(model, corpus, topics, seed),
-                        "--runs_dir",
-                        args.runs_dir,
-                        *extra,
-                    ]
+                    options: dict[str, object] = {"data.init_args.standin": corpus}
+                    if model == "TVQ-VAE":
+                        options["model.init_args.vq_path"] = Path(args.runs_dir) / vq_run
+                    if model == "LDA":
+                        options["model.init_args.seed"] = seed
+                    options |= {"model.init_args.num_topics": topics, "seed_everything": seed}
+                    configs = [f"configs/{MODELS[model]}.yaml", "configs/demo_topics.yaml"]
+                    name = run_name(model, corpus, topics, seed)
+                    common = run_arguments(configs, options, name, args.runs_dir, extra)
                     cli_run(["fit", *common])
                     cli_run(["test", *common, "--ckpt_path", "last"])
     markdown = report(args)

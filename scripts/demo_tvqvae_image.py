@@ -20,7 +20,7 @@ import argparse
 import sys
 import time
 
-from demo_common import REPO, cli_run, newest_run_file, write_report
+from demo_common import REPO, cli_run, newest_run_file, run_arguments, write_report
 
 from lightning_modules.outputs.tables import read_result_table
 
@@ -59,45 +59,20 @@ def main(argv: list[str] | None = None) -> str:
     started = time.perf_counter()
     suffix, overlay = DATASETS[args.dataset]
     vq_run = f"demo_vqvae_{args.dataset}"
-    vq = [
-        "--config",
-        f"configs/vqvae_{suffix}.yaml",
-        "--config",
-        overlay,
-        "--model.init_args.dim",
-        str(args.dim),
-        "--trainer.max_epochs",
-        str(args.vq_epochs),
-        "--run_name",
-        vq_run,
-        "--runs_dir",
-        args.runs_dir,
-        *extra,
-    ]
+    pretrain = {"model.init_args.dim": args.dim, "trainer.max_epochs": args.vq_epochs}
+    vq = run_arguments([f"configs/vqvae_{suffix}.yaml", overlay], pretrain, vq_run, args.runs_dir, extra)
     fit_and_test(vq, args.runs_dir, vq_run)
     for seed in seeds:
         topic_run = f"demo_tvqvae_{args.dataset}_seed{seed}"
-        topics = [
-            "--config",
-            f"configs/tvqvae_image_{suffix}.yaml",
-            "--config",
-            overlay,
-            "--model.init_args.vqvae_path",
-            f"{args.runs_dir}/{vq_run}",
-            "--model.init_args.num_topics",
-            str(args.topics),
-            "--model.init_args.prior_layers",
-            str(args.prior_layers),
-            "--trainer.max_epochs",
-            str(args.topic_epochs),
-            "--seed_everything",
-            str(seed),
-            "--run_name",
-            topic_run,
-            "--runs_dir",
-            args.runs_dir,
-            *extra,
-        ]
+        options = {
+            "model.init_args.vqvae_path": f"{args.runs_dir}/{vq_run}",
+            "model.init_args.num_topics": args.topics,
+            "model.init_args.prior_layers": args.prior_layers,
+            "trainer.max_epochs": args.topic_epochs,
+            "seed_everything": seed,
+        }
+        configs = [f"configs/tvqvae_image_{suffix}.yaml", overlay]
+        topics = run_arguments(configs, options, topic_run, args.runs_dir, extra)
         fit_and_test(topics, args.runs_dir, topic_run)
     markdown, record = report(args, seeds)
     minutes = (time.perf_counter() - started) / 60

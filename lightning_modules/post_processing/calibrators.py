@@ -8,6 +8,9 @@ Each calibrator maps logits (N, C) to calibrated logits whose softmax is the cal
   the simplex; ``space="logit"`` is the SCTL repository's variant w0 z/T + w1 z + w2/C, which is TS in disguise
 * ``pts`` parameterized temperature scaling: a per-sample T = softplus(MLP(top-10 sorted logits)) (Tomani et al.)
 
+Each is a :class:`Calibrator` that owns its ``fit`` (as torch-uncertainty's post-processing scalers do) and is
+chosen in a config by ``class_path`` or by the short name above.
+
 Fitting follows the SCTL code: TS, CTS and ETS with full-batch LBFGS (lr 0.02, max_iter 1000; ETS fits T, then
 w), PTS with Adam (lr 0.02, 1000 iterations). The objective is reset before every fit. Temperatures are
 optimized in log space (the official code uses raw T, which LBFGS can push through zero into NaN on degenerate
@@ -17,7 +20,8 @@ logits); a fit that still diverges is restarted with a strong-Wolfe line search,
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -32,12 +36,47 @@ CalibratorName = Literal["ts", "cts", "ets", "pts"]
 CALIBRATORS: tuple[str, ...] = ("ts", "cts", "ets", "pts")
 
 
-class TemperatureScaler(nn.Module):
-    """z / T with T = exp(s): the optimum of the official raw-T fit, but T can never step through zero."""
+class Calibrator(nn.Module):
+    """A post-hoc calibrator: ``forward`` maps logits (N, C) to calibrated logits, ``fit`` fits it on frozen ones.
 
-    def __init__(self, num_classes: int, temperatures: int = 1) -> None:
+    Chosen in a config by ``class_path`` (with its own ``init_args``; the class count is given when the callback
+    builds it), or by its short ``name``. ``init_args()`` is what rebuilds it from a checkpoint with the class
+    count. The default ``fit`` is the SCTL code's full-batch LBFGS over every parameter, one stage per (lr,
+    iterations) of the schedule, restarted with a strong-Wolfe line search if it diverges.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
+
+    def init_args(self) -> dict[str, Any]:
+        """The constructor's arguments besides ``num_classes``."""
+        return {}
+
+    def fit(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        objective: nn.Module,
+        iterations: int = 1000,
+        schedule: list[tuple[float, int]] | None = None,
+    ) -> Self:
+        """Fit on frozen ``logits`` (full batch) by minimizing ``objective(self(logits), labels)``, one optimizer
+        stage per (learning rate, iterations) of ``schedule`` (default: lr 0.02 for ``iterations``)."""
+        logits, labels = logits.detach().float(), labels.detach().long()
+        _fit_lbfgs(self, list(self.parameters()), logits, labels, objective, iterations, schedule)
+        return self
+
+
+class TemperatureScaler(Calibrator):
+    """z / T with T = exp(s): the optimum of the official raw-T fit, but T can never step through zero."""
+
+    name = "ts"
+
+    def __init__(self, num_classes: int, temperatures: int = 1) -> None:
+        super().__init__(num_classes)
         self.log_temperature = nn.Parameter(torch.zeros(temperatures))
 
     @property
@@ -51,23 +90,30 @@ class TemperatureScaler(nn.Module):
 class ClassTemperatureScaler(TemperatureScaler):
     """z_c / T_c, one temperature per class."""
 
+    name = "cts"
+
     def __init__(self, num_classes: int) -> None:
         super().__init__(num_classes, temperatures=num_classes)
 
 
-class EnsembleTemperatureScaler(nn.Module):
+class EnsembleTemperatureScaler(Calibrator):
     """Zhang et al.'s ETS: w0 softmax(z/T) + w1 softmax(z) + w2/C with w on the simplex, starting at TS (1, 0, 0).
 
     ``space="logit"`` is the SCTL repository's variant, the same mixture of logits (equivalent to TS).
     """
 
+    name = "ets"
+
     def __init__(self, num_classes: int, space: Literal["prob", "logit"] = "prob") -> None:
-        super().__init__()
+        super().__init__(num_classes)
         if space not in ("prob", "logit"):
             raise ValueError(f"ETS space must be prob or logit, got {space!r}")
-        self.num_classes, self.space = num_classes, space
+        self.space = space
         self.scaler = TemperatureScaler(num_classes)
         self.weights = nn.Parameter(torch.tensor([1.0, 0.0, 0.0]))
+
+    def init_args(self) -> dict[str, Any]:
+        return {"space": self.space}
 
     def mixture_weights(self) -> torch.Tensor:
         return self.weights
@@ -81,20 +127,47 @@ class EnsembleTemperatureScaler(nn.Module):
         )
         return mixed.clamp_min(1e-12).log()
 
+    def fit(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        objective: nn.Module,
+        iterations: int = 1000,
+        schedule: list[tuple[float, int]] | None = None,
+    ) -> Self:
+        """Zhang et al.: T by plain temperature scaling first (not inside the mixture, whose uniform part caps the
+        cost of confident mistakes and lets T collapse), then the mixture weights with T fixed: on the simplex
+        with SLSQP as in their code, or, for the repository's logit variant, with LBFGS like its TS."""
+        logits, labels = logits.detach().float(), labels.detach().long()
+        self.scaler.fit(logits, labels, objective, iterations, schedule)
+        if self.space == "prob":
+            _fit_simplex_weights(self, logits, labels, objective, iterations)
+        else:
+            _fit_lbfgs(self, [self.weights], logits, labels, objective, iterations, schedule)
+        return self
 
-class ParameterizedTemperatureScaler(nn.Module):
+
+class ParameterizedTemperatureScaler(Calibrator):
+    """A per-sample T = softplus(MLP(top-k sorted logits)) (Tomani et al.), fitted with Adam as the SCTL code does
+    (its MLP initialized from seed 1 without touching the caller's random stream)."""
+
+    name = "pts"
+
     def __init__(self, num_classes: int, top_k: int = 10, hidden: int = 2, layers: int = 4) -> None:
-        super().__init__()
+        super().__init__(num_classes)
         if num_classes < top_k:
             raise ValueError(
                 f"PTS reads the top-{top_k} sorted logits and needs at least {top_k} classes, got {num_classes}"
             )
-        self.num_classes, self.top_k = num_classes, top_k
+        self.top_k, self.hidden, self.layers = top_k, hidden, layers
         blocks: list[nn.Module] = [nn.Linear(top_k, hidden), nn.ReLU()]
         for _ in range(layers - 1):
             blocks += [nn.Linear(hidden, hidden), nn.ReLU()]
         blocks.append(nn.Linear(hidden, 1))
         self.mlp = nn.Sequential(*blocks)
+
+    def init_args(self) -> dict[str, Any]:
+        return {"top_k": self.top_k, "hidden": self.hidden, "layers": self.layers}
 
     def temperature(self, logits: torch.Tensor) -> torch.Tensor:
         top = logits.detach().sort(dim=1, descending=True).values[:, : self.top_k]
@@ -103,23 +176,64 @@ class ParameterizedTemperatureScaler(nn.Module):
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return logits / self.temperature(logits)
 
+    def fit(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        objective: nn.Module,
+        iterations: int = 1000,
+        schedule: list[tuple[float, int]] | None = None,
+    ) -> Self:
+        logits, labels = logits.detach().float(), labels.detach().long()
+        _reset(objective)
+        with torch.random.fork_rng(devices=[]):  # the SCTL code's seed, without touching the caller's RNG
+            torch.manual_seed(1)
+            for module in self.mlp:
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+        for lr, steps in schedule or [(0.02, iterations)]:
+            optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+            for _ in range(steps):
+                optimizer.zero_grad()
+                objective(self(logits), labels).backward()
+                optimizer.step()
+        return self
+
+
+CALIBRATOR_CLASSES: dict[str, type[Calibrator]] = {
+    c.name: c
+    for c in (
+        TemperatureScaler,
+        ClassTemperatureScaler,
+        EnsembleTemperatureScaler,
+        ParameterizedTemperatureScaler,
+    )
+}
+# what a config may give: a short name, or a class_path whose init_args leave out the class count
+CalibratorChoice = CalibratorName | Callable[[int], Calibrator]
+
 
 def make_calibrator(
-    name: CalibratorName, num_classes: int, ets_space: Literal["prob", "logit"] = "prob"
-) -> nn.Module:
-    if name == "ts":
-        return TemperatureScaler(num_classes)
-    if name == "cts":
-        return ClassTemperatureScaler(num_classes)
-    if name == "ets":
+    choice: CalibratorChoice, num_classes: int, ets_space: Literal["prob", "logit"] = "prob"
+) -> Calibrator:
+    """A fresh calibrator for ``num_classes`` classes: from its short name (``ets_space`` for ``ets``) or from a
+    config's class_path (a callable taking the class count)."""
+    if callable(choice):
+        calibrator = choice(num_classes)
+        if not isinstance(calibrator, Calibrator):
+            raise TypeError(f"calibrator: {choice!r} made a {type(calibrator).__name__}, not a Calibrator")
+        return calibrator
+    if choice not in CALIBRATOR_CLASSES:
+        raise ValueError(
+            f"calibrator must be one of {CALIBRATORS} or a Calibrator class_path, got {choice!r}"
+        )
+    if choice == "ets":
         return EnsembleTemperatureScaler(num_classes, ets_space)
-    if name == "pts":
-        return ParameterizedTemperatureScaler(num_classes)
-    raise ValueError(f"calibrator must be one of {CALIBRATORS}, got {name!r}")
+    return CALIBRATOR_CLASSES[choice](num_classes)
 
 
 def calibrate(
-    name: CalibratorName,
+    choice: CalibratorChoice,
     objective: ObjectiveName,
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -127,78 +241,49 @@ def calibrate(
     norm: Normalization = "ND",
     reduction: str = "sum",
     iterations: int = 1000,
-) -> nn.Module:
-    """A ``name`` calibrator fitted with ``objective`` on ``logits`` as the official code fits that pair (a fresh
-    objective, its optimizer schedule); safe inside ``test``, which runs in inference mode."""
+) -> Calibrator:
+    """A calibrator (a short name or a class_path's callable) fitted with ``objective`` on ``logits`` as the
+    official code fits that pair (a fresh objective, its optimizer schedule); safe inside ``test``, which runs in
+    inference mode."""
     with torch.inference_mode(False), torch.enable_grad():
-        calibrator = make_calibrator(name, logits.shape[1], ets_space).to(logits.device)
+        calibrator = make_calibrator(choice, logits.shape[1], ets_space).to(logits.device)
         loss = make_objective(objective, logits.shape[1], norm, reduction)
         schedule = fitting_schedule(objective, iterations)
-        return fit_calibrator(calibrator, logits.clone(), labels.clone(), loss, iterations, schedule)
+        return calibrator.fit(logits.clone(), labels.clone(), loss, iterations, schedule)
 
 
-def fit_calibrator(
-    calibrator: nn.Module,
+def _fit_lbfgs(
+    calibrator: Calibrator,
+    parameters: list[torch.Tensor],
     logits: torch.Tensor,
     labels: torch.Tensor,
     objective: nn.Module,
-    iterations: int = 1000,
-    schedule: list[tuple[float, int]] | None = None,
-) -> nn.Module:
-    """Fit ``calibrator`` on frozen ``logits`` (full batch) by minimizing ``objective(calibrated, labels)``, one
-    optimizer stage per (learning rate, iterations) of ``schedule`` (default: lr 0.02 for ``iterations``)."""
-    logits, labels = logits.detach().float(), labels.detach().long()
-    schedule = schedule or [(0.02, iterations)]
-    if isinstance(calibrator, ParameterizedTemperatureScaler):
-        _reset(objective)
-        with torch.random.fork_rng(devices=[]):  # the SCTL code's seed, without touching the caller's RNG
-            torch.manual_seed(1)
-            for module in calibrator.mlp:
-                if isinstance(module, nn.Linear):
-                    module.reset_parameters()
-        for lr, steps in schedule:
-            optimizer = torch.optim.Adam(calibrator.parameters(), lr=lr)
-            for _ in range(steps):
-                optimizer.zero_grad()
-                objective(calibrator(logits), labels).backward()
-                optimizer.step()
-        return calibrator
-    if isinstance(calibrator, EnsembleTemperatureScaler):
-        # Zhang et al.: T by plain temperature scaling first (not inside the mixture, whose uniform part caps the
-        # cost of confident mistakes and lets T collapse), then the mixture weights with T fixed: on the simplex
-        # with SLSQP as in their code, or, for the repository's logit variant, with LBFGS like its TS
-        fit_calibrator(calibrator.scaler, logits, labels, objective, iterations, schedule)
-        if calibrator.space == "prob":
-            _fit_simplex_weights(calibrator, logits, labels, objective, iterations)
-            return calibrator
-        stages = [(calibrator, [calibrator.weights])]
-    else:
-        stages = [(calibrator, list(calibrator.parameters()))]
-    for model, parameters in stages:
-        start = [p.detach().clone() for p in parameters]
-        try:
-            for lr, steps in schedule:
-                loss = _lbfgs(model, parameters, logits, labels, objective, steps, line_search=None, lr=lr)
-        except RuntimeError:  # LBFGS overflowed its step
-            loss = torch.tensor(float("nan"))
-        if not _finite(loss, parameters):
-            # the official settings (lr 0.02, no line search) can step a temperature through zero on
-            # degenerate logits; restart this stage with a line search instead of returning NaN
-            warnings.warn(
-                f"{type(calibrator).__name__}: LBFGS diverged; refitting with a strong-Wolfe line search",
-                stacklevel=2,
-            )
-            with torch.no_grad():
-                for parameter, value in zip(parameters, start, strict=True):
-                    parameter.copy_(value)
-            loss = _lbfgs(
-                model, parameters, logits, labels, objective, iterations, line_search="strong_wolfe"
-            )
-            if not _finite(loss, parameters):
-                raise FloatingPointError(
-                    f"{type(calibrator).__name__} could not be fitted: the objective is not finite"
-                )
-    return calibrator
+    iterations: int,
+    schedule: list[tuple[float, int]] | None,
+) -> None:
+    """LBFGS over ``parameters`` per schedule stage (lr 0.02, no line search, as the SCTL code); the official
+    settings can step a temperature through zero on degenerate logits, so a non-finite result restarts from the
+    start with a strong-Wolfe line search instead of returning NaN."""
+    start = [p.detach().clone() for p in parameters]
+    try:
+        for lr, steps in schedule or [(0.02, iterations)]:
+            loss = _lbfgs(calibrator, parameters, logits, labels, objective, steps, line_search=None, lr=lr)
+    except RuntimeError:  # LBFGS overflowed its step
+        loss = torch.tensor(float("nan"))
+    if _finite(loss, parameters):
+        return
+    warnings.warn(
+        f"{type(calibrator).__name__}: LBFGS diverged; refitting with a strong-Wolfe line search",
+        stacklevel=3,
+    )
+    with torch.no_grad():
+        for parameter, value in zip(parameters, start, strict=True):
+            parameter.copy_(value)
+    loss = _lbfgs(calibrator, parameters, logits, labels, objective, iterations, line_search="strong_wolfe")
+    if not _finite(loss, parameters):
+        raise FloatingPointError(
+            f"{type(calibrator).__name__} could not be fitted: the objective is not finite"
+        )
 
 
 def _fit_simplex_weights(

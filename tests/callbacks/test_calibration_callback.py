@@ -71,6 +71,36 @@ def test_fit_stores_the_calibrator_and_test_reuses_it(run_cli, monkeypatch) -> N
     assert fits == [] and float(predict.model.calibrator.temperature) == pytest.approx(temperature)
 
 
+ETS_LOGIT = (
+    '{"class_path": "lightning_modules.post_processing.calibrators.EnsembleTemperatureScaler", '
+    '"init_args": {"space": "logit"}}'
+)
+
+
+def test_a_calibrator_chosen_by_class_path_is_fitted_saved_and_reused_only_when_asked_for(
+    run_cli, monkeypatch
+) -> None:
+    """Calibrators are components like any other: a class_path with init_args (the class count comes from the
+    network); the checkpoint names the class and its init_args, and a run asking for another one refits."""
+    fit = run_cli("fit", "--config", LOGITS, "--trainer.callbacks.calibrator", ETS_LOGIT)
+    calibrated = Path(fit.trainer.log_dir) / "checkpoints" / "calibrated.ckpt"
+    state = next(
+        v
+        for k, v in torch.load(calibrated, weights_only=False)["callbacks"].items()
+        if "PostHocCalibration" in k
+    )
+    assert state["calibrator"] == "ets" and state["init_args"] == {"space": "logit"}
+    fits = []
+    original = PostHocCalibration.fit
+    monkeypatch.setattr(PostHocCalibration, "fit", lambda self, *a: fits.append(a[:2]) or original(self, *a))
+    common = ("--ckpt_path", str(calibrated), "--trainer.callbacks.compare", "false")
+    same = run_cli("test", "--config", LOGITS, "--trainer.callbacks.calibrator", ETS_LOGIT, *common)
+    assert fits == [] and type(same.model.calibrator).__name__ == "EnsembleTemperatureScaler"
+    assert same.model.calibrator.space == "logit"
+    other = run_cli("test", "--config", LOGITS, *common)  # the config's TemperatureScaler: refitted
+    assert len(fits) == 1 and type(other.model.calibrator).__name__ == "TemperatureScaler"
+
+
 def test_a_classifier_run_exports_logits_that_the_logits_config_reads(run_cli) -> None:
     config = str(CONFIGS / "cls_cifar10.yaml")
     run_cli("fit", "--config", config, "--model.init_args.backbone", "cifar_resnet20")

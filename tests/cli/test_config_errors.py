@@ -110,3 +110,10 @@ def test_no_lightning_tip_in_the_output(run_cli, caplog) -> None:
     run_cli("fit", "--config", str(CONFIGS / "cls_logits.yaml"))
     assert any("GPU available" in m for m in caplog.messages)  # Lightning's own info lines are seen here
     assert not [m for m in caplog.messages if "Tip" in m]
+
+
+def test_a_model_lr_the_optimizer_block_would_ignore_is_refused(capsys) -> None:
+    """bihpf.yaml trains with its optimizer block's lr: a different --model.init_args.lr changed nothing, silently."""
+    line = last_line(capsys, *BIHPF, "--model.init_args.lr", "3e-4")
+    assert line.startswith("error: LearningRateConflictError: model.init_args.lr 0.0003 is not used")
+    assert "set --optimizer.init_args.lr instead" in line

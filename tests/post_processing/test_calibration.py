@@ -17,7 +17,7 @@ from lightning_modules.metrics.calibration import (
     expected_calibration_error,
 )
 from lightning_modules.outputs.pictures import reliability_diagram
-from lightning_modules.post_processing.calibrators import CALIBRATORS, fit_calibrator, make_calibrator
+from lightning_modules.post_processing.calibrators import CALIBRATORS, make_calibrator
 from lightning_modules.post_processing.classwise_loss import (
     ClasswiseScaledCrossEntropy,
     fit_alpha_beta,
@@ -99,9 +99,7 @@ def test_an_empty_class_is_left_out_without_nan() -> None:
     with pytest.warns(UserWarning, match=r"classes \[3\] have no sample"):
         value = loss(logits, labels)
     assert torch.isfinite(value)
-    calibrator = fit_calibrator(
-        make_calibrator("cts", 5), logits, labels, ClasswiseScaledCrossEntropy(5), iterations=50
-    )
+    calibrator = make_calibrator("cts", 5).fit(logits, labels, ClasswiseScaledCrossEntropy(5), iterations=50)
     assert torch.isfinite(calibrator.temperature).all()
 
 
@@ -112,7 +110,7 @@ def test_temperature_scaling_recovers_a_known_temperature(objective: str) -> Non
     labels = torch.distributions.Categorical(logits=true_logits).sample()
     observed = true_logits * 3.0  # a network over-confident by T = 3
     loss = torch.nn.CrossEntropyLoss() if objective == "nll" else ClasswiseScaledCrossEntropy(10)
-    calibrator = fit_calibrator(make_calibrator("ts", 10), observed, labels, loss)
+    calibrator = make_calibrator("ts", 10).fit(observed, labels, loss)
     tolerance = 0.1 if objective == "nll" else 0.35  # the class-wise objective reweights, so T moves a little
     assert calibrator.temperature.item() == pytest.approx(3.0, abs=tolerance)
 
@@ -120,9 +118,7 @@ def test_temperature_scaling_recovers_a_known_temperature(objective: str) -> Non
 @pytest.mark.parametrize("name", ["ts", "ets", "pts"])
 def test_argmax_preserving_calibrators_keep_accuracy(name: str) -> None:
     logits, labels = random_logits()
-    calibrator = fit_calibrator(
-        make_calibrator(name, 10), logits, labels, torch.nn.CrossEntropyLoss(), iterations=100
-    )
+    calibrator = make_calibrator(name, 10).fit(logits, labels, torch.nn.CrossEntropyLoss(), iterations=100)
     with torch.no_grad():
         assert torch.equal(calibrator(logits).argmax(1), logits.argmax(1))
         assert (
@@ -134,8 +130,8 @@ def test_every_calibrator_lowers_nll_of_overconfident_logits() -> None:
     logits, labels = random_logits(1000)
     before = F.cross_entropy(logits, labels).item()
     for name in CALIBRATORS:
-        calibrator = fit_calibrator(
-            make_calibrator(name, 10), logits, labels, torch.nn.CrossEntropyLoss(), iterations=100
+        calibrator = make_calibrator(name, 10).fit(
+            logits, labels, torch.nn.CrossEntropyLoss(), iterations=100
         )
         with torch.no_grad():
             assert F.cross_entropy(calibrator(logits), labels).item() < before, name
@@ -146,8 +142,8 @@ def test_ets_fits_ts_first_and_never_does_worse_than_ts_on_its_own_split() -> No
     hide confident mistakes and T collapse towards 0 (a bug this guards against)."""
     logits, labels = random_logits(300)
     nll = torch.nn.CrossEntropyLoss()
-    ts = fit_calibrator(make_calibrator("ts", 10), logits, labels, nll)
-    ets = fit_calibrator(make_calibrator("ets", 10), logits, labels, nll)
+    ts = make_calibrator("ts", 10).fit(logits, labels, nll)
+    ets = make_calibrator("ets", 10).fit(logits, labels, nll)
     assert ets.scaler.temperature.item() == pytest.approx(ts.temperature.item(), rel=1e-4)
     with torch.no_grad():
         assert nll(ets(logits), labels).item() <= nll(ts(logits), labels).item() + 1e-4
@@ -167,7 +163,7 @@ def test_pts_fit_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(123)
     expected = torch.rand(1)
     torch.manual_seed(123)
-    fit_calibrator(calibrator, logits, labels, torch.nn.CrossEntropyLoss(), iterations=5)
+    calibrator.fit(logits, labels, torch.nn.CrossEntropyLoss(), iterations=5)
     assert torch.equal(torch.rand(1), expected)
 
 

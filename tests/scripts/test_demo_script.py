@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.conftest import CONFIGS, REPO
 
@@ -68,11 +69,15 @@ def test_imagenet_demo_chooses_its_recipe_on_validation_then_trains_with_it(
     lr = chosen.split("|")[2].strip()
     assert f"EfficientNet-Lite0 (ImageNet) fine-tuned at 32 px, lr {lr}" in markdown
     config = (tmp_path / "demo_imagenet_cnndetection_seed0" / "version_0" / "config.yaml").read_text()
-    assert (
-        "backbone: tf_efficientnet_lite0" in config
-        and "image_size: 32" in config
-        and f"lr: {float(lr)}" in config
-    )
+    assert "backbone: tf_efficientnet_lite0" in config and "image_size: 32" in config
+    # the learning rate the optimizer trained with, not only the model's argument (cnndetection.yaml's optimizer
+    # block once kept 1e-4 whatever the candidate)
+    for candidate in ("1e-4", "3e-4"):
+        run = tmp_path / f"demo_imagenet_select_cnndetection_32px_lr{float(candidate):g}" / "version_0"
+        assert yaml.safe_load((run / "config.yaml").read_text())["optimizer"]["init_args"]["lr"] == float(
+            candidate
+        )
+    assert yaml.safe_load(config)["optimizer"]["init_args"]["lr"] == float(lr)
     assert (tmp_path / "demo_forensynths_imagenet.md").read_text() == markdown
 
 
@@ -205,6 +210,21 @@ def test_antispoof_imagenet_demo_chooses_its_recipe_on_the_supervised_baselines_
         tmp_path / "demo_antispoof_imagenet_rgbd_supervised_seed0" / "version_0" / "config.yaml"
     ).read_text()
     assert "backbone: tf_efficientnet_lite0" in config and "pretrained: true" in config
+
+
+def test_antispoof_imagenet_demo_trains_mtofnet_its_own_epochs_under_its_own_names(
+    tmp_path: Path, standin_root: Path, monkeypatch
+) -> None:
+    """--mtofnet-epochs: mToFNet's epochs win over the recipe's, in runs and a record of their own."""
+    demo_antispoof, smoke = demo_script("demo_antispoof", monkeypatch, standin_root)
+    with pytest.raises(SystemExit):  # the from-scratch demo has no recipe to depart from
+        demo_antispoof.main(["--mtofnet-epochs", "2"])
+    argv = ["--imagenet", "lite0", "--mtofnet-epochs", "2", "--methods", "mToFNet", "--seeds", "0"]
+    markdown = demo_antispoof.main([*argv, "--runs_dir", str(tmp_path), *smoke])
+    run = tmp_path / "demo_antispoof_imagenet_mtofnet_2_epochs_seed0" / "version_0"
+    assert "max_epochs: 2" in (run / "config.yaml").read_text()
+    assert "(mToFNet 2); mean ± sd over seeds 0" in markdown
+    assert (tmp_path / "demo_antispoof_imagenet_mtofnet_2_epochs.md").is_file()
 
 
 def test_anomaly_demo_script_tables_every_regime_and_category(
