@@ -64,7 +64,7 @@ demo-antispoof: $(STAMP)  ## mToFNet vs the supervised RGB-D baseline on the sta
 demo-antispoof-imagenet: $(STAMP)  ## the same claims as the paper ran them: ImageNet EfficientNet-Lite0 encoders, recipe chosen on validation, RGB-D stand-in v3, 3 seeds (11 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --imagenet lite0 --select --readme
 
-demo-antispoof-imagenet-40: $(STAMP)  ## the same with mToFNet trained 40 epochs (converged) instead of the baselines' 4; reuses their runs (time: not yet recorded)
+demo-antispoof-imagenet-40: $(STAMP)  ## the same with mToFNet trained 40 epochs (converged) instead of the baselines' 4; reuses their runs (24 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --imagenet lite0 --select --mtofnet-epochs 40 --readme
 
 demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (32.8 min recorded)
