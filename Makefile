@@ -43,7 +43,7 @@ quickstart: $(STAMP)  ## a first result: PatchCore on ImageNet features (package
 demo: $(STAMP)  ## the four ForenSynths detectors on the stand-in, 3 seeds (52 min on 2 CPU cores, benchmarks/claims.md), the table and its claims into the BiHPF README
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py --readme
 
-demo-imagenet: $(STAMP)  ## the same detectors as their papers ran them: ImageNet EfficientNet-Lite0 fine-tuned, recipe chosen on validation, 3 seeds (86 min)
+demo-imagenet: $(STAMP)  ## the same detectors as their papers ran them: ImageNet EfficientNet-Lite0 fine-tuned, recipe chosen on validation, 3 seeds (88 min)
 	cd $(CURDIR) && $(PY) scripts/demo_forensynths.py --imagenet lite0 --select --readme
 
 demo-calibration: $(STAMP)  ## SCTL calibration on Fashion-MNIST-LT (rho 100), 3 seeds, then from the logits alone (13 min), tables into its README
