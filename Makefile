@@ -101,8 +101,9 @@ bench: $(STAMP)  ## Lightning overhead, input pipeline vs torchvision, peak memo
 
 OFFICIAL ?= ../official
 ANOMALIB_VENV ?= ../anomalib-venv
-bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE code (checkouts under OFFICIAL=...) and anomalib (its own venv, ANOMALIB_VENV=..., made when missing) -> benchmarks/peers.md
-	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE --anomalib_venv $(ANOMALIB_VENV)
+PATCHCORE_VENV ?= ../patchcore-venv
+bench-peers: $(STAMP)  ## ours beside the official DCutMix / SCTL / StyleFlow / TVQ-VAE / PatchCore code (checkouts under OFFICIAL=...) and anomalib (venvs ANOMALIB_VENV=..., PATCHCORE_VENV=..., made when missing), 5 alternating runs a side (about 25 min) -> benchmarks/peers.md
+	$(PY) -m benchmarks.peers --dcutmix $(OFFICIAL)/DCutMix --sctl $(OFFICIAL)/SCTL --styleflow $(OFFICIAL)/StyleFlow --tvqvae $(OFFICIAL)/TVQ-VAE --anomalib_venv $(ANOMALIB_VENV) --patchcore $(OFFICIAL)/patchcore-inspection --patchcore_venv $(PATCHCORE_VENV)
 
 clean:  ## remove runs and stand-in data (keeps .venv; seconds)
 	rm -rf runs .standins

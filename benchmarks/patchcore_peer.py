@@ -1,24 +1,28 @@
 """One side of the PatchCore row of ``make bench-peers``, run in a process of its own so that its peak memory is
-its own: fit PatchCore on one category of an MVTec-layout folder with a given ResNet-18 state dict, test it, and
-print one JSON line (fit seconds, peak RSS after the fit, memory-bank size, image and pixel AUROC in %, and how
-far the peak rose in each phase of the fit: where the memory goes).
+its own: fit PatchCore on one category of an MVTec-layout folder with a given timm state dict, score the test
+images, and print one JSON line (fit seconds, peak RSS after the fit, memory-bank size, the coreset's projection
+dimension, image and pixel AUROC in %, and how far the peak rose in each phase of the fit: where the memory goes).
 
-    python benchmarks/patchcore_peer.py ours --root DIR --category brick --weights W.pth --out DIR
-    <anomalib venv>/bin/python benchmarks/patchcore_peer.py anomalib --root DIR --category brick --weights W.pth --out DIR
+    python benchmarks/patchcore_peer.py ours --root DIR --category brick --weights W.pth --out DIR ...
+    <anomalib venv>/bin/python benchmarks/patchcore_peer.py anomalib --root DIR ...
+    <official venv>/bin/python benchmarks/patchcore_peer.py official --code <patchcore-inspection> --root DIR ...
 
-Both sides get the same images at 128 px (resized, no crop), the same frozen ResNet-18 weights, layers 2 and 3,
-a 10 % coreset, 9 neighbours for the image score, batch 16, 2 loader workers, and the validation each runs by
-default during its fit (on the test images, both), and are timed around their own library's fit call
-(``Trainer.fit`` of what ``cli.py`` built for ours, ``Engine.fit`` for anomalib; parsing the config and building
-the model stay outside, as anomalib's constructors do). The anomalib side imports nothing of this repository's code under test: it
-runs in anomalib's venv, with anomalib's pinned versions (its one import from here, ``process_memory.py``, is
-standard library only).
+All sides get the same images at 128 px (resized, no crop), the same frozen backbone weights (one file) and
+layers, the backbone's own normalization, a 10 % coreset whose distances use a random projection of the same
+dimension (anomalib's own Johnson-Lindenstrauss choice for that many patches, ``coreset_projection_dim``, given
+to the other two), batch 16, 2 loader workers, and are timed around the same work: ours and anomalib's fit call
+(``Trainer.fit`` of what ``cli.py`` built, ``Engine.fit``; each runs its validation over the test images
+inside it), the official code's ``fit`` plus its ``predict`` over the same test images. Building the model and
+the data stays outside, as anomalib's constructors do. Neither peer side imports this repository's code under
+test: each runs in its own venv with its own pinned versions (their one import from here,
+``process_memory.py``, is standard library only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,13 @@ SIZE = 128
 
 
 PHASES = ("start-up", "training batches", "coreset", "validation batches", "rest of the fit")
+CORESET_RATIO = 0.1
+
+
+def coreset_projection_dim(patches: int, eps: float = 0.9) -> int:
+    """The dimension anomalib's coreset projects ``patches`` features to: the Johnson-Lindenstrauss bound
+    4 ln(n) / (eps^2 / 2 - eps^3 / 3) at its eps = 0.9, truncated (10,240 patches: 228)."""
+    return int(4 * math.log(patches) / (eps**2 / 2 - eps**3 / 3))
 
 
 def phase_peaks():
@@ -80,7 +91,7 @@ def phase_peaks():
     return PhasePeaks()
 
 
-def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
+def ours(args: argparse.Namespace) -> dict:
     """Our PatchCore through ``cli.py``, as a user runs it: the MVTec config and the demo overlay (128 px, CPU)."""
     sys.path.insert(0, str(REPO))
     import torch
@@ -91,10 +102,13 @@ def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
     arguments = [
         *("--config", str(REPO / "configs/patchcore_mvtec.yaml")),
         *("--config", str(REPO / "configs/demo_anomaly.yaml")),
-        *("--data.init_args.root", root, "--data.init_args.synthetic", "false"),
-        *("--data.init_args.category", category),
-        *("--model.init_args.pretrained_path", weights, "--seed_everything", "0"),
-        *("--run_name", "patchcore_peer", "--runs_dir", out, "--trainer.enable_progress_bar", "false"),
+        *("--data.init_args.root", args.root, "--data.init_args.synthetic", "false"),
+        *("--data.init_args.category", args.category),
+        *("--model.init_args.backbone", args.backbone, "--model.init_args.pretrained_path", args.weights),
+        *("--model.init_args.layers", f"[{args.layer_indices}]"),
+        *("--model.init_args.coreset_ratio", str(CORESET_RATIO)),
+        *("--model.init_args.projection_dim", str(args.projection_dim), "--seed_everything", "0"),
+        *("--run_name", "patchcore_peer", "--runs_dir", args.out, "--trainer.enable_progress_bar", "false"),
     ]
     built = cli.main(arguments, run=False)  # config parsed, model, data and trainer built: anomalib's are too
     phases = phase_peaks()
@@ -103,54 +117,66 @@ def ours(root: str, category: str, weights: str, out: str) -> dict[str, float]:
     built.trainer.fit(built.model, datamodule=built.datamodule)
     fit_seconds = time.perf_counter() - started
     rss = peak_rss_mib()
-    cli.main(["test", *arguments, "--ckpt_path", "last"])
-    run = sorted((Path(out) / "patchcore_peer").glob("version_*"), key=lambda p: p.stat().st_mtime)[-1]
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
-        "state_dict"
-    ]
-    bank = next(v for k, v in state.items() if k.endswith("memory_bank"))
+    run = Path(built.trainer.log_dir)
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    cli.main(["test", *arguments, "--ckpt_path", str(checkpoint)])
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    bank = next(v for k, v in saved["state_dict"].items() if k.endswith("memory_bank"))
     row = next(r for r in read_result_table(run / "results.csv") if r["group"] == "all")
     return {
         "fit_seconds": fit_seconds,
         "peak_rss_mib": rss,
         "peak_rise_mib": phases.rises,
+        "images": len(built.datamodule.train_dataloader().dataset),
         "bank": int(bank.shape[0]),
+        "projection_dim": int(saved["hyper_parameters"]["projection_dim"]),
         "image_auroc": float(row["image_auroc"]),
         "pixel_auroc": float(row["pixel_auroc"]),
     }
 
 
-def anomalib_side(root: str, category: str, weights: str, out: str) -> dict[str, float]:
-    """anomalib's ``Patchcore`` with its ``MVTecAD`` datamodule and ``Engine``, the same sizes and weights."""
+def anomalib_side(args: argparse.Namespace) -> dict:
+    """anomalib's ``Patchcore`` with its ``MVTecAD`` datamodule and ``Engine``, the same sizes and weights; its
+    pre-processor given the backbone's normalization. anomalib chooses its coreset projection itself: the side
+    reports the dimension its projection used."""
     import torch
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
     from anomalib.models import Patchcore
+    from anomalib.models.components.dimensionality_reduction import random_projection
+    from anomalib.pre_processing import PreProcessor
+    from torchvision.transforms import v2
 
+    projections: list[int] = []
+    fit = random_projection.SparseRandomProjection.fit
+
+    def recording_fit(self, embedding):
+        fitted = fit(self, embedding)
+        projections.append(int(self.n_components))
+        return fitted
+
+    random_projection.SparseRandomProjection.fit = recording_fit
     torch.manual_seed(0)
+    transform = v2.Compose([v2.Resize((SIZE, SIZE), antialias=True), v2.Normalize(args.mean, args.std)])
     model = Patchcore(
-        backbone="resnet18",
-        layers=("layer2", "layer3"),
+        backbone=args.backbone,
+        layers=tuple(args.layers.split(",")),
         pre_trained=False,
-        coreset_sampling_ratio=0.1,
+        coreset_sampling_ratio=CORESET_RATIO,
         num_neighbors=9,
-        pre_processor=Patchcore.configure_pre_processor(image_size=(SIZE, SIZE)),
+        pre_processor=PreProcessor(transform=transform),
         visualizer=False,
     )
     extractor = model.model.feature_extractor.feature_extractor
-    missing, _ = extractor.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
+    missing, _ = extractor.load_state_dict(torch.load(args.weights, map_location="cpu"), strict=False)
     if missing:
-        raise SystemExit(f"{weights}: anomalib's ResNet-18 lacks weights for {missing[:3]}")
+        raise SystemExit(f"{args.weights}: anomalib's {args.backbone} lacks weights for {missing[:3]}")
     data = MVTecAD(
-        root=root,
-        category=category,
-        train_batch_size=16,
-        eval_batch_size=16,
-        num_workers=2,
+        root=args.root, category=args.category, train_batch_size=16, eval_batch_size=16, num_workers=2
     )
     phases = phase_peaks()
     engine = Engine(
-        accelerator="cpu", devices=1, default_root_dir=out, enable_progress_bar=False, callbacks=[phases]
+        accelerator="cpu", devices=1, default_root_dir=args.out, enable_progress_bar=False, callbacks=[phases]
     )
     started = time.perf_counter()
     engine.fit(model=model, datamodule=data)
@@ -161,26 +187,118 @@ def anomalib_side(root: str, category: str, weights: str, out: str) -> dict[str,
         "fit_seconds": fit_seconds,
         "peak_rss_mib": rss,
         "peak_rise_mib": phases.rises,
+        "images": len(data.train_data),
         "bank": int(model.model.memory_bank.shape[0]),
+        "projection_dim": projections[-1],
         "image_auroc": 100 * float(metrics["image_AUROC"]),
         "pixel_auroc": 100 * float(metrics["pixel_AUROC"]),
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def official_side(args: argparse.Namespace) -> dict:
+    """amazon-science/patchcore-inspection from a checkout (``--code``): its ``MVTecDataset`` (resize and
+    center-crop to 128 px, the backbone's normalization in place of its ImageNet one), its ``PatchCore.load``
+    with the timm backbone object, the same layers, its default 1,024-dimensional patch embedding, an
+    ``ApproximateGreedyCoresetSampler`` at the shared ratio and projection dimension, one nearest neighbour for
+    the score (its default) and FAISS on the CPU with 2 threads. Timed: ``fit`` on the training images plus
+    ``predict`` on the test images (the validation pass the other two run inside their fit)."""
+    sys.path.insert(0, str(Path(args.code) / "src"))
+    import numpy as np
+    import timm
+    import torch
+    from patchcore import common, metrics, sampler
+    from patchcore import patchcore as official
+    from patchcore.datasets import mvtec
+    from torchvision import transforms
+
+    torch.manual_seed(0)
+    backbone = timm.create_model(args.backbone, pretrained=False)
+    backbone.load_state_dict(torch.load(args.weights, map_location="cpu"))
+    splits = {}
+    for split in (mvtec.DatasetSplit.TRAIN, mvtec.DatasetSplit.TEST):
+        dataset = mvtec.MVTecDataset(args.root, args.category, resize=SIZE, imagesize=SIZE, split=split)
+        dataset.transform_img.transforms[-1] = transforms.Normalize(args.mean, args.std)
+        splits[split] = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=2)
+    device = torch.device("cpu")
+    coreset = sampler.ApproximateGreedyCoresetSampler(
+        CORESET_RATIO, device, dimension_to_project_features_to=args.projection_dim
+    )
+    readings: dict[str, float] = {}
+    run = coreset.run
+
+    def marked_run(features):  # its features are all extracted here, and its bank is chosen when this returns
+        readings["training batches"] = peak_rss_mib()
+        chosen = run(features)
+        readings["coreset"] = peak_rss_mib()
+        return chosen
+
+    coreset.run = marked_run
+    model = official.PatchCore(device)
+    model.load(
+        backbone=backbone,
+        layers_to_extract_from=args.layers.split(","),
+        device=device,
+        input_shape=(3, SIZE, SIZE),
+        pretrain_embed_dimension=1024,
+        target_embed_dimension=1024,
+        patchsize=3,
+        anomaly_score_num_nn=1,
+        featuresampler=coreset,
+        nn_method=common.FaissNN(False, 2),
+    )
+    readings["start-up"] = peak_rss_mib()
+    started = time.perf_counter()
+    model.fit(splits[mvtec.DatasetSplit.TRAIN])
+    scores, masks, labels, true_masks = model.predict(splits[mvtec.DatasetSplit.TEST])
+    fit_seconds = time.perf_counter() - started
+    rss = readings["validation batches"] = peak_rss_mib()
+    before, rises = 0.0, {}
+    for phase in PHASES[:4]:
+        rises[phase], before = readings[phase] - before, readings[phase]
+    pixel = metrics.compute_pixelwise_retrieval_metrics(np.stack(masks), np.stack(true_masks)[:, 0])
+    return {
+        "fit_seconds": fit_seconds,
+        "peak_rss_mib": rss,
+        "peak_rise_mib": rises,
+        "images": len(splits[mvtec.DatasetSplit.TRAIN].dataset),
+        "bank": int(model.anomaly_scorer.detection_features.shape[0]),
+        "projection_dim": int(coreset.dimension_to_project_features_to),
+        "image_auroc": 100 * float(metrics.compute_imagewise_retrieval_metrics(scores, labels)["auroc"]),
+        "pixel_auroc": 100 * float(pixel["auroc"]),
+    }
+
+
+SIDES = {"ours": ours, "anomalib": anomalib_side, "official": official_side}
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("side", choices=("ours", "anomalib"))
+    parser.add_argument("side", choices=tuple(SIDES))
     parser.add_argument(
         "--root", required=True, help="an MVTec-layout folder (<root>/<category>/train/good ...)"
     )
     parser.add_argument("--category", required=True)
-    parser.add_argument("--weights", required=True, help="a timm ResNet-18 state dict (.pth)")
+    parser.add_argument("--backbone", required=True, help="a timm model name")
+    parser.add_argument("--weights", required=True, help="that model's timm state dict (.pth)")
+    parser.add_argument(
+        "--layers", required=True, help="timm module names, comma-separated (blocks.2,blocks.4)"
+    )
+    parser.add_argument(
+        "--layer_indices", required=True, help="the same layers as timm feature indices (2,3)"
+    )
+    parser.add_argument("--mean", type=float, nargs=3, required=True, help="the backbone's normalization")
+    parser.add_argument("--std", type=float, nargs=3, required=True)
+    parser.add_argument(
+        "--projection_dim", type=int, required=True, help="the coreset's projection dimension"
+    )
+    parser.add_argument("--code", help="the official side: a patchcore-inspection checkout")
     parser.add_argument("--out", required=True, help="a scratch folder for the run")
     args = parser.parse_args(argv)
-    side = ours if args.side == "ours" else anomalib_side
-    result = side(args.root, args.category, args.weights, args.out)
+    if args.side == "official" and not args.code:
+        parser.error("the official side needs --code <patchcore-inspection checkout>")
+    result = SIDES[args.side](args)
     print("PEER_RESULT " + json.dumps(result), flush=True)
     return result
 

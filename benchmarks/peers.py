@@ -1,16 +1,18 @@
-"""`make bench-peers`: our implementations timed beside the code a user would otherwise run, in one process, as
-ratios (``benchmarks/peers.md``). The official repositories are read from local checkouts (never vendored):
+"""`make bench-peers`: our implementations timed beside the code a user would otherwise run, as ratios
+(``benchmarks/peers.md``). The official repositories are read from local checkouts (never vendored):
 
     python -m benchmarks.peers --dcutmix <DCutMix> --sctl <SCTL> --styleflow <StyleFlow> --tvqvae <TVQ-VAE>
-                               [--anomalib_venv <folder>]
+                               [--anomalib_venv <folder>] [--patchcore <patchcore-inspection>
+                               --patchcore_venv <folder>] [--runs 5]
 
 Rows: K-image mixing (our batched ``k_image_mix`` vs the official per-sample loop), SCTL's calibrator fits with
 the class-wise objective on CIFAR-100-sized logits (seconds and the fitted temperatures), StyleGRU's forward +
 backward at the paper's sizes, a training step of the token VQ (the multi-hot quantizer), and PatchCore beside
-anomalib's on one stand-in category (``benchmarks/patchcore_peer.py``, each side in its own process; anomalib
-lives in a venv of its own, which ``--anomalib_venv`` names and this script creates when it is missing, since
-anomalib pins other versions of our dependencies). Each timed row is best-of-``repeats`` after a warm-up, both
-sides on the same inputs; a missing checkout skips its rows, saying so.
+anomalib's and the official one on one stand-in category (``benchmarks/patchcore_peer.py``, each side in its own
+process and venv, since anomalib and the official code pin other versions of our dependencies; the venvs named
+are created when missing). Every row follows one protocol (``benchmarks/timing.py``): an untimed warm-up, then
+``--runs`` (at least 5) rounds alternating the sides, the median with the min-max spread, and "faster" only when
+the spreads do not overlap. A missing checkout skips its rows, saying so.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,59 +36,42 @@ for path in (REPO, REPO / "scripts"):
 from official_parity import dcutmix, sctl, stylegru, tvqvae  # noqa: E402
 from official_parity.loading import git_commit  # noqa: E402
 
-from benchmarks.patchcore_peer import PHASES  # noqa: E402
-from lightning_modules.components.mixing import k_image_mix  # noqa: E402
+from benchmarks.patchcore_peer import CORESET_RATIO, PHASES, coreset_projection_dim  # noqa: E402
+from benchmarks.timing import MIN_RUNS, Timings, alternate, compare, time_sides  # noqa: E402
+from lightning_modules.components.mixing import PASTE_BOXES_FROM_PIXELS, k_image_mix  # noqa: E402
 from lightning_modules.post_processing.calibrators import calibrate  # noqa: E402
 
-
-def best_time(function: Callable[[], object], repeats: int = 3) -> float:
-    """Seconds of the fastest of ``repeats`` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+PROTOCOL = (
+    "each cell: the median (min-max) of {runs} timed runs per side after one untimed warm-up, the sides "
+    'alternating; "faster" only where the spreads do not overlap'
+)
 
 
-def faster(ours: float, theirs: float, them: str = "official") -> str:
-    """'ours 3.2x faster' / 'official 1.4x faster' from two durations (``them`` names the other side); 'the same
-    within 5 %' below that (one run's timing noise on this machine)."""
-    if max(ours, theirs) < 1.05 * min(ours, theirs):
-        return "the same within 5 %"
-    return f"ours {theirs / ours:.1f}x faster" if ours <= theirs else f"{them} {ours / theirs:.1f}x faster"
-
-
-def mixing_rows(official: Path, repeats: int) -> list[str]:
+def mixing_rows(official: Path, runs: int) -> list[str]:
     rows = [
         "| K-image mixing (cutmix mode, alpha 1) | batch | K | size | official img/s | ours img/s | |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    slower: set[int] = set()  # sizes where the official loop wins
     for size in (32, 224):
         for batch in (64, 256):
             for k in (2, 3, 5):
-                t_theirs, t_ours = mixing_times(official, batch, k, size, repeats)
-                verdict = faster(t_ours, t_theirs)
-                if verdict.startswith("official"):
-                    slower.add(size)
+                timings = mixing_times(official, batch, k, size, runs)
                 rows.append(
-                    f"| | {batch} | {k} | {size} | {batch / t_theirs:,.0f} | {batch / t_ours:,.0f} | {verdict} |"
+                    f"| | {batch} | {k} | {size} | {timings['official'].rate_cell(batch)} | "
+                    f"{timings['ours'].rate_cell(batch)} | {compare(timings['ours'], timings['official'])} |"
                 )
-    if slower:
-        rows += [
-            "",
-            f"Where the official loop is faster ({', '.join(f'{s} px' for s in sorted(slower))}): it copies only "
-            "the pasted boxes, slice by slice, into a clone of the batch, while ours composes the whole batch in one "
-            "gather from a per-pixel source index (every pixel read and written once, no Python loop over samples, "
-            "the same code on a GPU). At 32 px the official per-sample loop costs more than the pixels; at 224 px "
-            "copying only the boxes moves fewer bytes on a CPU.",
-        ]
-    return rows
+    side = int(PASTE_BOXES_FROM_PIXELS**0.5)
+    return rows + [
+        "",
+        "The official loop draws each sample's proportions and boxes in NumPy and copies the pasted boxes into a "
+        "clone of the batch, slice by slice. Ours draws the whole batch's proportions and boxes at once, then "
+        f"composes the images by copying the boxes on a CPU from {side} x {side} px up (only the boxes' pixels are "
+        "touched) and below that, and on a GPU, by one gather from a per-pixel source index (no Python loop over "
+        "samples); both give the same pixels for the same draw (tests/callbacks/test_mixing.py).",
+    ]
 
 
-def mixing_times(official: Path, batch: int, k: int, size: int, repeats: int) -> tuple[float, float]:
+def mixing_times(official: Path, batch: int, k: int, size: int, runs: int) -> dict[str, Timings]:
     """Seconds to mix one batch: the official sampler and per-sample loop, then ours, on the same images."""
     images, labels = torch.rand(batch, 3, size, size), torch.randint(0, 100, (batch,))
     mixer = dcutmix.official_mixer(official, k, 100)
@@ -100,37 +83,44 @@ def mixing_times(official: Path, batch: int, k: int, size: int, repeats: int) ->
     def ours() -> None:
         k_image_mix(images, labels, 100, k, 1.0, "cutmix", torch.Generator().manual_seed(0))
 
-    return best_time(theirs, repeats), best_time(ours, repeats)
+    return time_sides({"official": theirs, "ours": ours}, runs)
 
 
-def sctl_rows(official: Path) -> list[str]:
+def sctl_rows(official: Path, runs: int) -> list[str]:
+    """Each calibrator's fit on the same logits; the official files are read once, before any timed run."""
     logits, labels = sctl.synthetic_logits(100, 10000, 0, imbalance=10.0)
+    modules = sctl.official_modules(official)
     rows = [
         "| SCTL fit, class-wise objective, 10,000 x 100 logits | official s | ours s | official T | ours T | |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for calibrator in ("ts", "cts", "pts"):
         objective = "nll" if calibrator == "pts" else "cl"  # the official PTS trains with its NLL loop
-        started = time.perf_counter()
-        theirs = sctl.official_fit(official, calibrator, objective, logits, labels)
-        t_theirs = time.perf_counter() - started
-        started = time.perf_counter()
-        ours = calibrate(calibrator, objective, logits, labels)
-        t_ours = time.perf_counter() - started
+        fitted: dict[str, torch.nn.Module] = {}
+
+        def theirs(calibrator=calibrator, objective=objective, fitted=fitted) -> None:
+            fitted["official"] = sctl.official_fit(official, calibrator, objective, logits, labels, modules)
+
+        def ours(calibrator=calibrator, objective=objective, fitted=fitted) -> None:
+            fitted["ours"] = calibrate(calibrator, objective, logits, labels)
+
+        timings = time_sides({"official": theirs, "ours": ours}, runs)
         rows.append(
-            f"| {calibrator} / {objective} | {t_theirs:.2f} | {t_ours:.2f} | "
-            f"{sctl._params(theirs, calibrator, logits)} | {sctl._params(ours, calibrator, logits)} | "
-            f"{faster(t_ours, t_theirs)} |"
+            f"| {calibrator} / {objective} | {timings['official'].cell()} | {timings['ours'].cell()} | "
+            f"{sctl._params(fitted['official'], calibrator, logits)} | "
+            f"{sctl._params(fitted['ours'], calibrator, logits)} | {compare(timings['ours'], timings['official'])} |"
         )
     return rows
 
 
-def stylegru_rows(official: Path, repeats: int) -> list[str]:
-    """Forward + backward of one triplet batch at the paper's sizes (hidden 4096, 31 steps of 18 x 512 latents)."""
+def stylegru_rows(official: Path, runs: int, batch: int = 1) -> list[str]:
+    """Forward + backward of one triplet batch at the paper's model sizes (hidden 4096, 31 steps of 18 x 512
+    latents); one triplet per batch, so that the protocol's runs fit in minutes (a step of 4 triplets takes about
+    80 s here)."""
     theirs, ours = stylegru.paired_models(official, dim=18 * 512, hidden=4096)
-    batch = 4
     triplet = {k: torch.randn(batch, 31, 18 * 512) for k in ("anchor", "positive", "negative")}
     triplet["label"] = torch.randint(0, 2, (batch,))
+    ours.log_dict = lambda *a, **k: None  # outside a trainer
 
     def run_theirs() -> None:
         theirs.zero_grad()
@@ -138,18 +128,17 @@ def stylegru_rows(official: Path, repeats: int) -> list[str]:
 
     def run_ours() -> None:
         ours.zero_grad()
-        ours.log_dict = lambda *a, **k: None  # outside a trainer
         ours.training_step(triplet, 0).backward()
 
-    t_theirs, t_ours = best_time(run_theirs, repeats), best_time(run_ours, repeats)
+    timings = time_sides({"official": run_theirs, "ours": run_ours}, runs)
     return [
-        "| StyleGRU forward + backward, batch 4 triplets, hidden 4096, 31 x 9,216 | official s | ours s | |",
+        f"| StyleGRU forward + backward, batch {batch} triplet(s), hidden 4096, 31 x 9,216 | official s | ours s | |",
         "|---|---:|---:|---|",
-        f"| | {t_theirs:.2f} | {t_ours:.2f} | {faster(t_ours, t_theirs)} |",
+        f"| | {timings['official'].cell()} | {timings['ours'].cell()} | {compare(timings['ours'], timings['official'])} |",
     ]
 
 
-def tvqvae_rows(official: Path, repeats: int) -> list[str]:
+def tvqvae_rows(official: Path, runs: int) -> list[str]:
     """One training step of the token VQ's quantizer (300 codes x 768, top-5 multi-hot) on 4,096 token vectors."""
     from lightning_modules.components.vector_quantization import MultiHotQuantizer
 
@@ -167,16 +156,17 @@ def tvqvae_rows(official: Path, repeats: int) -> list[str]:
         quantized, loss, _, _ = ours(z.clone().requires_grad_(True))
         (loss + quantized.mean()).backward()
 
-    t_theirs, t_ours = best_time(run_theirs, repeats), best_time(run_ours, repeats)
+    timings = time_sides({"official": run_theirs, "ours": run_ours}, runs)
     return [
         "| token VQ step (quantizer forward + backward), 4,096 x 768, 300 codes, top-5 | official ms | ours ms | |",
         "|---|---:|---:|---|",
-        f"| | {1000 * t_theirs:.1f} | {1000 * t_ours:.1f} | {faster(t_ours, t_theirs)} |",
+        f"| | {timings['official'].cell(1000, 1)} | {timings['ours'].cell(1000, 1)} | "
+        f"{compare(timings['ours'], timings['official'])} |",
     ]
 
 
 def tvqvae_topic_rows(
-    official: Path, repeats: int, batch: int = 256, words: int = 2000, topics: int = 50
+    official: Path, runs: int, batch: int = 256, words: int = 2000, topics: int = 50
 ) -> list[str]:
     """One training step of the topic stage that reconstructs the word bag (the official ``initialize_vq`` loop,
     our first stage): the topic model and the alpha module on the same code bags, loss, backward and AdamW step.
@@ -222,29 +212,41 @@ def tvqvae_topic_rows(
         (bag_nll(word_bags, distribution).mean() + out["kl"].mean()).backward()
         our_optimizer.step()
 
-    t_theirs, t_ours = best_time(run_theirs, repeats), best_time(run_ours, repeats)
+    timings = time_sides({"official": run_theirs, "ours": run_ours}, runs)
     return [
         f"| topic stage step (word-bag reconstruction), batch {batch}, {codes} codes, {words:,} words, K = {topics} "
         "| official ms | ours ms | |",
         "|---|---:|---:|---|",
-        f"| | {1000 * t_theirs:.1f} | {1000 * t_ours:.1f} | {faster(t_ours, t_theirs)} |",
+        f"| | {timings['official'].cell(1000, 1)} | {timings['ours'].cell(1000, 1)} | "
+        f"{compare(timings['ours'], timings['official'])} |",
     ]
 
 
 ANOMALIB = ("torch==2.14.1", "torchvision==0.29.1", "anomalib==2.7.0")
+OFFICIAL_PATCHCORE = (
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "timm",
+    "faiss-cpu",
+    "scipy",
+    "scikit-learn",
+    "tqdm",
+)
+PEER_BACKBONE, PEER_LAYERS = "tf_efficientnet_lite0", (2, 3)
 
 
-def ensure_anomalib_venv(venv: Path) -> Path:
-    """The venv's python, after creating the venv and installing anomalib (with this machine's torch) if needed."""
+def ensure_venv(venv: Path, packages: tuple[str, ...]) -> Path:
+    """The venv's python, after creating the venv and installing ``packages`` (with this machine's torch) if
+    needed."""
     python = venv / "bin" / "python"
     if not python.is_file():
-        print(f"creating {venv} with {' '.join(ANOMALIB)} (minutes, several GB) ...", flush=True)
+        print(f"creating {venv} with {' '.join(packages)} (minutes, several GB) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANOMALIB], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
 
 
-def peer_result(python: Path, side: str, arguments: list[str]) -> dict[str, float]:
+def peer_result(python: Path, side: str, arguments: list[str]) -> dict:
     """Run one side of benchmarks/patchcore_peer.py and read its PEER_RESULT line."""
     script = REPO / "benchmarks" / "patchcore_peer.py"
     done = subprocess.run([str(python), str(script), side, *arguments], capture_output=True, text=True)
@@ -254,67 +256,138 @@ def peer_result(python: Path, side: str, arguments: list[str]) -> dict[str, floa
     return json.loads(lines[-1].removeprefix("PEER_RESULT "))
 
 
-def patchcore_rows(venv: Path, category: str = "brick", repeats: int = 2, warmups: int = 1) -> list[str]:
-    """Our PatchCore beside anomalib's on one category of the MVTec-layout stand-in (40 normal training images,
-    25 test images at 128 px), both on the same randomly initialized timm ResNet-18 (seed 0; no weights offline).
+class UnequalWorkError(RuntimeError):
+    """The sides of a row did not do the same work (images, bank, projection): their times cannot be compared."""
 
-    Each side first runs ``warmups`` times untimed, then ``repeats`` times, the sides alternating; the row is each
-    side's fastest fit, and the phase table says where that fit's peak RSS was set. anomalib's fits are bimodal on
-    the same inputs: three runs in a row took 21.8, 2.4 and 22.0 s, and the slow ones raised the peak by 6,798 and
-    6,930 MiB in the coreset phase (to 7,814 and 7,963 MiB) against 11 MiB for the fast one, so its time and its
-    memory are one event in its coreset step. The cause is the C allocator, not the algorithm. Each k-center
-    step allocates a fresh (patches x projected dims) difference, ``features - center`` in
-    ``KCenterGreedy.update_distances`` (10,240 x 228 floats here, 9.3 MB); in the slow fits the resident set
-    passed every GiB from the second on in that line (``python benchmarks/stack_at_rss.py
-    benchmarks/patchcore_peer.py anomalib --root <stand-in> --category brick --weights <resnet18.pth> --out <dir>``
-    with the anomalib venv's python). Whether glibc reuses that block or hands out fresh pages it keeps depends on
-    its heap state (its dynamic mmap threshold): over eight such runs the fit took 1.9-12.2 s and peaked at
-    1,051-7,626 MiB, time and memory rising together; with ``MALLOC_MMAP_THRESHOLD_=65536`` set (every such block
-    mapped and unmapped) four of four peaked at 998-1,061 MiB and took 7.2-8.7 s (fresh pages every step).
-    Keeping the fastest favours it."""
+
+def check_equal_work(results: dict[str, dict], patches_per_image: int, ratio: float) -> None:
+    """Every run of every side saw the same training images and kept bank = ceil(ratio x images x patches)
+    patches, and its coreset projected to the same dimension."""
+    import math
+
+    for key in ("images", "projection_dim", "bank"):
+        values = {side: result[key] for side, result in results.items()}
+        if len(set(values.values())) != 1:
+            raise UnequalWorkError(f"the PatchCore sides differ in {key}: {values}")
+    images = next(iter(results.values()))["images"]
+    expected = math.ceil(ratio * images * patches_per_image)
+    if next(iter(results.values()))["bank"] != expected:
+        raise UnequalWorkError(
+            f"bank of {next(iter(results.values()))['bank']} patches, expected ceil({ratio} x {images} images x "
+            f"{patches_per_image} patches) = {expected}"
+        )
+
+
+def patchcore_rows(
+    venv: Path,
+    official: Path | None = None,
+    official_venv: Path | None = None,
+    category: str = "brick",
+    runs: int = MIN_RUNS,
+    warmups: int = 1,
+) -> list[str]:
+    """Our PatchCore beside anomalib's and, given its checkout and venv, the official one on one category of the
+    MVTec-layout stand-in (40 normal training images, 25 test images at 128 px), all on the packaged ImageNet
+    EfficientNet-Lite0 weights (one file, saved here from the package), layers 2 and 3 (blocks.2 + blocks.4).
+
+    Each side runs in its own process: ``warmups`` untimed rounds, then ``runs`` rounds, the sides alternating
+    (``benchmarks/timing.py``); the table gives each side's median fit with its min-max spread, and the memory
+    of its median run. Before any number is written, :func:`check_equal_work` asserts that every run saw the same
+    images, kept the same bank and projected to the same dimension.
+
+    anomalib's fits were bimodal on the same inputs with a random ResNet-18 (three runs in a row took 21.8, 2.4
+    and 22.0 s, the slow ones raising the peak by about 6.9 GB in the coreset phase): each k-center step allocates
+    a fresh (patches x projected dims) difference in ``KCenterGreedy.update_distances`` and whether glibc reuses
+    that block or maps fresh pages depends on its heap state (``python benchmarks/stack_at_rss.py
+    benchmarks/patchcore_peer.py anomalib ...`` with the anomalib venv's python traced it to that line; with
+    ``MALLOC_MMAP_THRESHOLD_=65536`` four of four runs peaked at about 1 GB). The spread shows it when it
+    happens."""
     import timm
 
     from datamodules.standins.mvtec import write_mvtec_standin
+    from lightning_modules.components.packaged_weights import packaged_state_dict
 
-    python = ensure_anomalib_venv(venv)
-    sides = (("anomalib", python), ("ours", Path(sys.executable)))
+    sides = {"anomalib 2.7.0": ("anomalib", ensure_venv(venv, ANOMALIB))}
+    if official is not None and official_venv is not None:
+        sides[f"official {git_commit(official)}"] = (
+            "official",
+            ensure_venv(official_venv, OFFICIAL_PATCHCORE),
+        )
+    sides["ours"] = ("ours", Path(sys.executable))
+    features = timm.create_model(PEER_BACKBONE, pretrained=False, features_only=True, out_indices=PEER_LAYERS)
+    names, stride = features.feature_info.module_name(), features.feature_info.reduction()[0]
+    config = timm.create_model(PEER_BACKBONE, pretrained=False).pretrained_cfg
+    size = 128
+    patches = (size // stride) ** 2
     with tempfile.TemporaryDirectory(prefix="rvl_peers_") as scratch:
         root = write_mvtec_standin(Path(scratch) / "data", size="small", seed=0)
-        weights = Path(scratch) / "resnet18_seed0.pth"
-        torch.manual_seed(0)
-        torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
-        arguments = ["--root", str(root), "--category", category, "--weights", str(weights)]
-        runs: dict[str, list[dict[str, float]]] = {side: [] for side, _ in sides}
-        for _ in range(warmups + repeats):
-            for side, exe in sides:
-                out = Path(scratch) / side / str(len(runs[side]))
-                runs[side].append(peer_result(exe, side, [*arguments, "--out", str(out)]))
-    theirs, ours = (min(runs[side][warmups:], key=lambda r: r["fit_seconds"]) for side, _ in sides)
-    return [
-        f"PatchCore, stand-in category `{category}`, 128 px, random ResNet-18 (seed 0), layers 2 + 3, coreset 10 %, "
-        f"9 neighbours; fit = the library's own fit call, the fastest of {repeats} after {warmups} untimed "
-        "run(s) per side, each in its own process; peak RSS of that process after the fit:",
+        weights = Path(scratch) / f"{PEER_BACKBONE}.pth"
+        torch.save(packaged_state_dict(PEER_BACKBONE), weights)
+        images = len(list((root / category / "train" / "good").iterdir()))
+        arguments = [
+            *("--root", str(root), "--category", category, "--backbone", PEER_BACKBONE),
+            *("--weights", str(weights), "--layers", ",".join(names)),
+            *("--layer_indices", ",".join(map(str, PEER_LAYERS))),
+            *("--mean", *map(str, config["mean"]), "--std", *map(str, config["std"])),
+            *("--projection_dim", str(coreset_projection_dim(images * patches))),
+            *(("--code", str(official)) if official is not None else ()),
+        ]
+        counter = iter(range(10**6))
+
+        def side_call(side: str, python: Path):
+            return lambda: peer_result(
+                python, side, [*arguments, "--out", str(Path(scratch) / side / str(next(counter)))]
+            )
+
+        results = alternate({name: side_call(*side) for name, side in sides.items()}, runs, warmups)
+    for index in range(runs):
+        check_equal_work({name: results[name][index] for name in sides}, patches, CORESET_RATIO)
+    fits = {name: Timings(tuple(r["fit_seconds"] for r in results[name])) for name in sides}
+    median_run = {
+        name: min(results[name], key=lambda r: abs(r["fit_seconds"] - fits[name].median)) for name in sides
+    }
+    first = median_run["ours"]
+    rows = [
+        f"PatchCore, stand-in category `{category}`, {size} px, ImageNet {PEER_BACKBONE} (the packaged weights, one "
+        f"file for every side), {' + '.join(names)}, {first['images']} training images, coreset "
+        f"{CORESET_RATIO:.0%} = {first['bank']:,} of {first['images'] * patches:,} patches, coreset projection "
+        f"{first['projection_dim']} dims (anomalib's own choice for that many patches, given to the others), each "
+        f"side in its own process; fit s: {PROTOCOL.format(runs=runs)}; the other columns come from each side's "
+        "median run:",
         "",
         "| | fit s | peak RSS MiB | bank patches | image AUROC % | pixel AUROC % |",
         "|---|---:|---:|---:|---:|---:|",
         *(
-            f"| {name} | {r['fit_seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['bank']:,} | "
+            f"| {name} | {fits[name].cell(digits=1)} | {r['peak_rss_mib']:.0f} | {r['bank']:,} | "
             f"{r['image_auroc']:.1f} | {r['pixel_auroc']:.1f} |"
-            for name, r in (("anomalib 2.7.0", theirs), ("ours", ours))
+            for name, r in median_run.items()
         ),
         "",
-        f"Fit: {faster(ours['fit_seconds'], theirs['fit_seconds'], 'anomalib')}.",
+        "Fit: "
+        + "; ".join(
+            f"beside {name}, {compare(fits['ours'], fits[name], name.split()[0])}"
+            for name in sides
+            if name != "ours"
+        )
+        + ".",
+        "",
+        "What each fit does beyond the shared work: ours and anomalib run their validation over the 25 test images "
+        "inside the fit, so the official side is timed over its fit plus its predict on them; the official code "
+        "embeds patches in 1,024 dimensions (its default) where ours and anomalib keep the layers' 152 channels, "
+        "and scores with one neighbour and FAISS (ours and anomalib re-weight by 9 neighbours).",
         "",
         "Where the peak RSS was set (MiB it rose in each phase of that fit; start-up = imports, model and data "
-        "built; coreset = from the validation's start, where each builds its bank, to its first batch):",
+        "built; coreset = from the validation's start, where each builds its bank, to its first batch; for the "
+        "official code, the coreset sampler's call, and validation = its predict):",
         "",
         "| | " + " | ".join(PHASES) + " |",
         "|---|" + "---:|" * len(PHASES),
         *(
             f"| {name} | " + " | ".join(_rise(r, phase) for phase in PHASES) + " |"
-            for name, r in (("anomalib 2.7.0", theirs), ("ours", ours))
+            for name, r in median_run.items()
         ),
     ]
+    return rows
 
 
 def _rise(result: dict, phase: str) -> str:
@@ -331,22 +404,41 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--anomalib_venv", type=Path, help="anomalib's own venv (created with anomalib 2.7.0 when missing)"
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--patchcore",
+        type=Path,
+        help="a checkout of amazon-science/patchcore-inspection (the official PatchCore)",
+    )
+    parser.add_argument(
+        "--patchcore_venv",
+        type=Path,
+        help="the official PatchCore's own venv (created with faiss-cpu when missing)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=MIN_RUNS, help=f"timed runs per side (at least {MIN_RUNS})"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "peers.md")
     args = parser.parse_args(argv)
+    if args.runs < MIN_RUNS:
+        parser.error(f"--runs {args.runs}: a published row rests on at least {MIN_RUNS} timed runs per side")
+    official_patchcore = args.patchcore if args.patchcore is not None and args.patchcore.is_dir() else None
     sections = [
-        ("DCutMix (clovaai/DCutMix)", "dcutmix", lambda p: mixing_rows(p, args.repeats)),
-        ("SCTL (SeungjinJung/SCTL)", "sctl", sctl_rows),
-        ("Style Latent Flows (jongwook-Choi/StyleFlow)", "styleflow", lambda p: stylegru_rows(p, 1)),
-        ("TVQ-VAE (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_rows(p, args.repeats)),
-        ("TVQ-VAE topic stage (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_topic_rows(p, args.repeats)),
-        ("PatchCore beside anomalib", "anomalib_venv", patchcore_rows),
+        ("DCutMix (clovaai/DCutMix)", "dcutmix", lambda p: mixing_rows(p, args.runs)),
+        ("SCTL (SeungjinJung/SCTL)", "sctl", lambda p: sctl_rows(p, args.runs)),
+        ("Style Latent Flows (jongwook-Choi/StyleFlow)", "styleflow", lambda p: stylegru_rows(p, args.runs)),
+        ("TVQ-VAE (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_rows(p, args.runs)),
+        ("TVQ-VAE topic stage (yjyoo3312/TVQ-VAE)", "tvqvae", lambda p: tvqvae_topic_rows(p, args.runs)),
+        (
+            "PatchCore beside anomalib and the official code (amazon-science/patchcore-inspection)",
+            "anomalib_venv",
+            lambda p: patchcore_rows(p, official_patchcore, args.patchcore_venv, runs=args.runs),
+        ),
     ]
     lines = [
         "# Beside the official code",
         "",
         f"`make bench-peers` (`python -m benchmarks.peers ...`) on {platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}, CPU, {datetime.date.today()}; best of {args.repeats} after a warm-up.",
+        f"threads, torch {torch.__version__}, CPU, {datetime.date.today()}; {PROTOCOL.format(runs=args.runs)}.",
         "",
     ]
     for title, option, rows in sections:
@@ -356,6 +448,8 @@ def main(argv: list[str] | None = None) -> str:
         if given is None or (not venv and not given.is_dir()):
             lines += [f"not run: no {'venv' if venv else 'checkout'} given (`--{option} <folder>`)", ""]
             continue
+        if venv and official_patchcore is None:
+            lines += ["the official PatchCore not run: no checkout given (`--patchcore <folder>`)", ""]
         print(f"{title} ...", flush=True)
         head = [] if venv else [f"official commit {git_commit(given)}", ""]
         lines += [*head, *rows(given), ""]

@@ -27,6 +27,12 @@ import torch.nn.functional as F
 
 MixMode = Literal["mixup", "cutmix"]
 Placement = Literal["inside", "clipped"]
+PasteStrategy = Literal["auto", "gather", "boxes"]
+
+# "auto" composes CutMix images by copying the boxes on a CPU from this many pixels per image up, and by one
+# gather below it and on every other device: timed on 2 CPU cores (batch 64 and 256, K 2 and 5), the box copy
+# was 1.3-6.7x faster from 96 px up and the gather up to 2x faster at 32 px, with 48-64 px in between
+PASTE_BOXES_FROM_PIXELS = 64 * 64
 
 
 def dirichlet_proportions(
@@ -114,6 +120,29 @@ def box_layers(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return layers
 
 
+def paste_boxes(images: torch.Tensor, partners: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The CutMix composition of :func:`box_layers` + gather, by copying each box from its partner into a clone of
+    the batch, box by box in nesting order (later boxes on top): only the boxes' pixels are read twice, which on a
+    CPU beats touching every pixel through an index once the images are large (``PASTE_BOXES_FROM_PIXELS``)."""
+    mixed = images.clone()
+    for sample, (sources, sample_boxes) in enumerate(
+        zip(partners[:, 1:].tolist(), boxes.tolist(), strict=True)
+    ):
+        for source, (top, left, bottom, right) in zip(sources, sample_boxes, strict=True):
+            if bottom > top and right > left:
+                mixed[sample, :, top:bottom, left:right] = images[source, :, top:bottom, left:right]
+    return mixed
+
+
+def gather_boxes(images: torch.Tensor, partners: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The CutMix composition in one gather from a per-pixel source index (no Python loop over samples: the GPU
+    path, and the faster one on a CPU for small images)."""
+    batch, _, height, width = images.shape
+    layers = box_layers(boxes, height, width).long().view(batch, -1)
+    source = partners.gather(1, layers).view(batch, 1, height, width)  # the batch index each pixel shows
+    return torch.gather(images, 0, source.expand_as(images))
+
+
 def k_image_mix(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -124,14 +153,19 @@ def k_image_mix(
     generator: torch.Generator | None = None,
     placement: Placement = "inside",
     return_parts: bool = False,
+    strategy: PasteStrategy = "auto",
 ):
     """Mix every image of (B, C, H, W) ``images`` with K-1 in-batch partners; soft targets (B, num_classes).
 
     Returns ``(mixed_images, soft_targets)``, plus ``(partners (B, K) indices, weights (B, K))`` with
-    ``return_parts=True``. K = 1 returns the images and one-hot targets unchanged.
+    ``return_parts=True``. K = 1 returns the images and one-hot targets unchanged. ``strategy`` picks how CutMix
+    images are composed (the same pixels either way): ``boxes`` (:func:`paste_boxes`), ``gather``
+    (:func:`gather_boxes`), or ``auto``: boxes on a CPU from ``PASTE_BOXES_FROM_PIXELS`` pixels up, else gather.
     """
     if mode not in ("mixup", "cutmix"):
         raise ValueError(f"mixing mode must be mixup or cutmix, got {mode!r}")
+    if strategy not in ("auto", "gather", "boxes"):
+        raise ValueError(f"mixing strategy must be auto, gather or boxes, got {strategy!r}")
     if placement == "clipped" and k != 2:
         raise ValueError(
             "placement 'clipped' (CutMix / timm) is defined for k = 2 only; use 'inside' for K > 2"
@@ -153,10 +187,10 @@ def k_image_mix(
             mixed = (weights.to(images.dtype).view(batch, k, 1, 1, 1) * stacked).sum(dim=1)
         else:
             boxes = nested_boxes(stick_breaking(phi), height, width, generator, placement)
-            layers = box_layers(boxes, height, width).long().view(batch, -1)
-            # the batch index of the image each pixel shows
-            source = partners.gather(1, layers).view(batch, 1, height, width)
-            mixed = torch.gather(images, 0, source.expand_as(images))
+            if strategy == "auto":
+                large = device.type == "cpu" and height * width >= PASTE_BOXES_FROM_PIXELS
+                strategy = "boxes" if large else "gather"
+            mixed = (paste_boxes if strategy == "boxes" else gather_boxes)(images, partners, boxes)
             box_areas = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
             areas = torch.cat([torch.full((batch, 1), height * width, device=device), box_areas], dim=1)
             visible = torch.cat([areas[:, :-1] - areas[:, 1:], areas[:, -1:]], dim=1)

@@ -43,9 +43,12 @@ def official_modules(official: Path):
     return loss, scaler, optimizer
 
 
-def official_fit(official: Path, calibrator: str, objective: str, logits, labels) -> nn.Module:
-    """The official ``calibrator.train`` loop, with its scaler, loss and optimizer for that pair."""
-    loss_module, scaler_module, optimizer_module = official_modules(official)
+def official_fit(
+    official: Path, calibrator: str, objective: str, logits, labels, modules: tuple | None = None
+) -> nn.Module:
+    """The official ``calibrator.train`` loop, with its scaler, loss and optimizer for that pair; ``modules``:
+    :func:`official_modules` loaded once (a timed fit should not include reading the official files)."""
+    loss_module, scaler_module, optimizer_module = modules or official_modules(official)
     args = SimpleNamespace(n_class=logits.shape[1], norm="ND", optim="", lr=0.02, n_iter=1000)
     names = {
         "ts": "temperature_scaler",

@@ -33,12 +33,15 @@ def tagged_batch(batch: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor
     return images, torch.arange(batch)
 
 
+@pytest.mark.parametrize("strategy", ["gather", "boxes"])
 @pytest.mark.parametrize("k", [2, 3, 5])
 @pytest.mark.parametrize("batch", [7, 8])  # odd batch sizes work too
-def test_cutmix_labels_are_the_visible_pixel_shares(k: int, batch: int) -> None:
+def test_cutmix_labels_are_the_visible_pixel_shares(k: int, batch: int, strategy: str) -> None:
     images, labels = tagged_batch(batch)
     generator = torch.Generator().manual_seed(k * 10 + batch)
-    mixed, targets = k_image_mix(images, labels, batch, k, alpha=1.0, mode="cutmix", generator=generator)
+    mixed, targets = k_image_mix(
+        images, labels, batch, k, alpha=1.0, mode="cutmix", generator=generator, strategy=strategy
+    )
     assert torch.allclose(targets.sum(dim=1), torch.ones(batch))
     for b in range(batch):
         counts = torch.stack([(mixed[b, 0] == c + 1).sum() for c in range(batch)]).float() / (16 * 16)
@@ -72,6 +75,45 @@ def test_the_layer_map_is_the_box_by_box_paste(placement: str) -> None:
         for index, (top, left, bottom, right) in enumerate(boxes[b].tolist()):
             pasted[b, top:bottom, left:right] = index + 1
     assert torch.equal(box_layers(boxes, 20, 12), pasted)
+
+
+@pytest.mark.parametrize("placement, k", [("inside", 2), ("inside", 5), ("clipped", 2)])
+def test_both_compositions_give_the_same_images_and_auto_copies_boxes_only_for_large_cpu_images(
+    placement: str, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying the boxes and the one gather are two ways to the same pixels for the same draw; ``auto`` takes the
+    box copy on a CPU from PASTE_BOXES_FROM_PIXELS up (where it is faster) and the gather below."""
+    from lightning_modules.components import mixing
+
+    for size in (16, 72):
+        images, labels = torch.rand(9, 3, size, size), torch.arange(9)
+        mixed = {
+            strategy: k_image_mix(
+                images,
+                labels,
+                9,
+                k,
+                1.0,
+                "cutmix",
+                torch.Generator().manual_seed(k),
+                placement,
+                strategy=strategy,
+            )
+            for strategy in ("gather", "boxes", "auto")
+        }
+        assert torch.equal(mixed["gather"][0], mixed["boxes"][0]) and not torch.equal(
+            mixed["gather"][0], images
+        )
+        assert torch.equal(mixed["gather"][1], mixed["boxes"][1]) and torch.equal(
+            mixed["auto"][0], mixed["boxes"][0]
+        )
+    chosen = []
+    for name in ("paste_boxes", "gather_boxes"):
+        original = getattr(mixing, name)
+        monkeypatch.setattr(mixing, name, lambda *a, _n=name, _o=original: chosen.append(_n) or _o(*a))
+    for size in (16, 64):
+        k_image_mix(torch.rand(4, 3, size, size), torch.arange(4), 4, k, 1.0, "cutmix", placement=placement)
+    assert chosen == ["gather_boxes", "paste_boxes"]  # 16 x 16 < 64 x 64 <= 64 x 64
 
 
 def test_the_memory_layout_does_not_change_the_mix() -> None:

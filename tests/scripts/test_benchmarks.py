@@ -108,18 +108,59 @@ def test_config_sweep_reports_runs_failures_and_skips_with_their_reason(
     assert table.count("\n| ") == 1 + len(outcomes) and "| cls_logits | 32-true | ok |" in table
 
 
-def test_peer_benchmark_says_which_side_is_faster_and_what_was_not_run(tmp_path: Path) -> None:
+def test_peer_timing_protocol_alternates_drops_the_warm_up_and_calls_faster_only_without_overlap() -> None:
+    """One protocol for every peer row: untimed warm-ups, alternating rounds, the median with its spread, and a
+    "faster" verdict only when the spreads do not overlap (a 5 % rule once called one noisy run a win)."""
+    from benchmarks.timing import Timings, alternate, compare, time_sides
+
+    order: list[str] = []
+    results = alternate(
+        {"a": lambda: order.append("a") or len(order), "b": lambda: order.append("b") or len(order)}, 3, 1
+    )
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]  # round 0 is the warm-up, then the order flips
+    assert results == {"a": [4, 5, 8], "b": [3, 6, 7]}
+    slow, fast = Timings((3.0, 3.2, 3.1, 3.5, 3.3)), Timings((1.0, 1.1, 0.9, 1.2, 1.0))
+    assert (
+        compare(fast, slow) == "ours 3.2x faster"
+        and compare(slow, fast, "anomalib") == "anomalib 3.2x faster"
+    )
+    overlapping = Timings((0.95, 3.0, 1.0, 1.0, 1.0))  # one slow run: its median alone would say 3x
+    assert compare(overlapping, slow) == "within noise" and compare(slow, overlapping) == "within noise"
+    assert slow.cell() == "3.20 (3.00-3.50)" and fast.rate_cell(64) == "64 (53-71)"
+    calls: list[int] = []
+    timed = time_sides({"x": lambda: calls.append(1)}, runs=5)
+    assert len(timed["x"].seconds) == 5 and len(calls) > 5  # a quick call is repeated within each run
+    with pytest.raises(ValueError, match="positive"):
+        Timings(())
+
+
+def test_peer_benchmark_refuses_fewer_than_five_runs_and_says_what_was_not_run(tmp_path: Path) -> None:
     from benchmarks import peers
 
-    assert peers.faster(1.0, 3.2) == "ours 3.2x faster" and peers.faster(1.4, 1.0) == "official 1.4x faster"
-    assert peers.faster(1.0, 1.04) == peers.faster(1.04, 1.0) == "the same within 5 %"
-    calls = []
-    assert peers.best_time(lambda: calls.append(1), repeats=2) >= 0 and len(calls) == 3  # warm-up + 2
+    with pytest.raises(SystemExit):
+        peers.main(["--runs", "3", "--out", str(tmp_path / "x.md")])
     out = tmp_path / "peers.md"
     markdown = peers.main(["--out", str(out), "--sctl", str(tmp_path / "absent")])
-    assert out.read_text() == markdown
+    assert out.read_text() == markdown and "median (min-max) of 5 timed runs per side" in markdown
     for option in ("dcutmix", "sctl", "styleflow", "tvqvae"):
         assert f"not run: no checkout given (`--{option} <folder>`)" in markdown
+
+
+def test_patchcore_sides_that_did_unequal_work_are_refused() -> None:
+    from benchmarks.patchcore_peer import coreset_projection_dim
+    from benchmarks.peers import UnequalWorkError, check_equal_work
+
+    assert (
+        coreset_projection_dim(40 * 256) == 228
+    )  # what anomalib 2.7's coreset chose for 40 images at 128 px
+    same = {"images": 40, "bank": 1024, "projection_dim": 228}
+    check_equal_work({"ours": same, "anomalib": dict(same)}, 256, 0.1)
+    with pytest.raises(UnequalWorkError, match="bank"):  # the drop-last bug: 32 of 40 images in the bank
+        check_equal_work({"ours": {**same, "bank": 819}, "anomalib": same}, 256, 0.1)
+    with pytest.raises(UnequalWorkError, match="projection_dim"):
+        check_equal_work({"ours": {**same, "projection_dim": 128}, "anomalib": same}, 256, 0.1)
+    with pytest.raises(UnequalWorkError, match="expected ceil"):
+        check_equal_work({"ours": {**same, "bank": 1000}, "anomalib": {**same, "bank": 1000}}, 256, 0.1)
 
 
 def test_patchcore_peer_peak_memory_is_the_child_s_own() -> None:
@@ -142,47 +183,57 @@ def test_patchcore_peer_peak_memory_is_the_child_s_own() -> None:
     assert 1 < child < 100 < parent, (child, parent)
 
 
-def test_patchcore_peer_row_runs_ours_for_real_beside_a_given_venv(tmp_path: Path) -> None:
-    """The PatchCore row: our side fits and tests through cli.py on the stand-in (a real run, in its own process);
-    the anomalib side is whatever python the venv holds, here one that prints a made-up result, so the row's
-    plumbing and wording are checked without installing anomalib; the warm-up run is left out of the row."""
+def test_patchcore_peer_row_runs_ours_for_real_beside_given_venvs(tmp_path: Path) -> None:
+    """The PatchCore row: our side fits and tests through cli.py on the stand-in with the packaged ImageNet Lite0
+    weights (a real run, in its own process) and must do the peers' work (40 images, 1,024 of 10,240 patches,
+    228 projected dims); the anomalib and official sides are whatever python their venvs hold, here one that
+    prints a made-up result of that work, so the row's plumbing and wording are checked without installing
+    either."""
     from benchmarks import peers
 
-    fake = tmp_path / "venv" / "bin" / "python"
-    fake.parent.mkdir(parents=True)
     result = {
         "fit_seconds": 1000.0,
         "peak_rss_mib": 2048,
         "peak_rise_mib": {"start-up": 500, "training batches": 1000, "coreset": 0, "validation batches": 548},
-        "bank": 123,
+        "images": 40,
+        "bank": 1024,
+        "projection_dim": 228,
         "image_auroc": 50.0,
         "pixel_auroc": 60.0,
     }
-    warm = {**result, "fit_seconds": 5.0}  # the untimed first run, made faster so that keeping it would show
-    calls = tmp_path / "calls"
-    fake.write_text(
-        f"#!/bin/sh\nif [ -f {calls} ]; then echo 'PEER_RESULT {json.dumps(result)}'; "
-        f"else touch {calls}; echo 'PEER_RESULT {json.dumps(warm)}'; fi\n"
-    )
-    fake.chmod(0o755)
-    rows = peers.patchcore_rows(tmp_path / "venv", repeats=1, warmups=1)
+    for venv in ("venv", "official_venv"):
+        fake = tmp_path / venv / "bin" / "python"
+        fake.parent.mkdir(parents=True)
+        fake.write_text(f"#!/bin/sh\necho 'PEER_RESULT {json.dumps(result)}'\n")
+        fake.chmod(0o755)
+    rows = peers.patchcore_rows(tmp_path / "venv", tmp_path, tmp_path / "official_venv", runs=1, warmups=0)
     fit_line = next(i for i, line in enumerate(rows) if line.startswith("Fit: "))
     table, phases = (
         {line.split(" | ")[0].lstrip("| "): line for line in part if line.startswith("| ")}
         for part in (rows[:fit_line], rows[fit_line:])
     )
-    assert table["anomalib 2.7.0"] == "| anomalib 2.7.0 | 1000.0 | 2048 | 123 | 50.0 | 60.0 |"
+    assert (
+        table["anomalib 2.7.0"]
+        == "| anomalib 2.7.0 | 1,000.0 (1,000.0-1,000.0) | 2048 | 1,024 | 50.0 | 60.0 |"
+    )
+    assert table["official unknown"].startswith("| official unknown | 1,000.0 ")  # no git checkout here
     assert phases["anomalib 2.7.0"] == "| anomalib 2.7.0 | 500 | 1,000 | 0 | 548 | — |"  # fit end: not given
     rises = [float(v.replace(",", "")) for v in phases["ours"].strip("| ").split(" | ")[1:]]
     # every phase read; torch alone is > 100 MiB
     assert len(rises) == 5 and rises[0] > 100 and min(rises) >= 0, phases["ours"]
     cells = table["ours"].strip("| ").split(" | ")[1:]
-    fit, rss, bank, image, pixel = (float(v.replace(",", "")) for v in cells)
-    assert 0 < fit < 1000 and rss > 100 and bank > 0  # 40 training images of 16 x 16 patches, 10 % kept
-    # the rises add up to the peak at the fit's end, read before the one after it
-    assert sum(rises) <= rss + 1
+    fit = float(cells[0].split(" ")[0])
+    rss, bank, image, pixel = (float(v.replace(",", "")) for v in cells[1:])
+    assert 0 < fit < 1000 and rss > 100 and bank == 1024  # ceil(10 % of 40 images x 16 x 16 patches)
+    assert (
+        sum(rises) <= rss + 1
+    )  # the rises add up to the peak at the fit's end, read before the one after it
     assert 50 <= image <= 100 and 50 <= pixel <= 100, table["ours"]
-    assert rows[fit_line].startswith("Fit: ours ") and rows[fit_line].endswith("x faster.")
+    assert "tf_efficientnet_lite0" in rows[0] and "blocks.2 + blocks.4" in rows[0] and "228 dims" in rows[0]
+    assert (
+        rows[fit_line].startswith("Fit: beside anomalib 2.7.0, ours ")
+        and "beside official unknown" in rows[fit_line]
+    )
 
 
 def test_gpu_pipeline_times_both_sides_of_each_row_on_cpu(standin_root: Path, tmp_path: Path) -> None:
