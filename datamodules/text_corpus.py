@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError
 from datamodules.standins.text import STANDINS, write_text_standin
-from datamodules.text_processing import WordNormalizer, build_dictionary
+from datamodules.text_processing import WordNormalizer, build_dictionary, dictionary_of
 from datamodules.token_embeddings import PACKAGED_ENCODER, TokenEmbeddings, cached_token_embeddings
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,12 @@ class TextCorpusDataModule(BaseDataModule):
         max_tokens: Word-pieces per document given to the encoder (BERT's 512).
         cache_dir: Where token vectors are cached (default ``<data folder>/.cache``).
         predict_dir: ``predict`` on your documents instead of the test split: a folder of ``.txt`` files
-            (searched recursively) or a ``.jsonl`` file (a ``text`` per line). They are read with the training
-            corpus's vocabulary (which is why the corpus is still read) and get a row each in
-            ``predictions.csv``: main topic, its probability, every topic's proportion.
+            (searched recursively) or a ``.jsonl`` file (a ``text`` per line). They are counted in the training
+            vocabulary and get a row each in ``predictions.csv``: main topic, its probability, every topic's
+            proportion. From a checkpoint the corpus is not read (the checkpoint holds the vocabulary).
+        vocabulary: The words, in id order, to count documents in instead of building the vocabulary from the
+            corpus. Left null, a checkpoint sets it to the vocabulary its model was trained with (``test`` and
+            ``predict``), so that word ids always mean what they meant in training.
     """
 
     layout = "text_corpus"
@@ -100,6 +103,7 @@ class TextCorpusDataModule(BaseDataModule):
         embed_batch_size: int = 16,
         cache_dir: str | None = None,
         download: bool = True,
+        vocabulary: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("root", "data/20newsgroups")
@@ -123,6 +127,12 @@ class TextCorpusDataModule(BaseDataModule):
         self.max_tokens, self.embed_batch_size = max_tokens, embed_batch_size
         self.cache_dir = cache_dir
         self.download = download
+        if vocabulary is not None and (not vocabulary or len(set(vocabulary)) != len(vocabulary)):
+            raise ValueError(
+                f"data.init_args.vocabulary must be distinct words in id order, got {len(vocabulary)} words "
+                f"({len(set(vocabulary))} distinct)"
+            )
+        self.vocabulary = vocabulary
         self.dictionary = None
         self.texts: list[list[str]] = []  # each document's vocabulary words
         self.lemmatized_texts: list[list[str]] = []  # each document's words after lemmatizing, any vocabulary
@@ -203,7 +213,11 @@ class TextCorpusDataModule(BaseDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.dictionary is None:
-            self._setup_corpus()
+            if self.vocabulary is not None and self.predicting_a_folder(stage):
+                self._normalizer = WordNormalizer(wordnet=self.wordnet, min_length=self.min_length)
+                self.dictionary = dictionary_of(self.vocabulary)  # your documents only: no corpus is read
+            else:
+                self._setup_corpus()
         if stage == "predict" and self.predict_dir and "predict_dir" not in self.datasets:
             self._use_predict_documents(Path(self.predict_dir))
 
@@ -259,7 +273,10 @@ class TextCorpusDataModule(BaseDataModule):
         documents, label_names = self.read_documents()
         self._normalizer = WordNormalizer(wordnet=self.wordnet, min_length=self.min_length)
         texts = [self._normalizer.words(d) for d in documents]
-        dictionary = build_dictionary(texts, self.no_below, self.no_above, self.keep_n)
+        if self.vocabulary is not None:
+            dictionary = dictionary_of(self.vocabulary)
+        else:
+            dictionary = build_dictionary(texts, self.no_below, self.no_above, self.keep_n)
         kept = [i for i, t in enumerate(texts) if any(w in dictionary.token2id for w in t)]
         if len(kept) < len(texts):
             log.warning(
@@ -303,12 +320,18 @@ class TextCorpusDataModule(BaseDataModule):
     @property
     def vocab_size(self) -> int:
         """Words in the vocabulary (linked to ``model.init_args.vocab_size``)."""
+        if self.vocabulary is not None:
+            return len(self.vocabulary)
         self.setup()
         return len(self.dictionary)
 
     @property
     def num_classes(self) -> int:
-        self.setup()
+        """Label names in the corpus. With a ``vocabulary`` (from a checkpoint) the corpus is read only when a split
+        needs it, so before that this is the count known so far (0): no topic model takes it, and a predict on
+        your documents must not need the corpus for it."""
+        if self.vocabulary is None:
+            self.setup()
         return len(self.label_names)
 
     def components(self) -> list[tuple[str, bool]]:

@@ -54,6 +54,14 @@ class WordNormalizer:
         return [w for token in WORD.findall(text.lower()) if (w := self.word(token))]
 
 
+def dictionary_of(vocabulary: Sequence[str]) -> Dictionary:
+    """gensim ``Dictionary`` whose word ``i`` is ``vocabulary[i]`` (a trained model's vocabulary, rebuilt without
+    its corpus: one single-word document per word, so the ids follow the list's order)."""
+    dictionary = Dictionary()
+    dictionary.add_documents([[word] for word in vocabulary])
+    return dictionary
+
+
 def build_dictionary(
     texts: Sequence[Sequence[str]], no_below: int = 5, no_above: float = 0.5, keep_n: int | None = None
 ) -> Dictionary:

@@ -66,16 +66,23 @@ def adopt_trained_input(path: Path, data_args: Any, given: set[str]) -> list[str
             continue
         if key in given:
             notes.append(
-                f"data.init_args.{key}={data_args[key]} (given on the command line), but the model in {path.name} "
-                f"was trained at {trained}"
+                f"data.init_args.{key}={_short(data_args[key])} (given on the command line), but the model in "
+                f"{path.name} was trained at {_short(trained)}"
             )
         else:
             notes.append(
-                f"data.init_args.{key}: {trained}, as the model in {path.name} was trained (the config says "
-                f"{data_args[key]}; give it on the command line to override)"
+                f"data.init_args.{key}: {_short(trained)}, as the model in {path.name} was trained (the config "
+                f"says {_short(data_args[key])}; give it on the command line to override)"
             )
             setattr(data_args, key, trained)
     return notes
+
+
+def _short(value: Any) -> str:
+    """A setting as a note shows it: a list (a vocabulary) by its length and first entries."""
+    if isinstance(value, list | tuple) and len(value) > 5:
+        return f"[{', '.join(map(str, value[:3]))}, ... ({len(value)} entries)]"
+    return str(value)
 
 
 def check_checkpoint(path: Path, model: Any, weights_only: bool) -> None:

@@ -73,6 +73,12 @@ class TopicModelRoutine(EvaluationRoutine):
         self.eval_theta.update(theta.detach().float())
         self.eval_labels.update(batch["label"].float())
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The vocabulary travels with the checkpoint (``trained_on``): ``test`` and ``predict`` count documents in
+        the words the model was trained on, and a predict on your documents needs no corpus."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["trained_on"]["vocabulary"] = list(self._corpus().id2word())
+
     def _corpus(self) -> Any:
         """The datamodule as a topic corpus (dictionary, texts, labels); a one-line error naming what it lacks."""
         return self.data_as(TopicCorpus)

@@ -226,8 +226,9 @@ def test_rgbd_pairs_are_found_by_the_training_naming_rule(
 def test_a_topic_model_gives_each_document_its_topics(
     config: str, given: str, run_cli, fitted_runs, standin_root: Path, tmp_path: Path, caplog
 ) -> None:
-    """Your documents, in the training corpus's vocabulary: a row each with its topic proportions (TVQ-VAE's
-    from token vectors of these documents); one without a vocabulary word is named and skipped."""
+    """Your documents, in the training corpus's vocabulary (which the checkpoint holds: the corpus need not be
+    there): a row each with its topic proportions (TVQ-VAE's from token vectors of these documents); one without
+    a vocabulary word is named and skipped."""
     texts = []
 
     def documents() -> Path:
@@ -242,8 +243,18 @@ def test_a_topic_model_gives_each_document_its_topics(
             (tmp_path / "notes" / f"n{i}" / f"doc{i}.txt").write_text(text)
         return tmp_path / "notes"
 
-    with caplog.at_level(logging.WARNING, logger="datamodules"):
-        rows = predictions(fit_and_predict(run_cli, fitted_runs, config, documents))
+    no_corpus = ("--data.init_args.root", str(tmp_path / "no_data"), "--data.init_args.synthetic", "false")
+    with caplog.at_level(
+        logging.WARNING, logger="datamodules"
+    ):  # the corpus is not there: the checkpoint suffices
+        predict = fit_and_predict(
+            run_cli, fitted_runs, config, documents, *no_corpus, "--data.init_args.corpus", "jsonl"
+        )
+        rows = predictions(predict)
+    trained = torch.load(predict.trainer.ckpt_path, map_location="cpu", weights_only=True)["trained_on"][
+        "vocabulary"
+    ]
+    assert predict.datamodule.id2word() == trained and len(trained) == predict.model.hparams.vocab_size
     name = "mine.jsonl:4" if given == "jsonl" else "doc3.txt"
     assert "1 documents without a word of the vocabulary skipped" in caplog.text and name in caplog.text
     assert len(rows) == 3 and all(r["label"] == "-1" for r in rows)
