@@ -5,6 +5,7 @@
     python scripts/check_standin.py --layout rgbd [--size small]                      # RGB-D anti-spoofing
     python scripts/check_standin.py --layout mvtec [--size small]                     # TGI-AD's gate
     python scripts/check_standin.py --layout mvtec --headroom lite0                   # room above ImageNet features
+    python scripts/check_standin.py --layout mvtec --scorer devise                    # the text scorer's knowledge
 
 ForenSynths: builds the seen family's training set and every family's test set in memory, trains one small CNN
 on raw pixels and one on the log-magnitude spectrum (same architecture, same seed), and prints ACC / AP per
@@ -27,6 +28,10 @@ every display). Prints both per display and exits 1 when a gate fails.
 
 MVTec, ``--headroom lite0``: a one-shot nearest-neighbour score on frozen ImageNet features (``anomaly_headroom.py``)
 must leave room per category (image AUROC in [60, 90] %), or no claim about added normal images could be seen.
+
+MVTec, ``--scorer devise``: the CLIP-free text-image scorer (``text_scorer_check.py``) must rank each category's
+normal images above the other categories' for that category's prompts (AUROC >= 75 % every category), or its text
+term cannot guide the selection.
 
 MVTec (text-guided generation): scores copies, blurred copies and classically augmented copies of each
 category's four shots with the generation's own diversity gate (``gate_references.py``): the gate must fail the
@@ -133,7 +138,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 # layout -> (README, block) its table is written to with --readme
 README_BLOCKS = {
     "rgbd": ("datamodules/README.md", "standin:rgbd"),
-    "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate"),
+    "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate_v2"),  # half-resolution sharpness, Lite0
 }
 PROBE_README = "lightning_modules/bihpf/README.md"  # --probe's table, block standin:forensynths_probe
 # AUC (%) of genuine vs each display's spoofs, gated on every display (a shortcut for one display is one the
@@ -195,6 +200,11 @@ def main() -> None:
         choices=["lite0", "lite1", "lite2"],
         help="mvtec: the one-shot ImageNet-feature headroom",
     )
+    parser.add_argument(
+        "--scorer",
+        choices=["devise"],
+        help="mvtec: whether the text-image scorer ranks each category's normals above the others'",
+    )
     args = parser.parse_args()
     if args.layout in README_BLOCKS:
         readme, block = README_BLOCKS[args.layout]
@@ -207,6 +217,12 @@ def main() -> None:
             table, passed = headroom_table(args.size, args.headroom)
             readme, block = "lightning_modules/patchcore/README.md", "standin:mvtec_headroom"
             switch = f" --headroom {args.headroom}"
+        elif args.scorer:
+            from text_scorer_check import scorer_table
+
+            table, passed = scorer_table(args.size, args.scorer)
+            readme, block = "lightning_modules/tgi_ad/README.md", "standin:tgi_scorer"
+            switch = f" --scorer {args.scorer}"
         else:
             from gate_references import gate_references
 

@@ -26,6 +26,7 @@ import time
 
 from demo_common import cli_run, newest_run_file, write_report
 
+from benchmarks.claims import judge_available, load_claims
 from datamodules.standins.mvtec import SIZES
 from lightning_modules.outputs.tables import read_result_table
 
@@ -154,6 +155,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     parser.add_argument("--weights", nargs="+", default=["random"], choices=list(WEIGHTS))
     parser.add_argument("--name", help="the record's and the README block's name (default demo_anomaly)")
+    parser.add_argument(
+        "--demo",
+        default="make demo-anomaly",
+        help="the claims of benchmarks/claims.yaml judged on these runs (their demo field)",
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     for seed in [] if args.report_only else args.seeds:
@@ -165,13 +171,47 @@ def main(argv: list[str] | None = None) -> str:
                         more = [*weights_arguments(weights), *extra]
                         fit_and_test(config, category, shots, seed, args, more, weights_tag(weights))
     markdown = report(args)
+    verdicts, judged = judge_available(
+        load_claims(demo=args.demo), lambda claim: claim_values(args, claim), 1
+    )
+    if verdicts:
+        markdown += "\n" + verdicts
     minutes = None if args.report_only else (time.perf_counter() - started) / 60
     if minutes is not None:
         markdown += f"\nTrained here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
+    record = {"claims": judged} if judged else {}
     write_report(
-        markdown, args.runs_dir, args.name or "demo_anomaly", README if args.readme else None, {}, minutes
+        markdown, args.runs_dir, args.name or "demo_anomaly", README if args.readme else None, record, minutes
     )
     return markdown
+
+
+def group_name(method: str, weights: str, regime: str) -> str:
+    """A claim's group: one method with one weight set in one regime ("PatchCore lite0 one-shot")."""
+    return f"{method} {weights} {regime}"
+
+
+def claim_values(args: argparse.Namespace, claim) -> dict[str, dict[int, float]] | None:
+    """Each of ``claim``'s groups' image AUROC per seed (the mean over the demo's categories), or None when a group
+    is not among this demo's methods, weights and regimes, or one of its runs has not finished."""
+    known = {group_name(m, w, r): (m, w, r) for m in args.methods for w in args.weights for r in args.regimes}
+    members = {g for pair in claim.pairs for g in pair}
+    if not members <= set(known) or not set(claim.seeds) <= set(args.seeds):
+        return None
+    values: dict[str, dict[int, float]] = {}
+    for group in members:
+        method, weights, regime = known[group]
+        config = METHODS[method] + weights_tag(weights)
+        values[group] = {}
+        for seed in claim.seeds:
+            cells = [
+                seed_means(args.runs_dir, [run_name(config, c, REGIMES[regime], seed)])
+                for c in args.categories
+            ]
+            if any(cell is None for cell in cells):
+                return None
+            values[group][seed] = statistics.mean(cell["image_auroc"] for cell in cells)
+    return values
 
 
 def report(args: argparse.Namespace) -> str:

@@ -3,8 +3,9 @@
 The gate (``lightning_modules/tgi_ad/diversity.py``) asks generated samples of one source to differ from each
 other at least 0.3x as much as different real normals do, and to be about as sharp as the reals. Whether a
 failing generator fails for its own reasons or because the gate asks for the impossible is read here: on the
-MVTec-layout stand-in's few shots, three kinds of "samples" per real normal are scored by the same gate, through
-a randomly initialised ResNet-18 as in the offline generation:
+MVTec-layout stand-in's few shots, three kinds of "samples" per real normal are scored by the same gate, its
+distances through the packaged ImageNet EfficientNet-Lite0's features (as in a generation run with
+``--imagenet lite0``; ``features="random"``: a randomly initialised ResNet-18, the first offline generations'):
 
 - exact copies of the source (no variety: the spread must fail),
 - blurred copies (the failure the gate was written for: both must fail),
@@ -24,6 +25,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from datamodules.mvtec import MVTecDataModule
 from lightning_modules.components.feature_extractor import FrozenFeatures
+from lightning_modules.components.packaged_weights import SHORT_NAMES
 from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity
 
 # pixels at 128 px: a plain blur, not matched to the generations (its copies' sharpness ratio is 0.01-0.05 on
@@ -72,11 +74,15 @@ def gate_references(
     seed: int = 0,
     root: Path = Path(".standins"),
     size: str = "small",
+    features: str = "lite0",
 ) -> tuple[str, bool]:
     """A markdown table of spread and sharpness ratios per category and kind, and whether every kind got the
     verdict ``EXPECTED`` asks of it."""
     torch.manual_seed(seed)
-    features = FrozenFeatures("resnet18", (1, 2), pretrained=False)
+    if features == "random":
+        network = FrozenFeatures("resnet18", (1, 2), pretrained=False)
+    else:
+        network = FrozenFeatures(SHORT_NAMES[features], (1, 2), pretrained=True)
     lines = [
         "| category | kind | spread ratio | sharpness ratio | gate | expected |",
         "|---|---|---:|---:|---|---|",
@@ -91,7 +97,7 @@ def gate_references(
             "augmented (the control)": augmented,
         }
         for kind, samples in kinds.items():
-            row = gate_row(features, samples, sources, normals)
+            row = gate_row(network, samples, sources, normals)
             ok = row["gate_passes"] == EXPECTED[kind]
             passed &= ok
             verdict = "passes" if row["gate_passes"] else "fails"

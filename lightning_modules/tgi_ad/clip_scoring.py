@@ -30,6 +30,11 @@ class ClipScorer:
     description: str
     stand_in: bool = False
 
+    @property
+    def random(self) -> bool:
+        """Whether its scores mean nothing (the tiny random CLIP): the selection then drops its source term."""
+        return self.stand_in
+
     @torch.no_grad()
     def text_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(

@@ -20,10 +20,11 @@ from torchvision.utils import save_image
 from datamodules.batch import KeywordExpansion
 from lightning_modules.outputs.run_outputs import log_text
 from lightning_modules.outputs.tables import Component, components_line
-from lightning_modules.tgi_ad.clip_scoring import load_clip, rank_prompts
+from lightning_modules.tgi_ad.clip_scoring import rank_prompts
 from lightning_modules.tgi_ad.diversity import diversity_gate, generation_diversity
 from lightning_modules.tgi_ad.prompts import candidate_prompts
 from lightning_modules.tgi_ad.selector import outliers, per_source_counts, select
+from lightning_modules.tgi_ad.text_scorers import load_text_scorer
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,12 @@ class GenerationRounds:
 
     @torch.no_grad()
     def generate_and_select(self) -> None:
-        """One round: variants of every normal image, CLIP scores, the best ``keep`` accepted."""
+        """One round: variants of every normal image, text-image scores, the best ``keep`` accepted."""
         if not self._normals:
             return
         normals = torch.stack(list(self._normals.values())).to(self.device)
         if self._scorer is None:
-            self._scorer = load_clip(self.hparams.clip_path)
+            self._scorer = load_text_scorer(self.hparams.clip_path, self.hparams.get("text_scorer", "auto"))
         scorer = self._scorer
         normal_embeddings = scorer.image_embeddings(normals.cpu())
         if not self.prompts:
@@ -57,7 +58,7 @@ class GenerationRounds:
             expanded = self.data_as(KeywordExpansion).expand_keyword(keyword)
             prompts = candidate_prompts(keyword, expanded, self.hparams.templates)
             self.prompts = rank_prompts(prompts, normal_embeddings, scorer)
-            log.info("prompts (CLIP %s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
+            log.info("prompts (%s): %s", scorer.description, self.prompts[: self.hparams.top_prompts])
         prompt = scorer.text_embeddings([p for p, _ in self.prompts[: self.hparams.top_prompts]]).mean(0)
         was_training = self.generator.training
         self.generator.eval()
@@ -70,7 +71,7 @@ class GenerationRounds:
         sources = normal_embeddings.repeat_interleave(self.hparams.samples_per_image, dim=0)
         source_of = torch.arange(len(normals)).repeat_interleave(self.hparams.samples_per_image)
         keep = min(self.hparams.keep, len(candidates))
-        gamma = 0.0 if scorer.stand_in else self.hparams.gamma
+        gamma = 0.0 if scorer.random else self.hparams.gamma
         chosen = select(
             embeddings,
             prompt,
@@ -100,9 +101,9 @@ class GenerationRounds:
             {f"generation/{k}": float(v) for k, v in self.statistics.items() if not isinstance(v, str)}
         )
         self.statistics |= {"kept_per_source": counts}
-        if scorer.stand_in and self.hparams.gamma:
+        if scorer.random and self.hparams.gamma:
             self.statistics["gamma_note"] = (
-                f"gamma {self.hparams.gamma:g} set to 0: the CLIP scorer is the random stand-in"
+                f"gamma {self.hparams.gamma:g} set to 0: the text scorer is the random CLIP stand-in"
             )
         per_source = ", ".join(f"{Path(p).name}: {n}" for p, n in zip(self._normals, counts, strict=True))
         log_text(self.trainer, "generation/kept_per_source", per_source)
@@ -152,10 +153,10 @@ class GenerationRounds:
         )
 
     def components(self) -> list[Component]:
-        """The feature network's weights and the data, then the CLIP scorer that ranked prompts and images."""
+        """The feature network's weights and the data, then the text scorer that ranked prompts and images."""
         found = super().components()
         if self._scorer is not None:
-            found.append(Component(f"CLIP scorer: {self._scorer.description}", self._scorer.stand_in))
+            found.append(Component(f"text scorer: {self._scorer.description}", self._scorer.stand_in))
         return found
 
     def output_dir(self) -> Path:

@@ -27,6 +27,7 @@ from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tgi_ad.generation_rounds import GenerationRounds
 from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
 from lightning_modules.tgi_ad.prompts import TEMPLATES
+from lightning_modules.tgi_ad.text_scorers import TextScorerChoice
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
 
     Args:
         keyword: The object's name for WordNet (null: the data's category name).
-        clip_path: Local CLIP folder (null: a tiny random CLIP stands in and the run says so).
+        clip_path: Local CLIP folder (the paper's scorer; first choice when given).
+        text_scorer: ``auto`` (CLIP from ``clip_path`` when given, else the DeViSE-style bridge of the packaged
+            ImageNet classifier and sentence encoder, else a tiny random CLIP that the run names as a stand-in),
+            or ``clip``, ``devise``, ``random`` (``text_scorers.py``).
         templates: Prompt templates with ``{w}``.
         top_prompts: Best-ranked prompts whose mean embedding guides the selection (3).
         width, code_dim, num_codes, downsamplings: Generator sizes (``code_dim``: the latent / code width; not
@@ -106,6 +110,7 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
         self,
         keyword: str | None = None,
         clip_path: str | None = None,
+        text_scorer: TextScorerChoice = "auto",
         templates: tuple[str, ...] = TEMPLATES,
         top_prompts: int = 3,
         width: int = 64,
@@ -136,6 +141,10 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if text_scorer not in ("auto", "clip", "devise", "random"):
+            raise ValueError(
+                f"model.init_args.text_scorer must be auto, clip, devise or random, got {text_scorer!r}"
+            )
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
         if adversarial_weight < 0:

@@ -145,3 +145,26 @@ def test_the_anomaly_headroom_gate_fails_a_stand_in_whose_defects_no_feature_can
                 image.write_bytes(normal)
     table, passed = headroom_table("tiny", "lite0", root)
     assert not passed and table.count("| FAIL |") >= 1 and len(DRAWS) == 3, table
+
+
+def test_the_text_scorer_check_scores_each_category_against_the_others(tmp_path: Path) -> None:
+    """The CLIP-free scorer's check on the tiny stand-in: a row per category with its AUROC and the ImageNet
+    classes it sees, gated at MIN_AUROC; with every category's images made identical it cannot tell them apart
+    (AUROC 50: FAIL)."""
+    from text_scorer_check import MIN_AUROC, scorer_table
+
+    from datamodules.standins.mvtec import write_mvtec_standin
+
+    root = tmp_path / "mvtec"
+    write_mvtec_standin(root, size="tiny")
+    table, passed = scorer_table("tiny", "devise", root)
+    rows = {
+        line.split("|")[1].strip(): line.split("|") for line in table.splitlines() if line.startswith("| ")
+    }
+    assert {"brick", "coffee"} <= set(rows) and f">= {MIN_AUROC:g} %" in table, table
+    assert passed == ("FAIL" not in table) and all(0 <= float(rows[c][2]) <= 100 for c in ("brick", "coffee"))
+    image = sorted((root / "brick" / "train" / "good").iterdir())[0].read_bytes()
+    for path in root.glob("*/train/good/*.png"):
+        path.write_bytes(image)
+    table, passed = scorer_table("tiny", "devise", root)
+    assert not passed and "| brick | 50.0 |" in table, table

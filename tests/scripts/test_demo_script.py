@@ -252,6 +252,34 @@ def test_anomaly_demo_script_tables_every_regime_and_category(
     )
     report = demo_anomaly.main([*arguments, "--report_only"])
     assert report.strip() == markdown.split("Trained")[0].strip()
+    # a claim's groups read back from these runs: each seed's image AUROC, the mean over the categories
+    import argparse
+
+    from benchmarks.claims import Claim
+
+    claim = Claim(
+        "c",
+        "p",
+        "c",
+        "make demo-anomaly",
+        "image AUROC",
+        "higher",
+        [("PatchCore random full-shot", "PatchCore random one-shot")],
+        [0],
+        1,
+    )
+    ran = argparse.Namespace(
+        methods=["PatchCore", "Reverse Distillation"],
+        weights=["random"],
+        regimes=["one-shot", "full-shot"],
+        seeds=[0],
+        categories=["brick"],
+        runs_dir=str(tmp_path),
+    )
+    values = demo_anomaly.claim_values(ran, claim)
+    brick = [line for line in markdown.splitlines() if line.startswith("| brick")]
+    assert values["PatchCore random one-shot"][0] == pytest.approx(float(brick[0].split("|")[2]), abs=0.051)
+    assert demo_anomaly.claim_values(argparse.Namespace(**{**vars(ran), "seeds": [1]}), claim) is None
 
     # the same PatchCore cell with the packaged ImageNet weights, beside the random backbone's run above
     weights = ["--methods", "PatchCore", "--weights", "random", "lite0", "--regimes", "one-shot"]
