@@ -138,7 +138,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 # layout -> (README, block) its table is written to with --readme
 README_BLOCKS = {
     "rgbd": ("datamodules/README.md", "standin:rgbd"),
-    "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate_v2"),  # half-resolution sharpness, Lite0
+    # the second gate (half-resolution sharpness, Lite0 distances); standin:tgi_gate keeps the first one's table
+    "mvtec": ("lightning_modules/tgi_ad/README.md", "standin:tgi_gate_v2"),
 }
 PROBE_README = "lightning_modules/bihpf/README.md"  # --probe's table, block standin:forensynths_probe
 # AUC (%) of genuine vs each display's spoofs, gated on every display (a shortcut for one display is one the
