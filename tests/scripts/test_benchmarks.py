@@ -148,7 +148,7 @@ def test_peer_benchmark_refuses_fewer_than_five_runs_and_says_what_was_not_run(t
 
 def test_patchcore_sides_that_did_unequal_work_are_refused() -> None:
     from benchmarks.patchcore_peer import coreset_projection_dim
-    from benchmarks.peers import UnequalWorkError, check_equal_work
+    from benchmarks.patchcore_row import UnequalWorkError, check_equal_work
 
     assert (
         coreset_projection_dim(40 * 256) == 228
@@ -189,7 +189,7 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_given_venvs(tmp_path: Path
     228 projected dims); the anomalib and official sides are whatever python their venvs hold, here one that
     prints a made-up result of that work, so the row's plumbing and wording are checked without installing
     either."""
-    from benchmarks import peers
+    from benchmarks import patchcore_row
 
     result = {
         "fit_seconds": 1000.0,
@@ -206,7 +206,9 @@ def test_patchcore_peer_row_runs_ours_for_real_beside_given_venvs(tmp_path: Path
         fake.parent.mkdir(parents=True)
         fake.write_text(f"#!/bin/sh\necho 'PEER_RESULT {json.dumps(result)}'\n")
         fake.chmod(0o755)
-    rows = peers.patchcore_rows(tmp_path / "venv", tmp_path, tmp_path / "official_venv", runs=1, warmups=0)
+    rows = patchcore_row.patchcore_rows(
+        tmp_path / "venv", tmp_path, tmp_path / "official_venv", runs=1, warmups=0
+    )
     fit_line = next(i for i, line in enumerate(rows) if line.startswith("Fit: "))
     table, phases = (
         {line.split(" | ")[0].lstrip("| "): line for line in part if line.startswith("| ")}
