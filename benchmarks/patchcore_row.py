@@ -5,6 +5,7 @@ every run is shown to have done the same work."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -132,7 +133,7 @@ def patchcore_rows(
             *("--projection_dim", str(coreset_projection_dim(images * patches))),
             *(("--code", str(official)) if official is not None else ()),
         ]
-        counter = iter(range(10**6))
+        counter = itertools.count()
 
         def side_call(side: str, python: Path):
             return lambda: peer_result(

@@ -14,23 +14,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from anomaly_headroom import load
 
 from datamodules.anomaly_images import find_records
-from datamodules.image_io import read_rgb
 from datamodules.standins.mvtec import SIZES, write_mvtec_standin
 from lightning_modules.metrics.detection import auroc
 from lightning_modules.tgi_ad.prompts import TEMPLATES, candidate_prompts
 
 MIN_AUROC = 75.0  # image AUROC (%) of own normals vs other categories' normals, every category
-
-
-def category_images(folder: Path) -> torch.Tensor:
-    """A category's normal training images as one (N, 3, H, W) float tensor in [0, 1]."""
-    records = find_records(folder, "mvtec_ad", "train")
-    return torch.from_numpy(np.stack([read_rgb(r.path) for r in records])).permute(0, 3, 1, 2).float() / 255
 
 
 def scorer_table(size: str = "small", scorer: str = "devise", root: Path | None = None) -> tuple[str, bool]:
@@ -45,7 +38,7 @@ def scorer_table(size: str = "small", scorer: str = "devise", root: Path | None 
         folder = root or Path(scratch) / "mvtec"
         if not folder.is_dir():
             write_mvtec_standin(folder, size=size)
-        images = {category: category_images(folder / category) for category in categories}
+        images = {c: load(find_records(folder / c, "mvtec_ad", "train")) for c in categories}
     embeddings = {category: model.image_embeddings(x) for category, x in images.items()}
     rows, passed = [], True
     for category in categories:

@@ -27,7 +27,7 @@ from lightning_modules.routines.base import EvaluationRoutine
 from lightning_modules.tgi_ad.generation_rounds import GenerationRounds
 from lightning_modules.tgi_ad.networks import VarianceAwareVQGAN, generator_loss
 from lightning_modules.tgi_ad.prompts import TEMPLATES
-from lightning_modules.tgi_ad.text_scorers import TextScorerChoice
+from lightning_modules.tgi_ad.text_scorers import TextScorerChoice, check_text_scorer
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,7 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if text_scorer not in ("auto", "clip", "devise", "random"):
-            raise ValueError(
-                f"model.init_args.text_scorer must be auto, clip, devise or random, got {text_scorer!r}"
-            )
+        check_text_scorer(text_scorer)
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
         if adversarial_weight < 0:

@@ -9,7 +9,7 @@ and ``random`` ask for one and fail in one line when it cannot be had.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from lightning_modules.tgi_ad.clip_scoring import ClipScorer, load_clip
 from lightning_modules.tgi_ad.devise_scoring import DeviseScorer, devise_available, load_devise
@@ -17,10 +17,15 @@ from lightning_modules.tgi_ad.devise_scoring import DeviseScorer, devise_availab
 TextScorerChoice = Literal["auto", "clip", "devise", "random"]
 
 
+def check_text_scorer(choice: str) -> None:
+    """One line naming the key when ``choice`` is not a text scorer (at the module's construction and at load)."""
+    if choice not in get_args(TextScorerChoice):
+        raise ValueError(f"model.init_args.text_scorer must be auto, clip, devise or random, got {choice!r}")
+
+
 def load_text_scorer(clip_path: str | None, choice: str = "auto") -> ClipScorer | DeviseScorer:
     """The scorer ``choice`` names (see the module docstring)."""
-    if choice not in ("auto", "clip", "devise", "random"):
-        raise ValueError(f"model.init_args.text_scorer must be auto, clip, devise or random, got {choice!r}")
+    check_text_scorer(choice)
     if choice == "clip" and not clip_path:
         raise ValueError(
             "model.init_args.text_scorer clip needs model.init_args.clip_path (a local CLIP folder)"
