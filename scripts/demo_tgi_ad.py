@@ -36,18 +36,28 @@ from demo_anomaly import (
     DEFAULT_CATEGORIES,
     METHODS,
     METRICS,
+    WEIGHTS,
     add_common_arguments,
     cell_arguments,
     fit_and_test,
     run_name,
     seed_means,
+    weights_arguments,
+    weights_tag,
 )
 from demo_common import REPO, cli_run, newest_run_file, write_report
+from tgi_generations import (
+    REGIMES,
+    gate_failures,
+    generation_run,
+    generation_table,
+    newest_generation_json,
+    prior_run,
+)
 
 from benchmarks.claims import Claim, judge_available, load_claims
 
 README = "lightning_modules/tgi_ad/README.md"
-REGIMES = {"one-shot": "1", "few-shot (4)": "4"}
 # training set -> (config suffix, run tag): the control reads the plain config with augmented_normals
 TRAINING_SETS = {
     "real": ("", ""),
@@ -75,17 +85,6 @@ def training_set_arguments(method: str, suffix: str, tag: str, generated: str) -
     ]
 
 
-def newest_generation_json(generated: str):
-    """generation.json of the generation run folder ``generated`` points to."""
-    run, name = generated.rsplit("/", 1)
-    found = newest_run_file(run, name, "generated/generation.json")
-    if found is None:
-        raise FileNotFoundError(
-            f"{generated}: no generated/generation.json (the generation run did not finish)"
-        )
-    return found
-
-
 def run_seed(seed: int, args: argparse.Namespace, prior: list[str], extra: list[str]) -> None:
     """One seed: the generations, regime by regime, the few-shot ones first (their gate can be judged; one shot has
     no spread between reals to compare with); after a regime in which a generation failed the gate, the seed stops:
@@ -106,29 +105,18 @@ def run_seed(seed: int, args: argparse.Namespace, prior: list[str], extra: list[
     for (shots, category), folder in [] if args.generation_only else generated.items():
         for method in args.methods:
             for suffix, tag in TRAINING_SETS.values():
-                more = training_set_arguments(method, suffix, tag, folder)
-                fit_and_test(METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tag)
+                more = [
+                    *training_set_arguments(method, suffix, tag, folder),
+                    *weights_arguments(args.weights),
+                ]
+                tagged = weights_tag(args.weights) + tag
+                fit_and_test(METHODS[method] + suffix, category, shots, seed, args, [*more, *extra], tagged)
 
 
-def gate_failures(generated: list[str]) -> list[str]:
-    """The generation runs among ``generated`` whose diversity gate failed, each with its two ratios (a one-shot
-    run's gate is "not judged": one real normal gives no spread to compare with, and it does not count)."""
-    failed = []
-    for folder in generated:
-        summary = json.loads(newest_generation_json(folder).read_text())
-        if str(summary.get("gate", "")).startswith("fails"):
-            failed.append(
-                f"{folder.rsplit('/', 1)[-1]} (spread ratio {summary['spread_ratio']:.3f}, sharpness ratio "
-                f"{summary['sharpness_ratio']:.3f})"
-            )
-    return failed
-
-
-def generation_run(category: str, shots: str, seed: int) -> str:
-    return f"demo_tgi_generate_{category}_{shots}shot_seed{seed}"
-
-
-PRIOR_RUN = "demo_tgi_prior"
+def generation_arguments(args: argparse.Namespace) -> list[str]:
+    """The arguments of the prior and of every generation beyond the configs: the feature network's weights,
+    then ``--generation_arguments``."""
+    return [*weights_arguments(args.weights), *shlex.split(args.generation_arguments)]
 
 
 def train_prior(args: argparse.Namespace) -> list[str]:
@@ -137,7 +125,8 @@ def train_prior(args: argparse.Namespace) -> list[str]:
     ``--no_prior``."""
     if args.no_prior:
         return []
-    if args.fresh or not newest_run_file(args.runs_dir, PRIOR_RUN, "checkpoints/last.ckpt"):
+    prior = prior_run(args.weights)
+    if args.fresh or not newest_run_file(args.runs_dir, prior, "checkpoints/last.ckpt"):
         cli_run(
             [
                 "fit",
@@ -150,18 +139,18 @@ def train_prior(args: argparse.Namespace) -> list[str]:
                 "--data.init_args.val_split",
                 "none",
                 "--run_name",
-                PRIOR_RUN,
+                prior,
                 "--runs_dir",
                 args.runs_dir,
-                *shlex.split(args.generation_arguments),
+                *generation_arguments(args),
             ]
         )
-    return ["--model.init_args.prior_path", f"{args.runs_dir}/{PRIOR_RUN}"]
+    return ["--model.init_args.prior_path", f"{args.runs_dir}/{prior}"]
 
 
 def generate(category: str, shots: str, seed: int, args: argparse.Namespace, prior: list[str]) -> str:
     """Run the generation step once per (category, shots, seed); its run folder, for ``extra_normal_dir``."""
-    run = generation_run(category, shots, seed)
+    run = generation_run(category, shots, seed, args.weights)
     if args.fresh or not newest_run_file(args.runs_dir, run, "generated"):
         cli_run(
             [
@@ -176,7 +165,7 @@ def generate(category: str, shots: str, seed: int, args: argparse.Namespace, pri
                 run,
                 "--runs_dir",
                 args.runs_dir,
-                *shlex.split(args.generation_arguments),
+                *generation_arguments(args),
             ]
         )
     return f"{args.runs_dir}/{run}"
@@ -207,6 +196,18 @@ def main(argv: list[str] | None = None) -> str:
         action="store_true",
         help="train the baselines of a seed even when its generations fail the diversity gate",
     )
+    parser.add_argument(
+        "--weights",
+        default="random",
+        choices=list(WEIGHTS),
+        help="the baselines' backbone and the generator's feature network (lite0: the packaged ImageNet weights)",
+    )
+    parser.add_argument("--name", help="the record's and the README block's name (default demo_tgi_ad)")
+    parser.add_argument(
+        "--demo",
+        default="make demo-tgi-ad",
+        help="the claims of benchmarks/claims.yaml judged on these runs (their demo field)",
+    )
     args, extra = parser.parse_known_args(argv)
     started = time.perf_counter()
     prior = [] if args.report_only else train_prior(args)
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> str:
     if minutes is not None:
         markdown += f"\nRun here in {minutes:.1f} min ({len(args.seeds)} seed(s))\n"
     readme = README if args.readme else None
-    write_report(markdown, args.runs_dir, "demo_tgi_ad", readme, {"claims": judged}, minutes)
+    write_report(markdown, args.runs_dir, args.name or "demo_tgi_ad", readme, {"claims": judged}, minutes)
     return markdown
 
 
@@ -229,7 +230,7 @@ def judge_claims(args: argparse.Namespace) -> tuple[str, dict]:
     and whose runs all exist (none otherwise), and the values judged."""
     claims = {
         cid: claim
-        for cid, claim in load_claims(demo="make demo-tgi-ad").items()
+        for cid, claim in load_claims(demo=args.demo).items()
         if set(claim.seeds) <= set(args.seeds)
         and set(claim.extra["regimes"]) <= set(args.regimes)
         and set(args.categories) == set(DEFAULT_CATEGORIES)
@@ -266,7 +267,7 @@ def baseline_mean(
 ) -> float | None:
     """One baseline group's test ``measure`` at ``seed``, averaged over the (category, shots) ``cells``; None
     unless every run finished."""
-    config = group_config(group)
+    config = group_config(group, args.weights)
     per_cell = [seed_means(args.runs_dir, [run_name(config, c, s, seed)]) for c, s in cells]
     return statistics.mean(v[measure] for v in per_cell) if all(per_cell) else None
 
@@ -277,7 +278,7 @@ def generation_mean(
     """The generations' ``measure`` (generation.json) at ``seed``, averaged over ``cells``; None unless every
     generation finished."""
     found = [
-        newest_run_file(args.runs_dir, generation_run(c, s, seed), "generated/generation.json")
+        newest_run_file(args.runs_dir, generation_run(c, s, seed, args.weights), "generated/generation.json")
         for c, s in cells
     ]
     if not all(found):
@@ -285,12 +286,13 @@ def generation_mean(
     return statistics.mean(json.loads(f.read_text()).get(measure, float("nan")) for f in found)
 
 
-def group_config(group: str) -> str:
-    """The run config of a claim group "<method> <training set>", e.g. "PatchCore real + generated"."""
+def group_config(group: str, weights: str = "random") -> str:
+    """The run config of a claim group "<method> <training set>", e.g. "PatchCore real + generated", with the
+    backbone ``weights``' run tag."""
     for method, config in METHODS.items():
         for training_set, (suffix, tag) in TRAINING_SETS.items():
             if group == f"{method} {training_set}":
-                return config + suffix + tag
+                return config + suffix + weights_tag(weights) + tag
     known = [f"{m} {t}" for m in METHODS for t in TRAINING_SETS]
     raise ValueError(f"benchmarks/claims.yaml: unknown demo-tgi-ad group {group!r}; expected one of {known}")
 
@@ -299,14 +301,18 @@ def report(args: argparse.Namespace) -> str:
     """Per regime and metric: a row per method and training set, a column per category and their mean; one line
     instead for a regime in which no baseline trained on generated or augmented images has finished (the gate
     stopped them)."""
-    lines = []
+    lines = (
+        [] if args.weights == "random" else [f"Backbone and feature network: {WEIGHTS[args.weights]}.", ""]
+    )
+    wtag = weights_tag(args.weights)
     baseline_regimes = [] if args.generation_only else args.regimes
     for regime, shots in ((r, REGIMES[r]) for r in baseline_regimes):
         # (method, training set) -> per category, the means over the seeds (None: a run is missing), read once
         values = {
             (method, training_set): [
                 seed_means(
-                    args.runs_dir, [run_name(METHODS[method] + suffix + tag, c, shots, s) for s in args.seeds]
+                    args.runs_dir,
+                    [run_name(METHODS[method] + suffix + wtag + tag, c, shots, s) for s in args.seeds],
                 )
                 for c in args.categories
             ]
@@ -337,46 +343,6 @@ def report(args: argparse.Namespace) -> str:
                 lines.append(f"| {method} | {training_set} | " + " | ".join(cells) + f" | {mean} |")
             lines.append("")
     return "\n".join(lines + generation_table(args))
-
-
-def generation_table(args: argparse.Namespace) -> list[str]:
-    """What each generation run kept, and how far its images lie from their source and from each other (LPIPS-style
-    feature distance, ``lightning_modules/tgi_ad/diversity.py``; the real normals' spread is the scale)."""
-    lines = [
-        "**generated normals** (last round; distances: LPIPS-style through the generator's feature network)",
-        "",
-        "| regime | category | seed | kept / candidates | kept per source | outliers | to source | between samples | "
-        "between real normals | spread ratio | sharpness ratio | gate |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
-        for category in args.categories:
-            for seed in args.seeds:
-                found = newest_run_file(
-                    args.runs_dir, generation_run(category, shots, seed), "generated/generation.json"
-                )
-                if found is None:
-                    lines.append(f"| {regime} | {category} | {seed} |" + " — |" * 9)
-                    continue
-                g = json.loads(found.read_text())
-                cells = [
-                    f"{g.get(k, float('nan')):.3f}"
-                    for k in (
-                        "source_distance",
-                        "diversity",
-                        "normal_diversity",
-                        "spread_ratio",
-                        "sharpness_ratio",
-                    )
-                ]
-                per_source = " ".join(map(str, g.get("kept_per_source", []))) or "—"
-                lines.append(
-                    f"| {regime} | {category} | {seed} | {g['kept']} / {g['candidates']} | {per_source} | "
-                    f"{g['outliers']} | "
-                    + " | ".join(c.replace("nan", "—") for c in cells)
-                    + f" | {g.get('gate', '—')} |"
-                )
-    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class GenerationRounds:
         source_of = torch.arange(len(normals)).repeat_interleave(self.hparams.samples_per_image)
         keep = min(self.hparams.keep, len(candidates))
         gamma = 0.0 if scorer.random else self.hparams.gamma
+        text_weight = float(self.hparams.get("text_weight", 1.0))  # older checkpoints: the paper's score
         chosen = select(
             embeddings,
             prompt,
@@ -80,6 +81,7 @@ class GenerationRounds:
             gamma,
             self.hparams.outlier_z,
             source_of if self.hparams.per_source else None,
+            text_weight,
         )
         self.accepted = candidates[chosen].to(self.device)
         rejected = torch.ones(len(candidates), dtype=torch.bool)
@@ -92,6 +94,7 @@ class GenerationRounds:
             "kept_min_per_source": min(counts),
             "kept_max_per_source": max(counts),
             "gamma": gamma,
+            "text_weight": text_weight,
         }
         if self.features is not None:  # copying the source is the one-shot failure: measure it
             source_index = chosen.to(self.device) // self.hparams.samples_per_image
@@ -101,6 +104,11 @@ class GenerationRounds:
             {f"generation/{k}": float(v) for k, v in self.statistics.items() if not isinstance(v, str)}
         )
         self.statistics |= {"kept_per_source": counts}
+        if not text_weight:
+            self.statistics["text_note"] = (
+                f"text term off (text_weight 0): {scorer.description} ranked the prompts, the selection used "
+                "the source term alone"
+            )
         if scorer.random and self.hparams.gamma:
             self.statistics["gamma_note"] = (
                 f"gamma {self.hparams.gamma:g} set to 0: the text scorer is the random CLIP stand-in"

@@ -69,6 +69,9 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
         text_scorer: ``auto`` (CLIP from ``clip_path`` when given, else the DeViSE-style bridge of the packaged
             ImageNet classifier and sentence encoder, else a tiny random CLIP that the run names as a stand-in),
             or ``clip``, ``devise``, ``random`` (``text_scorers.py``).
+        text_weight: Weight of the prompt similarity in the selection score (1, the paper's); 0 drops the text
+            term (the prompts are still ranked and logged) where the scorer was measured not to rank a category's
+            own images above others' (``scripts/check_standin.py --scorer devise``); said in generation.json.
         templates: Prompt templates with ``{w}``.
         top_prompts: Best-ranked prompts whose mean embedding guides the selection (3).
         width, code_dim, num_codes, downsamplings: Generator sizes (``code_dim``: the latent / code width; not
@@ -111,6 +114,7 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
         keyword: str | None = None,
         clip_path: str | None = None,
         text_scorer: TextScorerChoice = "auto",
+        text_weight: float = 1.0,
         templates: tuple[str, ...] = TEMPLATES,
         top_prompts: int = 3,
         width: int = 64,
@@ -144,6 +148,8 @@ class TextGuidedGenerationModule(GenerationRounds, ResizableBuffersMixin, Evalua
         check_text_scorer(text_scorer)
         if rounds < 1 or samples_per_image < 1 or keep < 1:
             raise ValueError("model.init_args.rounds, samples_per_image and keep must be >= 1")
+        if text_weight < 0:
+            raise ValueError(f"model.init_args.text_weight must be >= 0, got {text_weight}")
         if adversarial_weight < 0:
             raise ValueError(f"model.init_args.adversarial_weight must be >= 0, got {adversarial_weight}")
         # manual: the discriminator, when there is one, steps after the generator on the same batch

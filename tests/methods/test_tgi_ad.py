@@ -225,6 +225,27 @@ def test_the_per_source_quota_spreads_the_kept_images_over_the_sources() -> None
         select(candidates[:9], prompt, normals[small], keep=6, source_index=small[:8])
 
 
+def test_text_weight_zero_selects_without_the_text_term() -> None:
+    """text_weight 0 (a scorer that cannot tell the category apart): the prompt no longer moves the selection, the
+    source term alone ranks; at the paper's weight 1 a prompt-matching candidate is kept first."""
+    from lightning_modules.tgi_ad.module import TextGuidedGenerationModule
+    from lightning_modules.tgi_ad.selector import select, selection_scores
+
+    torch.manual_seed(0)
+    source = torch.randn(1, 16).expand(30, -1)
+    candidates = source + torch.randn(30, 16)
+    prompts = torch.randn(2, 16)
+    candidates[5] = 4 * prompts[0]  # matches the first prompt, far from its source
+    paper = select(candidates, prompts[0], source, keep=5, outlier_z=None)
+    assert paper[0] == 5
+    off = [select(candidates, p, source, keep=5, outlier_z=None, text_weight=0.0) for p in prompts]
+    assert off[0].tolist() == off[1].tolist() and 5 not in off[0].tolist()
+    alone = selection_scores(candidates, prompts[0], source, gamma=0.5, text_weight=0.0)
+    assert torch.allclose(alone, 0.5 * torch.nn.functional.cosine_similarity(candidates, source, dim=-1))
+    with pytest.raises(ValueError, match="text_weight must be >= 0, got -1"):
+        TextGuidedGenerationModule(text_weight=-1, feature_weight=0.0)
+
+
 def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tmp_path) -> None:
     """fit: 2 rounds of generation and selection; the kept images land in the MVTec layout, TensorBoard shows the
     real normals, candidates, kept and rejected images and the prompts; PatchCore then trains on them."""
@@ -281,6 +302,7 @@ def test_generation_run_writes_kept_images_that_a_baseline_trains_on(run_cli, tm
     assert summary["source_distance"] > 0 and summary["diversity"] > 0 and len(summary["prompts"]) == 3
     assert summary["kept_per_source"] == [3, 3]  # the quota: keep 6 of 2 sources
     assert summary["gamma"] == 0.5 and "gamma_note" not in summary  # a scorer that knows images keeps gamma
+    assert summary["text_weight"] == 1.0 and "text_note" not in summary  # the paper's score by default
     assert (
         summary["spread_ratio"] > 0
         and summary["sharpness_ratio"] > 0

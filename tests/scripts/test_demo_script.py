@@ -390,6 +390,55 @@ def test_tgi_demo_trains_no_baseline_of_a_seed_whose_generations_fail_the_gate(
     assert len(trained) == 6
 
 
+def test_tgi_demo_on_imagenet_features_names_its_runs_apart_and_switches_every_network(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """--weights lite0: the prior, the generations and the baselines get --imagenet lite0 and a _lite0 run tag, so
+    the real-only runs are make demo-anomaly-imagenet's and nothing of the random-feature demo is reused."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import json
+
+    import demo_anomaly
+    import demo_tgi_ad
+
+    made, trained = [], []
+
+    def made_up_generation(category, shots, seed, args, prior):
+        made.append((demo_tgi_ad.generation_arguments(args), prior))
+        run = demo_tgi_ad.generation_run(category, shots, seed, args.weights)
+        out = tmp_path / run / "version_0" / "generated"
+        out.mkdir(parents=True, exist_ok=True)
+        record = {"kept": 4, "candidates": 8, "outliers": 0, "gate": "not judged: one real normal"}
+        (out / "generation.json").write_text(json.dumps(record))
+        return f"{tmp_path}/{run}"
+
+    monkeypatch.setattr(
+        demo_tgi_ad, "train_prior", lambda args: ["prior", demo_tgi_ad.prior_run(args.weights)]
+    )
+    monkeypatch.setattr(demo_tgi_ad, "generate", made_up_generation)
+    monkeypatch.setattr(
+        demo_tgi_ad, "fit_and_test", lambda config, *rest: trained.append((config, rest[-2], rest[-1]))
+    )
+    monkeypatch.setattr(demo_tgi_ad, "training_set_arguments", lambda *args: [])
+    arguments = ["--categories", "brick", "--methods", "PatchCore", "--regimes", "one-shot"]
+    demo_tgi_ad.main([*arguments, "--runs_dir", str(tmp_path), "--weights", "lite0", "--name", "x"])
+    assert made == [(["--imagenet", "lite0"], ["prior", "demo_tgi_prior_lite0"])]
+    assert (tmp_path / "demo_tgi_generate_brick_1shot_seed0_lite0").is_dir()
+    assert [(config, tag) for config, _, tag in trained] == [
+        ("patchcore_mvtec", "_lite0"),
+        ("patchcore_mvtec_tgi", "_lite0"),
+        ("patchcore_mvtec", "_lite0_aug"),
+    ]
+    assert all(extra[:2] == ["--imagenet", "lite0"] for _, extra, _ in trained)
+    real = demo_tgi_ad.group_config("PatchCore real", "lite0")  # the name make demo-anomaly-imagenet gives
+    assert (
+        real
+        == demo_anomaly.METHODS["PatchCore"] + demo_anomaly.weights_tag("lite0")
+        == "patchcore_mvtec_lite0"
+    )
+    assert demo_tgi_ad.group_config("PatchCore real + augmented (control)") == "patchcore_mvtec_aug"
+
+
 def test_tgi_demo_judges_the_gate_then_the_baselines_from_their_runs(tmp_path: Path) -> None:
     """From made-up runs: the spread claim holds (mean ratio 0.4 > 0.3 at every seed), the sharpness claim fails
     where seed 2's samples are blurred, and the AUROC claims are judged only once every baseline run exists."""
