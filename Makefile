@@ -77,7 +77,7 @@ demo-tgi-ad: $(STAMP) wordnet  ## text-guided generated normals, one- and few-sh
 	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --seeds 0 1 2 --readme
 
 demo-tgi-ad-imagenet: $(STAMP) wordnet  ## the same on ImageNet Lite0 features (generator feature loss and prior, the gate's distances, the baselines), the half-resolution gate, the selection without the text term (the DeViSE scorer failed its check on brick); 3 seeds (not yet run)
-	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --weights lite0 --seeds 0 1 2 --name demo_tgi_ad_imagenet --demo "make demo-tgi-ad-imagenet" --generation_arguments "--model.init_args.text_weight 0" --readme
+	cd $(CURDIR) && $(PY) scripts/demo_tgi_ad.py --weights lite0 --methods PatchCore "Reverse Distillation" --seeds 0 1 2 --name demo_tgi_ad_imagenet --demo "make demo-tgi-ad-imagenet" --generation_arguments "--model.init_args.text_weight 0" --readme
 
 demo-topics: $(STAMP) wordnet  ## TVQ-VAE / ProdLDA / LDA on gensim's shipped corpora, K = 5 and 10, 3 seeds (23.5 min recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_topics.py --readme
