@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import BaseDataModule, DatasetNotFoundError
 from datamodules.standins.text import STANDINS, write_text_standin
+from datamodules.text_files import read_jsonl, read_text_files
 from datamodules.text_processing import WordNormalizer, build_dictionary, dictionary_of
 from datamodules.token_embeddings import PACKAGED_ENCODER, TokenEmbeddings, cached_token_embeddings
 
@@ -73,7 +74,7 @@ class TextCorpusDataModule(BaseDataModule):
             the paper uses ``bert-base-uncased``.
         encoder_fallback: Used (with a warning) when ``encoder`` cannot be loaded; null makes that an error.
         max_tokens: Word-pieces per document given to the encoder (BERT's 512).
-        cache_dir: Where token vectors are cached (default ``<data folder>/.cache``).
+        cache_dir: Where token vectors are cached (default ``.cache`` beside the documents).
         predict_dir: ``predict`` on your documents instead of the test split: a folder of ``.txt`` files
             (searched recursively) or a ``.jsonl`` file (a ``text`` per line). They are counted in the training
             vocabulary and get a row each in ``predictions.csv``: main topic, its probability, every topic's
@@ -344,9 +345,8 @@ class TextCorpusDataModule(BaseDataModule):
         """Valid-token vectors of every kept document, in ``index`` order (cached under ``cache_dir``)."""
         self.setup()
         if self._embeddings is None:
-            cache = Path(self.cache_dir) if self.cache_dir else self.data_dir / ".cache"
             self._embeddings = cached_token_embeddings(
-                cache,
+                self.token_cache_dir(),
                 self.documents,
                 self.dictionary,
                 self._normalizer,
@@ -357,44 +357,15 @@ class TextCorpusDataModule(BaseDataModule):
             )
         return self._embeddings
 
+    def token_cache_dir(self) -> Path:
+        """``cache_dir``, else ``.cache`` beside the documents the vectors are of: in the corpus folder, or the
+        folder of a corpus .jsonl file; for a predict on your documents (whose corpus root need not exist, and is
+        never created), beside those."""
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        source = Path(self.predict_dir) if "predict_dir" in self.datasets else self.data_dir
+        return (source if source.is_dir() else source.parent) / ".cache"
+
     def id2word(self) -> list[str]:
         self.setup()
         return [self.dictionary[i] for i in range(len(self.dictionary))]
-
-
-def utf8_lines(path: Path) -> list[str]:
-    """The file's lines, decoded as UTF-8; a byte that is not UTF-8 is one ``ValueError`` naming the file, the
-    line and the byte (not a UnicodeDecodeError with a position in the whole file)."""
-    lines = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); save the "
-                "file as UTF-8"
-            ) from None
-    return lines
-
-
-def read_jsonl(path: Path) -> list[tuple[str, str, str | None]]:
-    """(``<file>:<line>``, text, label or None) per non-empty line of a JSONL file."""
-    rows = []
-    for number, line in enumerate(utf8_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            text = str(row["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f'{path}:{number}: expected a JSON object with a "text" key') from None
-        rows.append((f"{path}:{number}", text, None if row.get("label") is None else str(row["label"])))
-    return rows
-
-
-def read_text_files(folder: Path, key: str) -> list[tuple[str, str, str | None]]:
-    """(path, text, label: the sub-folder's name or None) per ``.txt`` file under ``folder``."""
-    files = sorted(folder.rglob("*.txt"))
-    if not files:
-        raise DatasetNotFoundError(f"no .txt file under {key}={str(folder)!r}")
-    return [(str(f), "\n".join(utf8_lines(f)), None if f.parent == folder else f.parent.name) for f in files]

@@ -255,6 +255,7 @@ def test_a_topic_model_gives_each_document_its_topics(
         "vocabulary"
     ]
     assert predict.datamodule.id2word() == trained and len(trained) == predict.model.hparams.vocab_size
+    assert not (tmp_path / "no_data").exists()  # the missing corpus root is not created (no cache under it)
     name = "mine.jsonl:4" if given == "jsonl" else "doc3.txt"
     assert "1 documents without a word of the vocabulary skipped" in caplog.text and name in caplog.text
     assert len(rows) == 3 and all(r["label"] == "-1" for r in rows)
