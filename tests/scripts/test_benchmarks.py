@@ -108,9 +108,12 @@ def test_config_sweep_reports_runs_failures_and_skips_with_their_reason(
     assert table.count("\n| ") == 1 + len(outcomes) and "| cls_logits | 32-true | ok |" in table
 
 
-def test_peer_timing_protocol_alternates_drops_the_warm_up_and_calls_faster_only_without_overlap() -> None:
+def test_peer_timing_protocol_alternates_drops_the_warm_up_and_calls_faster_only_without_overlap(
+    monkeypatch,
+) -> None:
     """One protocol for every peer row: untimed warm-ups, alternating rounds, the median with its spread, and a
     "faster" verdict only when the spreads do not overlap (a 5 % rule once called one noisy run a win)."""
+    from benchmarks import timing
     from benchmarks.timing import Timings, alternate, compare, time_sides
 
     order: list[str] = []
@@ -130,6 +133,10 @@ def test_peer_timing_protocol_alternates_drops_the_warm_up_and_calls_faster_only
     calls: list[int] = []
     timed = time_sides({"x": lambda: calls.append(1)}, runs=5)
     assert len(timed["x"].seconds) == 5 and len(calls) > 5  # a quick call is repeated within each run
+    monkeypatch.setattr(timing, "MIN_RUN_SECONDS", 0.0)  # every call slow enough to be a run of its own
+    calls.clear()
+    time_sides({"x": lambda: calls.append(1)}, runs=5)
+    assert len(calls) == 1 + 5  # the sizing call is the warm-up: no second untimed call
     with pytest.raises(ValueError, match="positive"):
         Timings(())
 
