@@ -193,4 +193,5 @@ def patchcore_rows(
 
 def _rise(result: dict, phase: str) -> str:
     rise = (result.get("peak_rise_mib") or {}).get(phase)
-    return "—" if rise is None else f"{rise:,.0f}"
+    # a peak only rises: a reading below the last one is the MiB conversion's float noise, not a fall ("-0")
+    return "—" if rise is None else f"{max(rise, 0.0):,.0f}"
