@@ -7,19 +7,23 @@ diversity gate (spread between samples against the spread between real normals, 
 
 First the generator prior is trained once on the stand-in's photos folder (``configs/tgi_ad_prior.yaml``;
 ``--no_prior`` skips it). Per category, shots and seed, one generation run (overlay ``configs/demo_tgi_ad.yaml``:
-128 px, a tiny random CLIP and a random ResNet-18 offline), started from the prior, writes its kept images; the
-four ``*_tgi`` configs read that run folder (``--data.init_args.extra_normal_dir``), the same real shots (same
-data seed) and the untouched test split. The real-only runs are demo_anomaly's (same names, so runs made by
+128 px, the DeViSE-style scorer, a random ResNet-18 feature network), started from the prior, writes its kept
+images; the four ``*_tgi`` configs read that run folder (``--data.init_args.extra_normal_dir``), the same real shots
+(same data seed) and the untouched test split. The real-only runs are demo_anomaly's (same names, so runs made by
 ``make demo-anomaly`` are reused). ``--generation_only`` runs the prior and the generations alone, without the
-baselines: the gate that comes before any claim about them. The baselines of a seed are trained only when none
-of its generations fails that gate (``--ignore_gate`` trains them anyway): images that add no variety say nothing
-about the paper's claim. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are
-all there are judged and their values recorded (``make claims`` reads them).
+baselines: the gate that comes before any claim about them. The baselines of a seed are trained only when none of
+its generations fails that gate (``--ignore_gate`` trains them anyway): images that add no variety say nothing about
+the paper's claim. The claims of ``benchmarks/claims.yaml`` for this demo whose seeds, regimes and runs are all
+there are judged and their values recorded (``make claims`` reads them).
+
+``--weights lite0`` (``make demo-tgi-ad-imagenet``) gives the prior, every generation and every baseline the
+packaged ImageNet Lite0 (``--imagenet lite0``) and tags their runs ``_lite0``: the real-only runs are then those
+of ``make demo-anomaly-imagenet``; ``--name`` and ``--demo`` name its record and the claims it judges.
 
     python scripts/demo_tgi_ad.py [--seeds 0] [--methods PatchCore ...] [--regimes one-shot ...]
                                   [--categories brick ...] [--steps N] [--fresh] [--retest] [--report_only]
                                   [--readme] [--no_prior] [--generation_only] [--ignore_gate]
-                                  [--generation_arguments "..."]
+                                  [--generation_arguments "..."] [--weights lite0] [--name N] [--demo D]
                                   [extra cli arguments for the baselines]
 """
 

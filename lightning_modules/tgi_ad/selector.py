@@ -4,7 +4,8 @@ Score of a candidate (our reading of the paper, README.md): w · cos(CLIP image 
 text embedding) + γ · cos(CLIP image embedding, its source image's embedding), w = 1 (the paper's score); w = 0
 (``text_weight``) drops the text term, for a scorer measured not to tell the category's images from others'.
 Candidates far from the rest (distance to the candidates' mean embedding above mean + z·std) are rejected first as
-outliers; then the best ``keep`` are kept. Generation and selection iterate for a configurable number of rounds (the generation step).
+outliers; then the best ``keep`` are kept. Generation and selection iterate for a configurable number of rounds
+(the generation step).
 
 With the sources given, the kept images are spread over them: at most ⌈keep / sources⌉ from each, the best of
 each source first. A global top-``keep`` keeps almost every image from one source when the candidates of a
