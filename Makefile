@@ -67,7 +67,7 @@ demo-antispoof-imagenet: $(STAMP)  ## the same claims as the paper ran them: Ima
 demo-antispoof-imagenet-40: $(STAMP)  ## the same with mToFNet trained 40 epochs (converged) instead of the baselines' 4; reuses their runs (24 min)
 	cd $(CURDIR) && $(PY) scripts/demo_antispoof.py --imagenet lite0 --select --mtofnet-epochs 40 --readme
 
-demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in (32.8 min recorded)
+demo-anomaly: $(STAMP)  ## PatchCore / Reverse Distillation, one-, few- and full-shot, on the MVTec-layout stand-in, random features (17.8 min recorded)
 	cd $(CURDIR) && $(PY) scripts/demo_anomaly.py --readme
 
 demo-anomaly-imagenet: $(STAMP)  ## PatchCore / RD / CFlow / EfficientAD on ImageNet Lite0 features, one-, few- and full-shot, 3 seeds, the baselines' claims (87.4 min recorded)
