@@ -53,6 +53,7 @@ from demo_common import REPO, cli_run, newest_run_file, write_report
 from tgi_generations import (
     REGIMES,
     gate_failures,
+    generation_json,
     generation_run,
     generation_table,
     newest_generation_json,
@@ -281,22 +282,25 @@ def generation_mean(
 ) -> float | None:
     """The generations' ``measure`` (generation.json) at ``seed``, averaged over ``cells``; None unless every
     generation finished."""
-    found = [
-        newest_run_file(args.runs_dir, generation_run(c, s, seed, args.weights), "generated/generation.json")
-        for c, s in cells
-    ]
+    found = [generation_json(args.runs_dir, c, s, seed, args.weights) for c, s in cells]
     if not all(found):
         return None
     return statistics.mean(json.loads(f.read_text()).get(measure, float("nan")) for f in found)
 
 
+def run_config(method: str, training_set: str, weights: str = "random") -> str:
+    """The run-name stem of ``method`` trained on ``training_set`` with the backbone ``weights`` (its run tag)."""
+    suffix, tag = TRAINING_SETS[training_set]
+    return METHODS[method] + suffix + weights_tag(weights) + tag
+
+
 def group_config(group: str, weights: str = "random") -> str:
     """The run config of a claim group "<method> <training set>", e.g. "PatchCore real + generated", with the
     backbone ``weights``' run tag."""
-    for method, config in METHODS.items():
-        for training_set, (suffix, tag) in TRAINING_SETS.items():
+    for method in METHODS:
+        for training_set in TRAINING_SETS:
             if group == f"{method} {training_set}":
-                return config + suffix + weights_tag(weights) + tag
+                return run_config(method, training_set, weights)
     known = [f"{m} {t}" for m in METHODS for t in TRAINING_SETS]
     raise ValueError(f"benchmarks/claims.yaml: unknown demo-tgi-ad group {group!r}; expected one of {known}")
 
@@ -308,7 +312,6 @@ def report(args: argparse.Namespace) -> str:
     lines = (
         [] if args.weights == "random" else [f"Backbone and feature network: {WEIGHTS[args.weights]}.", ""]
     )
-    wtag = weights_tag(args.weights)
     baseline_regimes = [] if args.generation_only else args.regimes
     for regime, shots in ((r, REGIMES[r]) for r in baseline_regimes):
         # (method, training set) -> per category, the means over the seeds (None: a run is missing), read once
@@ -316,12 +319,15 @@ def report(args: argparse.Namespace) -> str:
             (method, training_set): [
                 seed_means(
                     args.runs_dir,
-                    [run_name(METHODS[method] + suffix + wtag + tag, c, shots, s) for s in args.seeds],
+                    [
+                        run_name(run_config(method, training_set, args.weights), c, shots, s)
+                        for s in args.seeds
+                    ],
                 )
                 for c in args.categories
             ]
             for method in args.methods
-            for training_set, (suffix, tag) in TRAINING_SETS.items()
+            for training_set in TRAINING_SETS
         }
         if not any(any(v) for (_, training_set), v in values.items() if training_set != "real"):
             lines += [

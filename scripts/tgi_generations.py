@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from demo_anomaly import weights_tag
 from demo_common import newest_run_file
@@ -41,6 +42,15 @@ def generation_run(category: str, shots: str, seed: int, weights: str = "random"
     return f"demo_tgi_generate_{category}_{shots}shot_seed{seed}{weights_tag(weights)}"
 
 
+def generation_json(
+    runs_dir: str, category: str, shots: str, seed: int, weights: str = "random"
+) -> Path | None:
+    """The newest finished generation.json of one (category, shots, seed) generation run, or None."""
+    return newest_run_file(
+        runs_dir, generation_run(category, shots, seed, weights), "generated/generation.json"
+    )
+
+
 def prior_run(weights: str) -> str:
     """The generator prior's run, one per feature network (its feature loss goes through it)."""
     return f"demo_tgi_prior{weights_tag(weights)}"
@@ -59,11 +69,7 @@ def generation_table(args: argparse.Namespace) -> list[str]:
     for regime, shots in ((r, REGIMES[r]) for r in args.regimes):
         for category in args.categories:
             for seed in args.seeds:
-                found = newest_run_file(
-                    args.runs_dir,
-                    generation_run(category, shots, seed, args.weights),
-                    "generated/generation.json",
-                )
+                found = generation_json(args.runs_dir, category, shots, seed, args.weights)
                 if found is None:
                     lines.append(f"| {regime} | {category} | {seed} |" + " — |" * 9)
                     continue
